@@ -1,0 +1,126 @@
+// Command p2pd is the P2P relay daemon: devices connect with an id, pair 1:1
+// through it and send events to their peer.
+package main
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"net"
+	"os"
+	"os/signal"
+	"syscall"
+	"time"
+
+	"github.com/alecthomas/kong"
+
+	"github.com/p2prelay/p2prelay/internal/version"
+	"github.com/p2prelay/p2prelay/server"
+)
+
+// CLI is p2pd's command line.
+type CLI struct {
+	Serve   ServeCmd         `cmd:"" default:"withargs" help:"Serve the relay (the default command)."`
+	Version kong.VersionFlag `help:"Print the version and exit."`
+}
+
+// LogFlags configure the structured logs.
+type LogFlags struct {
+	LogLevel  string `help:"Log level: debug, info, warn or error." default:"info" enum:"debug,info,warn,error" env:"P2PD_LOG_LEVEL"`
+	LogFormat string `help:"Log format: text or json." default:"text" enum:"text,json" env:"P2PD_LOG_FORMAT"`
+}
+
+// Logger returns the slog.Logger these flags describe, writing to stderr.
+func (f LogFlags) Logger() *slog.Logger {
+	var level slog.Level
+	_ = level.UnmarshalText([]byte(f.LogLevel))
+	opts := &slog.HandlerOptions{Level: level}
+	if f.LogFormat == "json" {
+		return slog.New(slog.NewJSONHandler(os.Stderr, opts))
+	}
+	return slog.New(slog.NewTextHandler(os.Stderr, opts))
+}
+
+// ServeCmd serves the relay.
+type ServeCmd struct {
+	Listen       string        `help:"Address to listen on (host:port)." default:":9000" env:"P2PD_LISTEN"`
+	PingInterval time.Duration `help:"Engine.IO heartbeat interval." default:"25s" env:"P2PD_PING_INTERVAL"`
+	PingTimeout  time.Duration `help:"How long a device may miss heartbeats before it counts as gone." default:"20s" env:"P2PD_PING_TIMEOUT"`
+	PairTimeout  time.Duration `help:"How long a target has to answer a pairing request." default:"10s" env:"P2PD_PAIR_TIMEOUT"`
+	AckTimeout   time.Duration `help:"How long a peer has to answer a relayed acknowledgement." default:"30s" env:"P2PD_ACK_TIMEOUT"`
+	DuplicateID  string        `help:"What to do when a device connects with an id already in use: reject or takeover." default:"reject" enum:"reject,takeover" env:"P2PD_DUPLICATE_ID"`
+	ShutdownWait time.Duration `help:"How long a graceful shutdown may take." default:"5s" env:"P2PD_SHUTDOWN_WAIT"`
+	LogFlags
+}
+
+// Validate checks the flags together.
+func (c *ServeCmd) Validate() error {
+	for name, d := range map[string]time.Duration{
+		"--ping-interval": c.PingInterval, "--ping-timeout": c.PingTimeout,
+		"--pair-timeout": c.PairTimeout, "--ack-timeout": c.AckTimeout, "--shutdown-wait": c.ShutdownWait,
+	} {
+		if d <= 0 {
+			return fmt.Errorf("%s must be positive, got %s", name, d)
+		}
+	}
+	return nil
+}
+
+// Run serves until ctx ends, then shuts down gracefully.
+func (c *ServeCmd) Run(ctx context.Context) error {
+	log := c.Logger()
+	svc, err := server.NewService(server.ServiceConfig{
+		Relay: server.Config{
+			PairTimeout: c.PairTimeout,
+			AckTimeout:  c.AckTimeout,
+			DuplicateID: server.DuplicatePolicy(c.DuplicateID),
+			Logger:      log,
+		},
+		PingInterval: c.PingInterval,
+		PingTimeout:  c.PingTimeout,
+	})
+	if err != nil {
+		return err
+	}
+	ln, err := net.Listen("tcp", c.Listen)
+	if err != nil {
+		return fmt.Errorf("listen on %s: %w", c.Listen, err)
+	}
+	log.Info("p2pd serving", "addr", ln.Addr().String(), "version", version.String())
+
+	errc := make(chan error, 1)
+	go func() { errc <- svc.Serve(ln) }()
+	select {
+	case err := <-errc:
+		return err
+	case <-ctx.Done():
+	}
+	log.Info("shutting down", "wait", c.ShutdownWait)
+	sctx, cancel := context.WithTimeout(context.Background(), c.ShutdownWait)
+	defer cancel()
+	if err := svc.Shutdown(sctx); err != nil {
+		log.Warn("shutdown incomplete", "err", err)
+	}
+	if err := <-errc; err != nil {
+		return err
+	}
+	log.Info("stopped")
+	return nil
+}
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	var cli CLI
+	kctx := kong.Parse(&cli,
+		kong.Name("p2pd"),
+		kong.Description("The P2P relay: devices connect with an id, pair 1:1 and send events to their peer."),
+		kong.UsageOnError(),
+		kong.Vars{"version": version.String()},
+		kong.BindTo(ctx, (*context.Context)(nil)),
+	)
+	if err := kctx.Run(); err != nil {
+		fmt.Fprintln(os.Stderr, "p2pd:", err)
+		os.Exit(1)
+	}
+}

@@ -1,0 +1,163 @@
+package protocol
+
+import (
+	"unicode"
+	"unicode/utf8"
+)
+
+// MaxIDLength is the longest device id, in characters.
+const MaxIDLength = 128
+
+// ValidateID checks a device id: 1 to MaxIDLength characters of valid UTF-8,
+// none of them a control character. It returns a BAD_ID *Error otherwise.
+func ValidateID(id string) error {
+	if id == "" {
+		return Errorf(CodeBadID, "device id is empty")
+	}
+	if !utf8.ValidString(id) {
+		return Errorf(CodeBadID, "device id is not valid UTF-8")
+	}
+	n := 0
+	for _, r := range id {
+		n++
+		if n > MaxIDLength {
+			return Errorf(CodeBadID, "device id is longer than %d characters", MaxIDLength)
+		}
+		if unicode.IsControl(r) {
+			return Errorf(CodeBadID, "device id contains control character %U", r)
+		}
+	}
+	return nil
+}
+
+// IDFromQuery picks the device id and generation out of the handshake query.
+// get returns the first value of a query key and whether it was present.
+// A device names itself with deviceId (generation 1) or clientId
+// (generation 2); naming both, with different values, is refused.
+func IDFromQuery(get func(key string) (string, bool)) (string, Generation, error) {
+	dev, hasDev := get(QueryDeviceID)
+	cli, hasCli := get(QueryClientID)
+	switch {
+	case hasDev && hasCli && dev != cli:
+		return "", 0, Errorf(CodeBadID, "deviceId %q and clientId %q disagree; give one", dev, cli)
+	case hasCli:
+		if err := ValidateID(cli); err != nil {
+			return "", 0, err
+		}
+		return cli, Gen2, nil
+	case hasDev:
+		if err := ValidateID(dev); err != nil {
+			return "", 0, err
+		}
+		return dev, Gen1, nil
+	}
+	return "", 0, Errorf(CodeBadID, "no device id: connect with ?clientId=ID (or ?deviceId=ID)")
+}
+
+// RelayRequest is a decoded P2P_EMIT or P2P_EMIT_ACKNOWLEDGE payload.
+type RelayRequest struct {
+	Target string // targetClientId or targetDeviceId
+	Event  string
+	Args   []any
+}
+
+// ParseRelayRequest decodes the first argument of P2P_EMIT or
+// P2P_EMIT_ACKNOWLEDGE: an object with a target (targetClientId, or
+// targetDeviceId for generation 1), a non-empty event name that is not
+// reserved, and args, an array (absent or null means no arguments).
+func ParseRelayRequest(payload any) (RelayRequest, error) {
+	m, ok := payload.(map[string]any)
+	if !ok {
+		return RelayRequest{}, Errorf(CodeBadRequest, "relay request must be an object {targetClientId, event, args}, got %s", typeName(payload))
+	}
+	var req RelayRequest
+	target, err := targetOf(m)
+	if err != nil {
+		return RelayRequest{}, err
+	}
+	req.Target = target
+
+	ev, ok := m[KeyEvent].(string)
+	switch {
+	case !ok:
+		return RelayRequest{}, Errorf(CodeBadRequest, "event must be a string, got %s", typeName(m[KeyEvent]))
+	case ev == "":
+		return RelayRequest{}, Errorf(CodeBadRequest, "event name is empty")
+	case len(ev) > MaxEventNameLength:
+		return RelayRequest{}, Errorf(CodeBadRequest, "event name is longer than %d bytes", MaxEventNameLength)
+	case IsReservedEvent(ev):
+		return RelayRequest{}, Errorf(CodeReservedEvent, "event %q is reserved", ev)
+	}
+	req.Event = ev
+
+	switch args := m[KeyArgs].(type) {
+	case nil:
+	case []any:
+		req.Args = args
+	default:
+		return RelayRequest{}, Errorf(CodeBadRequest, "args must be an array, got %s", typeName(args))
+	}
+	return req, nil
+}
+
+// MaxEventNameLength is the longest relayed event name, in bytes.
+const MaxEventNameLength = 256
+
+func targetOf(m map[string]any) (string, error) {
+	var (
+		target string
+		found  bool
+	)
+	for _, key := range [...]string{KeyTargetClientID, KeyTargetDeviceID} {
+		v, ok := m[key]
+		if !ok || v == nil {
+			continue
+		}
+		s, ok := v.(string)
+		if !ok {
+			return "", Errorf(CodeBadRequest, "%s must be a string, got %s", key, typeName(v))
+		}
+		if found && s != target {
+			return "", Errorf(CodeBadRequest, "targetClientId and targetDeviceId disagree")
+		}
+		target, found = s, true
+	}
+	if !found {
+		return "", Errorf(CodeBadRequest, "missing target: give targetClientId (or targetDeviceId)")
+	}
+	if err := ValidateID(target); err != nil {
+		return "", err
+	}
+	return target, nil
+}
+
+// ParseTarget decodes the target id of P2P_REGISTER.
+func ParseTarget(v any) (string, error) {
+	s, ok := v.(string)
+	if !ok {
+		return "", Errorf(CodeBadRequest, "target id must be a string, got %s", typeName(v))
+	}
+	if err := ValidateID(s); err != nil {
+		return "", err
+	}
+	return s, nil
+}
+
+// typeName names a decoded JSON value's type for error messages.
+func typeName(v any) string {
+	switch v.(type) {
+	case nil:
+		return "null"
+	case string:
+		return "a string"
+	case bool:
+		return "a boolean"
+	case float64, float32, int, int64, int32, uint64, uint32:
+		return "a number"
+	case []any:
+		return "an array"
+	case map[string]any:
+		return "an object"
+	}
+	return "binary or another type"
+}

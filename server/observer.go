@@ -1,0 +1,56 @@
+package server
+
+import (
+	"time"
+
+	"github.com/p2prelay/p2prelay/protocol"
+)
+
+// EventKind names what happened in the relay.
+type EventKind string
+
+// The kinds of Event the relay publishes.
+const (
+	DeviceConnected    EventKind = "device_connected"
+	DeviceDisconnected EventKind = "device_disconnected"
+	PairCreated        EventKind = "pair_created"
+	PairEnded          EventKind = "pair_ended"
+	PairRefused        EventKind = "pair_refused"
+)
+
+// Reasons a pair ends, in Event.Reason for PairEnded.
+const (
+	ReasonUnregister = "unregister" // a side asked to unpair
+	ReasonDisconnect = "disconnect" // a side disconnected
+	ReasonKicked     = "kicked"     // an operator kicked a side
+	ReasonBroken     = "broken"     // an operator broke the pair
+	ReasonTakeover   = "takeover"   // a side's id was taken over by a new connection
+	ReasonShutdown   = "shutdown"   // the relay is stopping
+)
+
+// Event is one thing that happened in the relay, as published to an Observer.
+type Event struct {
+	Kind   EventKind     `json:"kind"`
+	Time   time.Time     `json:"time"`
+	Device *Device       `json:"device,omitempty"` // DeviceConnected
+	ID     string        `json:"id,omitempty"`     // the device concerned; for pairs, the side that asked
+	Peer   string        `json:"peer,omitempty"`   // for pairs, the other side
+	Reason string        `json:"reason,omitempty"` // DeviceDisconnected, PairEnded
+	Code   protocol.Code `json:"code,omitempty"`   // PairRefused
+}
+
+// Observer receives the relay's events, in the order they happened for any
+// one device. OnEvent is called on the relay's hot path: it must not block.
+type Observer interface {
+	OnEvent(Event)
+}
+
+// ObserverFunc adapts a function to an Observer.
+type ObserverFunc func(Event)
+
+// OnEvent calls f(e).
+func (f ObserverFunc) OnEvent(e Event) { f(e) }
+
+type nopObserver struct{}
+
+func (nopObserver) OnEvent(Event) {}

@@ -1,0 +1,123 @@
+package server
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/zishang520/socket.io/servers/socket/v3"
+)
+
+// ServiceConfig configures a Service: the relay and its socket.io server.
+type ServiceConfig struct {
+	Relay Config
+	// PingInterval and PingTimeout are Engine.IO's heartbeat; zero keeps
+	// the library defaults (25s and 20s).
+	PingInterval time.Duration
+	PingTimeout  time.Duration
+	// MaxHTTPBufferSize bounds one Engine.IO message, in bytes; zero keeps
+	// the library default (1 MB).
+	MaxHTTPBufferSize int64
+	// Options, when set, are used as the socket.io server options instead
+	// of NewSocketServerOptions; the fields above are applied on top.
+	Options *socket.ServerOptions
+}
+
+// Service is a relay served over HTTP: socket.io at /socket.io/ and a health
+// check at /healthz. Create it with NewService, add more handlers with
+// Handle, then Serve; Shutdown stops it.
+type Service struct {
+	Relay *Relay
+	IO    *socket.Server
+
+	mux     *http.ServeMux
+	srv     *http.Server
+	serving atomic.Bool
+	once    sync.Once
+}
+
+// NewService builds a relay and its socket.io server.
+func NewService(cfg ServiceConfig) (*Service, error) {
+	opts := cfg.Options
+	if opts == nil {
+		opts = NewSocketServerOptions()
+	}
+	if cfg.PingInterval > 0 {
+		opts.SetPingInterval(cfg.PingInterval)
+	}
+	if cfg.PingTimeout > 0 {
+		opts.SetPingTimeout(cfg.PingTimeout)
+	}
+	if cfg.MaxHTTPBufferSize > 0 {
+		opts.SetMaxHttpBufferSize(cfg.MaxHTTPBufferSize)
+	}
+	io := socket.NewServer(nil, opts)
+	relay, err := Attach(io, cfg.Relay)
+	if err != nil {
+		return nil, err
+	}
+	s := &Service{Relay: relay, IO: io, mux: http.NewServeMux()}
+	s.mux.Handle("/socket.io/", io.ServeHandler(opts))
+	s.mux.HandleFunc("GET /healthz", s.healthz)
+	s.srv = &http.Server{Handler: s.mux, ReadHeaderTimeout: 10 * time.Second}
+	return s, nil
+}
+
+// Handle adds an HTTP handler beside the relay (admin API, metrics). Call it
+// before Serve.
+func (s *Service) Handle(pattern string, h http.Handler) { s.mux.Handle(pattern, h) }
+
+// Handler returns the service's HTTP handler, for callers that run their
+// own http.Server.
+func (s *Service) Handler() http.Handler { return s.mux }
+
+func (s *Service) healthz(w http.ResponseWriter, _ *http.Request) {
+	if !s.serving.Load() {
+		http.Error(w, "not serving\n", http.StatusServiceUnavailable)
+		return
+	}
+	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+	_, _ = fmt.Fprintln(w, "ok")
+}
+
+// Serve accepts connections on ln until Shutdown. It returns nil after a
+// clean shutdown.
+func (s *Service) Serve(ln net.Listener) error {
+	s.serving.Store(true)
+	err := s.srv.Serve(ln)
+	if errors.Is(err, http.ErrServerClosed) {
+		return nil
+	}
+	return err
+}
+
+// ServeTLS is Serve over TLS with the given certificate and key files.
+func (s *Service) ServeTLS(ln net.Listener, certFile, keyFile string) error {
+	s.serving.Store(true)
+	err := s.srv.ServeTLS(ln, certFile, keyFile)
+	if errors.Is(err, http.ErrServerClosed) {
+		return nil
+	}
+	return err
+}
+
+// Shutdown stops the service: /healthz turns 503, the relay tells paired
+// devices and closes every connection, then the HTTP server stops. It
+// returns when done or when ctx ends.
+func (s *Service) Shutdown(ctx context.Context) error {
+	var err error
+	s.once.Do(func() {
+		s.serving.Store(false)
+		err = s.Relay.Shutdown(ctx)
+		s.IO.Close(nil)
+		if herr := s.srv.Shutdown(ctx); herr != nil && err == nil {
+			err = herr
+		}
+	})
+	return err
+}
