@@ -76,15 +76,15 @@ func (g Generation) String() string {
 
 // reservedEvents are event names a device may not make the relay emit.
 var reservedEvents = map[string]struct{}{
-	EventServerError:  {},
-	EventListClients:  {},
-	"connect":         {},
-	"connect_error":   {},
-	"disconnect":      {},
-	"disconnecting":   {},
-	"error":           {},
-	"newListener":     {},
-	"removeListener":  {},
+	EventServerError: {},
+	EventListClients: {},
+	"connect":        {},
+	"connect_error":  {},
+	"disconnect":     {},
+	"disconnecting":  {},
+	"error":          {},
+	"newListener":    {},
+	"removeListener": {},
 	// socket.io-client 2.x also emits these on the socket itself.
 	"connect_timeout":   {},
 	"reconnect":         {},

@@ -58,7 +58,7 @@ type Stats struct {
 	Messages    uint64                   `json:"messages"`
 	Acks        uint64                   `json:"acks"`
 	Paired      uint64                   `json:"paired"`
-	Refusals    map[protocol.Code]uint64 `json:"refusals"`     // refused requests by code
+	Refusals    map[protocol.Code]uint64 `json:"refusals"`    // refused requests by code
 	PairFailed  map[protocol.Code]uint64 `json:"pair_failed"` // failed pairing requests by code
 }
 

@@ -16,7 +16,7 @@ type Device struct {
 	Transport   string              `json:"transport"`
 	EngineIO    int                 `json:"engine_io"` // Engine.IO protocol: 3 (client 2.x) or 4
 	ConnectedAt time.Time           `json:"connected_at"`
-	Peer        string              `json:"peer"`     // the paired device, "" when none
+	Peer        string              `json:"peer"`    // the paired device, "" when none
 	Pairing     string              `json:"pairing"` // the device a handshake is under way with, "" when none
 }
 
