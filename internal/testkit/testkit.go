@@ -1,0 +1,313 @@
+// Package testkit starts real relays on loopback and drives them with raw
+// socket.io devices, for the integration tests of every package.
+package testkit
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"net/url"
+	"sync"
+	"testing"
+	"time"
+
+	engine "github.com/zishang520/socket.io/clients/engine/v3"
+	client "github.com/zishang520/socket.io/clients/socket/v3"
+	sio "github.com/zishang520/socket.io/servers/socket/v3"
+	"github.com/zishang520/socket.io/v3/pkg/types"
+
+	"github.com/p2prelay/p2prelay/protocol"
+	"github.com/p2prelay/p2prelay/server"
+)
+
+// Wait is how long a test waits for something that should happen.
+const Wait = 5 * time.Second
+
+// Relay is a relay serving on 127.0.0.1 for one test.
+type Relay struct {
+	*server.Service
+	URL string // http://127.0.0.1:PORT
+}
+
+// StartRelay serves a relay on 127.0.0.1:0 until the test ends.
+func StartRelay(t testing.TB, cfg server.ServiceConfig) *Relay {
+	t.Helper()
+	svc, err := server.NewService(cfg)
+	if err != nil {
+		t.Fatalf("NewService: %v", err)
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatalf("listen: %v", err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- svc.Serve(ln) }()
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), Wait)
+		defer cancel()
+		_ = svc.Shutdown(ctx)
+		select {
+		case err := <-done:
+			if err != nil {
+				t.Errorf("Serve: %v", err)
+			}
+		case <-ctx.Done():
+			t.Errorf("relay did not stop")
+		}
+	})
+	return &Relay{Service: svc, URL: "http://" + ln.Addr().String()}
+}
+
+// Event is one event a Device received.
+type Event struct {
+	Name string
+	Args []any
+	Ack  func(args ...any) // nil when the relay wants no answer
+}
+
+// Device is a raw socket.io client connected to a relay: it does nothing by
+// itself, so tests can play either protocol generation by hand.
+type Device struct {
+	t      testing.TB
+	Socket *client.Socket
+
+	mu     sync.Mutex // guards queue
+	queue  []Event
+	notify chan struct{}
+	closed chan struct{}
+	once   sync.Once
+}
+
+// DialOptions says how a Device connects.
+type DialOptions struct {
+	Query      url.Values
+	Auth       map[string]any
+	Transports []string // "polling", "websocket"; default both
+}
+
+// Dial connects a generation-2 device (?clientId=id) and waits until the
+// relay accepted it.
+func Dial(t testing.TB, relayURL, id string) *Device {
+	t.Helper()
+	return DialWith(t, relayURL, DialOptions{Query: url.Values{protocol.QueryClientID: {id}}})
+}
+
+// DialGen1 connects a generation-1 device (?deviceId=id).
+func DialGen1(t testing.TB, relayURL, id string) *Device {
+	t.Helper()
+	return DialWith(t, relayURL, DialOptions{Query: url.Values{protocol.QueryDeviceID: {id}}})
+}
+
+// DialWith connects with explicit options and waits until accepted.
+func DialWith(t testing.TB, relayURL string, o DialOptions) *Device {
+	t.Helper()
+	d, err := TryDial(t, relayURL, o)
+	if err != nil {
+		t.Fatalf("dial %v: %v", o.Query, err)
+	}
+	return d
+}
+
+// TryDial connects and returns the connect error the relay answered, if any.
+// A device the relay accepted is closed when the test ends.
+func TryDial(t testing.TB, relayURL string, o DialOptions) (*Device, error) {
+	t.Helper()
+	opts := client.DefaultOptions()
+	opts.SetForceNew(true)
+	opts.SetReconnection(false)
+	opts.SetQuery(o.Query)
+	if o.Auth != nil {
+		opts.SetAuth(o.Auth)
+	}
+	ts := types.NewSet[engine.TransportCtor]()
+	if len(o.Transports) == 0 {
+		o.Transports = []string{"polling", "websocket"}
+	}
+	for _, name := range o.Transports {
+		switch name {
+		case "polling":
+			ts.Add(client.Polling)
+		case "websocket":
+			ts.Add(client.WebSocket)
+		}
+	}
+	opts.SetTransports(ts)
+	s, err := client.Connect(relayURL, opts)
+	if err != nil {
+		return nil, err
+	}
+	d := &Device{t: t, Socket: s, notify: make(chan struct{}, 1), closed: make(chan struct{})}
+	s.OnAny(func(args ...any) { d.push(args) })
+	result := make(chan error, 1)
+	_ = s.Once("connect", func(...any) { result <- nil })
+	_ = s.Once("connect_error", func(args ...any) {
+		err := errors.New("connect_error")
+		if len(args) > 0 {
+			if e, ok := args[0].(error); ok {
+				err = e
+			} else {
+				err = fmt.Errorf("%v", args[0])
+			}
+		}
+		result <- err
+	})
+	_ = s.On("disconnect", func(...any) { d.once.Do(func() { close(d.closed) }) })
+	select {
+	case err := <-result:
+		if err != nil {
+			s.Close()
+			return nil, err
+		}
+	case <-time.After(Wait):
+		s.Close()
+		return nil, errors.New("timed out connecting")
+	}
+	t.Cleanup(d.Close)
+	return d, nil
+}
+
+func (d *Device) push(args []any) {
+	if len(args) == 0 {
+		return
+	}
+	name, _ := args[0].(string)
+	ev := Event{Name: name, Args: args[1:]}
+	if n := len(ev.Args); n > 0 {
+		if fn, ok := ev.Args[n-1].(sio.Ack); ok {
+			ev.Args = ev.Args[:n-1]
+			ev.Ack = func(vals ...any) { fn(vals, nil) }
+		}
+	}
+	d.mu.Lock()
+	d.queue = append(d.queue, ev)
+	d.mu.Unlock()
+	select {
+	case d.notify <- struct{}{}:
+	default:
+	}
+}
+
+// Close disconnects the device.
+func (d *Device) Close() { d.Socket.Close() }
+
+// Closed is closed when the relay disconnects the device.
+func (d *Device) Closed() <-chan struct{} { return d.closed }
+
+// Emit sends an event without an ack.
+func (d *Device) Emit(event string, args ...any) {
+	d.t.Helper()
+	if err := d.Socket.Emit(event, args...); err != nil {
+		d.t.Fatalf("emit %s: %v", event, err)
+	}
+}
+
+// Request sends an event with an ack and returns the ack's values.
+func (d *Device) Request(event string, args ...any) []any {
+	d.t.Helper()
+	got, err := d.TryRequest(event, args...)
+	if err != nil {
+		d.t.Fatalf("%s: %v", event, err)
+	}
+	return got
+}
+
+// TryRequest is Request that returns an error when no ack comes in time.
+func (d *Device) TryRequest(event string, args ...any) ([]any, error) {
+	ch := make(chan []any, 1)
+	all := append(append([]any{}, args...), sio.Ack(func(vals []any, _ error) { ch <- vals }))
+	if err := d.Socket.Emit(event, all...); err != nil {
+		return nil, err
+	}
+	select {
+	case v := <-ch:
+		return v, nil
+	case <-time.After(Wait):
+		return nil, fmt.Errorf("no ack for %s within %s", event, Wait)
+	}
+}
+
+// Next waits for the next event named name, dropping nothing: events with
+// other names stay queued for later calls.
+func (d *Device) Next(name string) Event {
+	d.t.Helper()
+	ev, ok := d.Await(name, Wait)
+	if !ok {
+		d.t.Fatalf("no %s event within %s; queued: %v", name, Wait, d.Names())
+	}
+	return ev
+}
+
+// Await waits up to wait for an event named name.
+func (d *Device) Await(name string, wait time.Duration) (Event, bool) {
+	deadline := time.NewTimer(wait)
+	defer deadline.Stop()
+	for {
+		d.mu.Lock()
+		for i, ev := range d.queue {
+			if ev.Name == name {
+				d.queue = append(d.queue[:i], d.queue[i+1:]...)
+				d.mu.Unlock()
+				return ev, true
+			}
+		}
+		d.mu.Unlock()
+		select {
+		case <-d.notify:
+		case <-deadline.C:
+			return Event{}, false
+		}
+	}
+}
+
+// Names lists the names of the queued events.
+func (d *Device) Names() []string {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	out := make([]string, len(d.queue))
+	for i, ev := range d.queue {
+		out[i] = ev.Name
+	}
+	return out
+}
+
+// ServerError waits for a SERVER_ERROR and returns its code.
+func (d *Device) ServerError() *protocol.Error {
+	d.t.Helper()
+	ev := d.Next(protocol.EventServerError)
+	if len(ev.Args) != 1 {
+		d.t.Fatalf("SERVER_ERROR with %d args, want 1", len(ev.Args))
+	}
+	text, ok := ev.Args[0].(string)
+	if !ok {
+		d.t.Fatalf("SERVER_ERROR arg is %T, want string", ev.Args[0])
+	}
+	return protocol.ParseServerError(text)
+}
+
+// NoEvent fails the test if an event named name arrives within wait.
+func (d *Device) NoEvent(name string, wait time.Duration) {
+	d.t.Helper()
+	if ev, ok := d.Await(name, wait); ok {
+		d.t.Fatalf("unexpected %s event: %v", name, ev.Args)
+	}
+}
+
+// Pair makes src ask to pair with dst; dst, a generation-2 device played
+// by hand, accepts through the ack. It fails the test unless they pair.
+func Pair(t testing.TB, src, dst *Device, dstID string, srcID string) {
+	t.Helper()
+	res := make(chan []any, 1)
+	go func() {
+		v, _ := src.TryRequest(protocol.EventRegister, dstID)
+		res <- v
+	}()
+	ask := dst.Next(protocol.EventRegister)
+	if len(ask.Args) != 1 || ask.Args[0] != srcID || ask.Ack == nil {
+		t.Fatalf("target got P2P_REGISTER %v (ack %v), want (%q, ack)", ask.Args, ask.Ack != nil, srcID)
+	}
+	ask.Ack(true)
+	if v := <-res; len(v) != 1 || v[0] != true {
+		t.Fatalf("P2P_REGISTER answered %v, want [true]", v)
+	}
+}
