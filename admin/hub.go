@@ -1,0 +1,471 @@
+package admin
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/p2prelay/p2prelay/protocol"
+	"github.com/p2prelay/p2prelay/server"
+)
+
+// Defaults for Config's zero values.
+const (
+	DefaultBuffer        = 4096
+	DefaultBatch         = 256
+	DefaultStatsInterval = time.Second
+	DefaultAckTimeout    = 30 * time.Second
+)
+
+// Config configures a Hub.
+type Config struct {
+	// Token is the admin token every admin surface requires. Required: use
+	// GenerateToken when the operator gave none.
+	Token string
+	// Logger receives structured logs. Default: a logger that discards.
+	Logger *slog.Logger
+	// Buffer is how many deltas may wait for one subscriber; one that falls
+	// further behind is resynced with a fresh snapshot. Default DefaultBuffer.
+	Buffer int
+	// Batch is the most deltas sent in one message. Default DefaultBatch.
+	Batch int
+	// StatsInterval is how often the counters are sent. Default one second.
+	StatsInterval time.Duration
+	// AckTimeout is how long a subscriber has to acknowledge a message
+	// before it is disconnected. Default DefaultAckTimeout.
+	AckTimeout time.Duration
+	// MetricsOpen serves /metrics without the admin token.
+	MetricsOpen bool
+	// Now is the clock. Default time.Now.
+	Now func() time.Time
+}
+
+func (c Config) withDefaults() (Config, error) {
+	if err := ValidateToken(c.Token); err != nil {
+		return c, err
+	}
+	if c.Buffer < 0 || c.Batch < 0 || c.StatsInterval < 0 || c.AckTimeout < 0 {
+		return c, errors.New("admin: buffer, batch, stats interval and ack timeout must not be negative")
+	}
+	if c.Logger == nil {
+		c.Logger = slog.New(slog.DiscardHandler)
+	}
+	if c.Buffer == 0 {
+		c.Buffer = DefaultBuffer
+	}
+	if c.Batch == 0 {
+		c.Batch = DefaultBatch
+	}
+	if c.StatsInterval == 0 {
+		c.StatsInterval = DefaultStatsInterval
+	}
+	if c.AckTimeout == 0 {
+		c.AckTimeout = DefaultAckTimeout
+	}
+	if c.Now == nil {
+		c.Now = time.Now
+	}
+	return c, nil
+}
+
+// Source is what the hub reads from and commands: *server.Relay.
+type Source interface {
+	Devices() []server.DeviceInfo
+	Pairs() []server.PairInfo
+	Stats() server.Stats
+	Kick(id string) error
+	Unpair(id string) (server.Pair, error)
+}
+
+// Hub fans the relay's events out to admin subscribers as one ordered
+// stream. It is a server.Observer: pass it as server.Config.Observer, then
+// call Start with the relay. The caller must call Close.
+//
+// How the stream stays coherent: the hub numbers every delta under its
+// lock. A (re)sync reads the current number S under that same lock, clears
+// the subscriber's buffer at that instant, and only then reads the relay's
+// state. The relay publishes each event after it changed its state, so every
+// change numbered S or lower is in the snapshot; the buffer then holds
+// exactly the deltas numbered S+1 onwards. Changes made while the snapshot
+// is read may be in it and also arrive as deltas; State.Apply is idempotent
+// for them, so snapshot plus deltas in order ends at the relay's state.
+// Reading the relay outside the lock keeps a 10,000-device snapshot from
+// ever holding up the relay's goroutines in OnEvent.
+type Hub struct {
+	cfg   Config
+	log   *slog.Logger
+	token tokenHash
+
+	src     atomic.Pointer[Source]
+	stats   atomic.Pointer[Stats] // the latest counters, with rates
+	startMu sync.Mutex            // guards started
+	started bool
+
+	mu   sync.Mutex // guards seq and subs
+	seq  uint64
+	subs map[*subscriber]struct{}
+
+	nsubs        atomic.Int64
+	resyncs      atomic.Uint64
+	authFailures [2]atomic.Uint64 // by surface: socket, http
+
+	reg    *prometheus.Registry
+	closed chan struct{}
+	once   sync.Once
+	wg     sync.WaitGroup
+}
+
+// subscriber is one consumer of the stream.
+type subscriber struct {
+	ch    chan Delta
+	stale atomic.Bool   // set when ch overflowed: the subscriber needs a snapshot
+	wake  chan struct{} // signalled when stale is set
+}
+
+// New returns a Hub. It fails for a missing or unusable token.
+func New(cfg Config) (*Hub, error) {
+	cfg, err := cfg.withDefaults()
+	if err != nil {
+		return nil, err
+	}
+	h := &Hub{
+		cfg:    cfg,
+		log:    cfg.Logger,
+		token:  hashToken(cfg.Token),
+		subs:   make(map[*subscriber]struct{}),
+		closed: make(chan struct{}),
+	}
+	if len(cfg.Token) < MinTokenLength {
+		h.log.Warn("the admin token is short; use at least 16 random characters", "length", len(cfg.Token))
+	}
+	h.reg = newRegistry(h)
+	return h, nil
+}
+
+// Start binds the hub to the relay and starts sending the counters. Call it
+// once, after the relay exists.
+func (h *Hub) Start(src Source) {
+	h.startMu.Lock()
+	defer h.startMu.Unlock()
+	if h.started {
+		return
+	}
+	h.started = true
+	h.src.Store(&src)
+	h.wg.Add(1)
+	go h.tickStats()
+}
+
+// Close stops the hub: streams end and the counters stop. It is safe to
+// call more than once.
+func (h *Hub) Close() {
+	h.once.Do(func() { close(h.closed) })
+	h.wg.Wait()
+}
+
+func (h *Hub) source() Source {
+	if p := h.src.Load(); p != nil {
+		return *p
+	}
+	return nil
+}
+
+// OnEvent numbers a relay event and hands it to every subscriber. It never
+// blocks: a subscriber whose buffer is full is marked for a resync.
+func (h *Hub) OnEvent(e server.Event) {
+	h.publish(deltaOf(e))
+}
+
+func (h *Hub) publish(d Delta) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	h.seq++
+	d.Seq = h.seq
+	for sub := range h.subs {
+		if sub.stale.Load() {
+			continue
+		}
+		select {
+		case sub.ch <- d:
+		default:
+			sub.stale.Store(true)
+			h.resyncs.Add(1)
+			select {
+			case sub.wake <- struct{}{}:
+			default:
+			}
+		}
+	}
+}
+
+// Seq returns the number of the last delta.
+func (h *Hub) Seq() uint64 {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return h.seq
+}
+
+func (h *Hub) subscribe() *subscriber {
+	sub := &subscriber{ch: make(chan Delta, h.cfg.Buffer), wake: make(chan struct{}, 1)}
+	sub.stale.Store(true) // the first thing a subscriber gets is a snapshot
+	h.mu.Lock()
+	h.subs[sub] = struct{}{}
+	h.mu.Unlock()
+	h.nsubs.Add(1)
+	return sub
+}
+
+func (h *Hub) unsubscribe(sub *subscriber) {
+	h.mu.Lock()
+	_, ok := h.subs[sub]
+	delete(h.subs, sub)
+	h.mu.Unlock()
+	if ok {
+		h.nsubs.Add(-1)
+	}
+}
+
+// requestResync makes the subscriber's stream send a fresh snapshot next.
+func (h *Hub) requestResync(sub *subscriber) {
+	sub.stale.Store(true)
+	select {
+	case sub.wake <- struct{}{}:
+	default:
+	}
+}
+
+// resync restarts a subscriber's stream: it empties its buffer and returns
+// a snapshot that the deltas arriving from now on follow.
+func (h *Hub) resync(sub *subscriber) *Snapshot {
+	h.mu.Lock()
+	for drained := false; !drained; {
+		select {
+		case <-sub.ch:
+		case <-sub.wake:
+		default:
+			drained = true
+		}
+	}
+	sub.stale.Store(false)
+	seq := h.seq
+	h.mu.Unlock()
+	return h.snapshotAt(seq)
+}
+
+// Snapshot returns the relay's current state.
+func (h *Hub) Snapshot() *Snapshot {
+	return h.snapshotAt(h.Seq())
+}
+
+// snapshotAt reads the relay's state, which reflects every delta up to seq.
+func (h *Hub) snapshotAt(seq uint64) *Snapshot {
+	now := h.cfg.Now()
+	snap := &Snapshot{Seq: seq, Time: now, Devices: []Device{}, Pairs: []Pair{}}
+	src := h.source()
+	if src == nil {
+		snap.Stats = Stats{Time: now, Refusals: map[string]uint64{}, PairFailed: map[string]uint64{}, Subscribers: int(h.nsubs.Load())}
+		return snap
+	}
+	devs := src.Devices()
+	snap.Devices = make([]Device, len(devs))
+	for i, d := range devs {
+		snap.Devices[i] = deviceOf(d.Device)
+		snap.Devices[i].Messages = d.Messages
+	}
+	pairs := src.Pairs()
+	snap.Pairs = make([]Pair, len(pairs))
+	for i, p := range pairs {
+		snap.Pairs[i] = Pair{A: p.A, B: p.B, Since: p.Since, Messages: p.Messages}
+	}
+	snap.Stats = statsOf(src.Stats(), now)
+	if last := h.stats.Load(); last != nil {
+		snap.Stats.MessagesPerSec, snap.Stats.AcksPerSec = last.MessagesPerSec, last.AcksPerSec
+	}
+	snap.Stats.Subscribers = int(h.nsubs.Load())
+	return snap
+}
+
+// sink delivers a stream to one subscriber. Each method returns once the
+// subscriber acknowledged what it was sent.
+type sink interface {
+	snapshot(ctx context.Context, snap *Snapshot) error
+	deltas(ctx context.Context, ds []Delta) error
+}
+
+// errHubClosed ends streams when the hub closes.
+var errHubClosed = errors.New("admin: hub closed")
+
+// stream feeds sub to out until ctx ends, the hub closes or out fails:
+// a snapshot, then batches of deltas, and a fresh snapshot whenever the
+// subscriber fell behind.
+func (h *Hub) stream(ctx context.Context, sub *subscriber, out sink) error {
+	for {
+		if err := out.snapshot(ctx, h.resync(sub)); err != nil {
+			return err
+		}
+		for {
+			batch, err := h.next(ctx, sub)
+			if err != nil {
+				return err
+			}
+			if batch == nil {
+				break // fell behind: resync
+			}
+			if err := out.deltas(ctx, batch); err != nil {
+				return err
+			}
+		}
+	}
+}
+
+// next waits for deltas and returns up to Batch of them, or nil when the
+// subscriber must be resynced.
+func (h *Hub) next(ctx context.Context, sub *subscriber) ([]Delta, error) {
+	var batch []Delta
+	for batch == nil {
+		if sub.stale.Load() {
+			return nil, nil
+		}
+		select {
+		case d := <-sub.ch:
+			batch = append(make([]Delta, 0, min(h.cfg.Batch, len(sub.ch)+1)), d)
+		case <-sub.wake:
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		case <-h.closed:
+			return nil, errHubClosed
+		}
+	}
+fill:
+	for len(batch) < h.cfg.Batch {
+		select {
+		case d := <-sub.ch:
+			batch = append(batch, d)
+		default:
+			break fill
+		}
+	}
+	if sub.stale.Load() {
+		return nil, nil
+	}
+	return batch, nil
+}
+
+// tickStats publishes the counters every StatsInterval until Close.
+func (h *Hub) tickStats() {
+	defer h.wg.Done()
+	t := time.NewTicker(h.cfg.StatsInterval)
+	defer t.Stop()
+	var prev *Stats
+	pairMsgs := map[string]uint64{}
+	for {
+		select {
+		case <-h.closed:
+			return
+		case <-t.C:
+		}
+		prev = h.sampleStats(prev, pairMsgs)
+	}
+}
+
+// sampleStats reads the counters, computes the rates since prev, and
+// publishes them with the message counts of the pairs that relayed since
+// the last sample (pairMsgs, updated in place).
+func (h *Hub) sampleStats(prev *Stats, pairMsgs map[string]uint64) *Stats {
+	src := h.source()
+	now := h.cfg.Now()
+	st := statsOf(src.Stats(), now)
+	if prev != nil {
+		if dt := now.Sub(prev.Time).Seconds(); dt > 0 {
+			st.MessagesPerSec = rate(prev.Messages, st.Messages, dt)
+			st.AcksPerSec = rate(prev.Acks, st.Acks, dt)
+		}
+	}
+	st.Subscribers = int(h.nsubs.Load())
+	h.stats.Store(&st)
+	d := Delta{Kind: KindStats, Time: now, Stats: &st}
+	if st.Subscribers > 0 {
+		d.PairMessages = changedPairs(src.Pairs(), pairMsgs)
+	} else {
+		clear(pairMsgs)
+	}
+	h.publish(d)
+	return &st
+}
+
+// changedPairs returns the pairs whose message count changed since last,
+// and records the current counts in last.
+func changedPairs(pairs []server.PairInfo, last map[string]uint64) map[string]uint64 {
+	var out map[string]uint64
+	seen := make(map[string]struct{}, len(pairs))
+	for _, p := range pairs {
+		seen[p.A] = struct{}{}
+		if n, ok := last[p.A]; ok && n == p.Messages {
+			continue
+		}
+		last[p.A] = p.Messages
+		if out == nil {
+			out = make(map[string]uint64)
+		}
+		out[p.A] = p.Messages
+	}
+	for a := range last {
+		if _, ok := seen[a]; !ok {
+			delete(last, a)
+		}
+	}
+	return out
+}
+
+func rate(before, after uint64, seconds float64) float64 {
+	if after < before {
+		return 0
+	}
+	return float64(after-before) / seconds
+}
+
+// Kick disconnects device id on an operator's behalf (by names them) and
+// publishes the command in the stream.
+func (h *Hub) Kick(id, by string) error {
+	return h.command(CommandKick, id, by, func(src Source) error { return src.Kick(id) })
+}
+
+// Unpair breaks the pair device id is in on an operator's behalf and
+// publishes the command in the stream.
+func (h *Hub) Unpair(id, by string) error {
+	return h.command(CommandUnpair, id, by, func(src Source) error {
+		_, err := src.Unpair(id)
+		return err
+	})
+}
+
+func (h *Hub) command(name, id, by string, run func(Source) error) error {
+	if err := protocol.ValidateID(id); err != nil {
+		return err
+	}
+	src := h.source()
+	if src == nil {
+		return protocol.Errorf(protocol.CodeShuttingDown, "the relay is not running")
+	}
+	err := run(src)
+	d := Delta{Kind: KindCommand, Time: h.cfg.Now(), Command: name, ID: id, By: by}
+	if err != nil {
+		d.Code = string(protocol.CodeOf(err))
+		if d.Code == "" {
+			d.Code = string(protocol.CodeBadRequest)
+		}
+	}
+	h.publish(d)
+	if err != nil {
+		h.log.Info("admin command refused", "command", name, "id", id, "by", by, "err", err)
+		return fmt.Errorf("%s %q: %w", name, id, err)
+	}
+	h.log.Info("admin command", "command", name, "id", id, "by", by)
+	return nil
+}

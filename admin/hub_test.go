@@ -1,0 +1,394 @@
+package admin
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"testing"
+	"time"
+
+	"github.com/p2prelay/p2prelay/protocol"
+	"github.com/p2prelay/p2prelay/server"
+)
+
+const wait = 5 * time.Second
+
+const testToken = "p2pa_test-token-0123456789"
+
+// fakeSource is a relay with a fixed state.
+type fakeSource struct {
+	devices []server.DeviceInfo
+	pairs   []server.PairInfo
+	stats   server.Stats
+	kicked  chan string
+}
+
+func (f *fakeSource) Devices() []server.DeviceInfo { return f.devices }
+func (f *fakeSource) Pairs() []server.PairInfo     { return f.pairs }
+func (f *fakeSource) Stats() server.Stats          { return f.stats }
+func (f *fakeSource) Kick(id string) error {
+	if id == "ghost" {
+		return protocol.Errorf(protocol.CodeOffline, "device %q is not connected", id)
+	}
+	if f.kicked != nil {
+		f.kicked <- id
+	}
+	return nil
+}
+func (f *fakeSource) Unpair(id string) (server.Pair, error) {
+	return server.Pair{}, protocol.Errorf(protocol.CodeNotPaired, "device %q is not paired", id)
+}
+
+func newTestHub(t testing.TB, cfg Config) *Hub {
+	t.Helper()
+	if cfg.Token == "" {
+		cfg.Token = testToken
+	}
+	if cfg.StatsInterval == 0 {
+		cfg.StatsInterval = time.Hour // tests publish by hand
+	}
+	h, err := New(cfg)
+	if err != nil {
+		t.Fatalf("New: %v", err)
+	}
+	h.Start(&fakeSource{})
+	t.Cleanup(h.Close)
+	return h
+}
+
+// chanSink records a stream; each call blocks until release has a token
+// when gated.
+type chanSink struct {
+	snaps   chan *Snapshot
+	deltasC chan []Delta
+	gate    chan struct{} // nil: never block
+}
+
+func newChanSink(gated bool) *chanSink {
+	k := &chanSink{snaps: make(chan *Snapshot, 100), deltasC: make(chan []Delta, 10000)}
+	if gated {
+		k.gate = make(chan struct{})
+	}
+	return k
+}
+
+func (k *chanSink) pass(ctx context.Context) error {
+	if k.gate == nil {
+		return nil
+	}
+	select {
+	case <-k.gate:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+func (k *chanSink) snapshot(ctx context.Context, s *Snapshot) error {
+	k.snaps <- s
+	return k.pass(ctx)
+}
+
+func (k *chanSink) deltas(ctx context.Context, ds []Delta) error {
+	k.deltasC <- ds
+	return k.pass(ctx)
+}
+
+func runStream(t *testing.T, h *Hub, k sink) *subscriber {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	sub := h.subscribe()
+	done := make(chan error, 1)
+	go func() { done <- h.stream(ctx, sub, k) }()
+	t.Cleanup(func() {
+		cancel()
+		select {
+		case err := <-done:
+			if !errors.Is(err, context.Canceled) && !errors.Is(err, errHubClosed) {
+				t.Errorf("stream ended with %v", err)
+			}
+		case <-time.After(wait):
+			t.Errorf("stream did not end")
+		}
+		h.unsubscribe(sub)
+	})
+	return sub
+}
+
+func refusal(i int) server.Event {
+	return server.Event{Kind: server.PairRefused, ID: fmt.Sprintf("d%d", i), Peer: "x", Code: protocol.CodeOffline}
+}
+
+func recvSnapshot(t *testing.T, k *chanSink) *Snapshot {
+	t.Helper()
+	select {
+	case s := <-k.snaps:
+		return s
+	case <-time.After(wait):
+		t.Fatal("no snapshot")
+	}
+	return nil
+}
+
+func TestStreamSnapshotThenContiguousDeltas(t *testing.T) {
+	h := newTestHub(t, Config{})
+	h.OnEvent(refusal(0)) // before the subscriber: covered by the snapshot
+	k := newChanSink(false)
+	runStream(t, h, k)
+	snap := recvSnapshot(t, k)
+	if snap.Seq != 1 {
+		t.Fatalf("snapshot seq %d, want 1", snap.Seq)
+	}
+	for i := 1; i <= 50; i++ {
+		h.OnEvent(refusal(i))
+	}
+	next := snap.Seq + 1
+	for next <= 51 {
+		select {
+		case ds := <-k.deltasC:
+			for _, d := range ds {
+				if d.Seq != next {
+					t.Fatalf("delta seq %d, want %d", d.Seq, next)
+				}
+				if want := fmt.Sprintf("d%d", next-1); d.ID != want || d.Kind != KindPairRefused || d.Code != "OFFLINE" {
+					t.Fatalf("delta %d = %+v, want a refusal of %s", d.Seq, d, want)
+				}
+				next++
+			}
+		case <-time.After(wait):
+			t.Fatalf("deltas stopped at %d", next)
+		}
+	}
+}
+
+func TestPublishNeverBlocksOnAStuckSubscriber(t *testing.T) {
+	h := newTestHub(t, Config{Buffer: 4})
+	sub := h.subscribe() // nobody reads it
+	defer h.unsubscribe(sub)
+	h.resync(sub)
+	for i := 0; i < 10000; i++ {
+		h.OnEvent(refusal(i))
+	}
+	if !sub.stale.Load() {
+		t.Fatal("an overflowing subscriber is not marked for resync")
+	}
+	if got := h.resyncs.Load(); got != 1 {
+		t.Fatalf("resyncs = %d, want 1 (marked once until it resyncs)", got)
+	}
+	if h.Seq() != 10000 {
+		t.Fatalf("seq = %d, want 10000", h.Seq())
+	}
+}
+
+func TestSlowSubscriberIsResynced(t *testing.T) {
+	h := newTestHub(t, Config{Buffer: 8, Batch: 4})
+	k := newChanSink(true)
+	runStream(t, h, k)
+	first := recvSnapshot(t, k) // the stream now waits for the ack
+	for i := 0; i < 100; i++ {
+		h.OnEvent(refusal(i)) // far more than the buffer holds
+	}
+	k.gate <- struct{}{} // ack the first snapshot
+	second := recvSnapshot(t, k)
+	if second.Seq != first.Seq+100 {
+		t.Fatalf("resync snapshot seq %d, want %d", second.Seq, first.Seq+100)
+	}
+	close(k.gate) // from now on the subscriber keeps up
+	h.OnEvent(refusal(100))
+	select {
+	case ds := <-k.deltasC:
+		if len(ds) != 1 || ds[0].Seq != second.Seq+1 {
+			t.Fatalf("after resync got %+v, want delta %d", ds, second.Seq+1)
+		}
+	case <-time.After(wait):
+		t.Fatal("no delta after the resync")
+	}
+	if len(k.deltasC) != 0 {
+		t.Fatalf("deltas from before the resync were sent: %v", <-k.deltasC)
+	}
+}
+
+func TestRequestResync(t *testing.T) {
+	h := newTestHub(t, Config{})
+	k := newChanSink(false)
+	sub := runStream(t, h, k)
+	recvSnapshot(t, k)
+	h.requestResync(sub)
+	if s := recvSnapshot(t, k); s.Seq != 0 {
+		t.Fatalf("resync seq %d, want 0", s.Seq)
+	}
+}
+
+func TestStatsRatesAndPairMessages(t *testing.T) {
+	src := &fakeSource{}
+	h, err := New(Config{Token: testToken, StatsInterval: time.Hour})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer h.Close()
+	h.Start(src)
+	sub := h.subscribe()
+	defer h.unsubscribe(sub)
+	h.resync(sub)
+
+	t0 := time.Unix(1000, 0)
+	h.cfg.Now = func() time.Time { return t0 }
+	src.stats = server.Stats{Messages: 10, Acks: 4}
+	src.pairs = []server.PairInfo{{Pair: server.Pair{A: "a", B: "b"}, Messages: 3}, {Pair: server.Pair{A: "c", B: "d"}, Messages: 0}}
+	last := map[string]uint64{}
+	prev := h.sampleStats(nil, last)
+
+	h.cfg.Now = func() time.Time { return t0.Add(2 * time.Second) }
+	src.stats = server.Stats{Messages: 30, Acks: 8, Refusals: map[protocol.Code]uint64{protocol.CodeBusy: 2}}
+	src.pairs = []server.PairInfo{{Pair: server.Pair{A: "a", B: "b"}, Messages: 3}, {Pair: server.Pair{A: "c", B: "d"}, Messages: 7}}
+	h.sampleStats(prev, last)
+
+	d1, d2 := <-sub.ch, <-sub.ch
+	if d1.Kind != KindStats || d1.Stats.MessagesPerSec != 0 || len(d1.PairMessages) != 2 {
+		t.Fatalf("first sample %+v %+v", d1, d1.Stats)
+	}
+	st := d2.Stats
+	if st.MessagesPerSec != 10 || st.AcksPerSec != 2 || st.Refusals["BUSY"] != 2 || st.Subscribers != 1 {
+		t.Fatalf("second sample stats %+v", st)
+	}
+	if len(d2.PairMessages) != 1 || d2.PairMessages["c"] != 7 {
+		t.Fatalf("second sample pair messages %v, want only c:7", d2.PairMessages)
+	}
+}
+
+func TestCommandsArePublished(t *testing.T) {
+	src := &fakeSource{kicked: make(chan string, 1)}
+	h, err := New(Config{Token: testToken, StatsInterval: time.Hour})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer h.Close()
+	h.Start(src)
+	sub := h.subscribe()
+	defer h.unsubscribe(sub)
+	h.resync(sub)
+
+	if err := h.Kick("dev1", "127.0.0.1:1"); err != nil {
+		t.Fatalf("Kick: %v", err)
+	}
+	if got := <-src.kicked; got != "dev1" {
+		t.Fatalf("kicked %q", got)
+	}
+	err = h.Kick("ghost", "127.0.0.1:1")
+	if protocol.CodeOf(err) != protocol.CodeOffline {
+		t.Fatalf("Kick(ghost) = %v, want OFFLINE", err)
+	}
+	err = h.Unpair("", "127.0.0.1:1")
+	if protocol.CodeOf(err) != protocol.CodeBadID {
+		t.Fatalf("Unpair(\"\") = %v, want BAD_ID", err)
+	}
+	ok, refused := <-sub.ch, <-sub.ch
+	if ok.Kind != KindCommand || ok.Command != CommandKick || ok.ID != "dev1" || ok.Code != "" || ok.By != "127.0.0.1:1" {
+		t.Fatalf("kick delta %+v", ok)
+	}
+	if refused.Code != "OFFLINE" {
+		t.Fatalf("refused kick delta %+v", refused)
+	}
+	if len(sub.ch) != 0 {
+		t.Fatalf("an invalid command was published: %+v", <-sub.ch)
+	}
+}
+
+func TestConfigValidation(t *testing.T) {
+	jwt := "eyJhbGciOiJIUzI1NiIsInR5cCI6IkpXVCJ9.eyJzdWIiOiJkZXYxIn0.c2lnbmF0dXJl"
+	for _, tc := range []struct {
+		name  string
+		token string
+	}{
+		{"empty", ""},
+		{"space", "abc def ghi jkl mno"},
+		{"control", "abcdefghijklmnop\n"},
+		{"non-ascii", "abcdefghijklmnopé"},
+		{"jwt", jwt},
+		{"too long", string(make([]byte, MaxTokenLength+1))},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if _, err := New(Config{Token: tc.token}); protocol.CodeOf(err) != protocol.CodeUnauthorized {
+				t.Fatalf("New(%q) = %v, want an UNAUTHORIZED error", tc.token, err)
+			}
+		})
+	}
+	if _, err := New(Config{Token: testToken, Buffer: -1}); err == nil {
+		t.Fatal("negative buffer accepted")
+	}
+	tok, err := GenerateToken()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := ValidateToken(tok); err != nil || len(tok) < MinTokenLength {
+		t.Fatalf("generated token %q: %v", tok, err)
+	}
+	if other, _ := GenerateToken(); other == tok {
+		t.Fatal("two generated tokens are equal")
+	}
+}
+
+func TestTokenMatches(t *testing.T) {
+	h := hashToken(testToken)
+	for _, tc := range []struct {
+		in   string
+		want bool
+	}{
+		{testToken, true}, {"", false}, {testToken + "x", false}, {testToken[:len(testToken)-1], false}, {"P2PA_TEST-TOKEN-0123456789", false},
+	} {
+		if got := h.matches(tc.in); got != tc.want {
+			t.Errorf("matches(%q) = %v, want %v", tc.in, got, tc.want)
+		}
+	}
+}
+
+func TestBearer(t *testing.T) {
+	for _, tc := range []struct {
+		header, tok string
+		ok          bool
+	}{
+		{"Bearer abc", "abc", true},
+		{"bearer abc", "abc", true},
+		{"Bearer  abc ", "abc", true},
+		{"Basic abc", "", false},
+		{"Bearer", "", false},
+		{"Bearer ", "", false},
+		{"", "", false},
+	} {
+		tok, ok := bearer(tc.header)
+		if tok != tc.tok || ok != tc.ok {
+			t.Errorf("bearer(%q) = %q, %v; want %q, %v", tc.header, tok, ok, tc.tok, tc.ok)
+		}
+	}
+}
+
+// BenchmarkOnEvent measures the relay's cost of publishing one event with
+// three subscribers, one of them stuck (its buffer full).
+func BenchmarkOnEvent(b *testing.B) {
+	h := newTestHub(b, Config{Buffer: 1 << 20})
+	stuck := h.subscribe()
+	defer h.unsubscribe(stuck)
+	stuck.stale.Store(true)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	for range 2 {
+		sub := h.subscribe()
+		defer h.unsubscribe(sub)
+		h.resync(sub)
+		go func() {
+			for {
+				select {
+				case <-sub.ch:
+				case <-ctx.Done():
+					return
+				}
+			}
+		}()
+	}
+	ev := server.Event{Kind: server.DeviceConnected, ID: "dev", Device: &server.Device{ID: "dev", Address: "127.0.0.1:1"}}
+	b.ReportAllocs()
+	b.ResetTimer()
+	for b.Loop() {
+		h.OnEvent(ev)
+	}
+}

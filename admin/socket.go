@@ -1,0 +1,193 @@
+package admin
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/zishang520/socket.io/servers/socket/v3"
+
+	"github.com/p2prelay/p2prelay/protocol"
+)
+
+// Stream events the hub emits to a subscriber; each carries an ack that the
+// subscriber must call once it has taken the payload in.
+const (
+	EventSnapshot = "snapshot" // (Snapshot, ack)
+	EventDeltas   = "deltas"   // ([]Delta, ack)
+)
+
+// Handshake auth keys of the admin namespace.
+const (
+	AuthToken  = "token"  // the admin token
+	AuthStream = "stream" // false: commands only, no snapshot nor deltas
+)
+
+// Mount serves the admin stream on a socket.io namespace (p2pd uses
+// "/admin"): a connection must give the admin token in its handshake auth
+// ({token}); it then receives a snapshot and ordered deltas, and may send
+// the kick, unpair and resync commands with an ack.
+func (h *Hub) Mount(nsp socket.Namespace) error {
+	nsp.Use(h.authSocket)
+	if err := nsp.On("connection", func(args ...any) {
+		if s, ok := args[0].(*socket.Socket); ok {
+			h.serveSocket(s)
+		}
+	}); err != nil {
+		return fmt.Errorf("admin: listen for connections: %w", err)
+	}
+	return nil
+}
+
+// authSocket is the namespace middleware: a wrong or missing token is
+// refused with an UNAUTHORIZED connect error.
+func (h *Hub) authSocket(s *socket.Socket, next func(*socket.ExtendedError)) {
+	tok, _ := s.Handshake().Auth[AuthToken].(string)
+	if !h.token.matches(tok) {
+		h.authFailures[surfaceSocket].Add(1)
+		reason := "wrong admin token"
+		if tok == "" {
+			reason = "no admin token: give it in the handshake auth as {token}"
+		}
+		h.log.Warn("admin connection refused", "addr", s.Handshake().Address, "reason", reason)
+		err := protocol.Errorf(protocol.CodeUnauthorized, "%s", reason)
+		next(socket.NewExtendedError(err.Error(), err.ConnectErrorData()))
+		return
+	}
+	next(nil)
+}
+
+// serveSocket runs one admin connection: its commands and, unless it asked
+// for commands only, its stream.
+func (h *Hub) serveSocket(s *socket.Socket) {
+	by := s.Handshake().Address
+	ctx, cancel := context.WithCancel(context.Background())
+	var sub *subscriber
+	if v, ok := s.Handshake().Auth[AuthStream].(bool); !ok || v {
+		sub = h.subscribe()
+	}
+	_ = s.On(CommandKick, func(args ...any) {
+		id, ack := commandArgs(args)
+		h.answer(ack, h.withID(id, func(id string) error { return h.Kick(id, by) }))
+	})
+	_ = s.On(CommandUnpair, func(args ...any) {
+		id, ack := commandArgs(args)
+		h.answer(ack, h.withID(id, func(id string) error { return h.Unpair(id, by) }))
+	})
+	_ = s.On(CommandResync, func(args ...any) {
+		_, ack := commandArgs(args)
+		if sub == nil {
+			h.answer(ack, protocol.Errorf(protocol.CodeBadRequest, "this connection asked for no stream"))
+			return
+		}
+		h.requestResync(sub)
+		h.answer(ack, nil)
+	})
+	_ = s.On("disconnect", func(...any) { cancel() })
+	if !s.Connected() {
+		cancel()
+	}
+	h.log.Info("admin connected", "addr", by, "stream", sub != nil)
+	if sub == nil {
+		go func() {
+			<-ctx.Done()
+			h.log.Info("admin disconnected", "addr", by)
+		}()
+		return
+	}
+	go func() {
+		defer h.unsubscribe(sub)
+		err := h.stream(ctx, sub, socketSink{s: s, timeout: h.cfg.AckTimeout})
+		switch {
+		case errors.Is(err, context.Canceled):
+			h.log.Info("admin disconnected", "addr", by)
+		case errors.Is(err, errAckTimeout):
+			h.log.Warn("admin subscriber stopped answering; disconnecting it", "addr", by, "timeout", h.cfg.AckTimeout)
+			s.Disconnect(true)
+		default:
+			s.Disconnect(true)
+		}
+	}()
+}
+
+// withID validates a command's id argument before running it.
+func (h *Hub) withID(v any, run func(string) error) error {
+	id, err := protocol.ParseTarget(v)
+	if err != nil {
+		return err
+	}
+	return run(id)
+}
+
+// answer acks a command: {"ok": true} or {"error": {"code", "message"}}.
+func (h *Hub) answer(ack socket.Ack, err error) {
+	if ack == nil {
+		return
+	}
+	if err == nil {
+		ack([]any{map[string]any{"ok": true}}, nil)
+		return
+	}
+	var pe *protocol.Error
+	if !errors.As(err, &pe) {
+		pe = protocol.Errorf(protocol.CodeBadRequest, "%v", err)
+	}
+	ack([]any{pe.AckPayload()}, nil)
+}
+
+// commandArgs splits a command's arguments into its first argument and its
+// ack (nil when the sender gave none).
+func commandArgs(args []any) (any, socket.Ack) {
+	var ack socket.Ack
+	if n := len(args); n > 0 {
+		if fn, ok := args[n-1].(socket.Ack); ok {
+			ack = fn
+			args = args[:n-1]
+		}
+	}
+	if len(args) == 0 {
+		return nil, ack
+	}
+	return args[0], ack
+}
+
+var errAckTimeout = errors.New("admin: subscriber did not acknowledge in time")
+
+// socketSink sends a stream over a socket.io socket, one message at a
+// time: the next goes only once the subscriber acknowledged the last, so
+// the socket's own buffers never hold more than one message.
+type socketSink struct {
+	s       *socket.Socket
+	timeout time.Duration
+}
+
+func (k socketSink) snapshot(ctx context.Context, snap *Snapshot) error {
+	return k.emit(ctx, EventSnapshot, snap)
+}
+
+func (k socketSink) deltas(ctx context.Context, ds []Delta) error {
+	return k.emit(ctx, EventDeltas, ds)
+}
+
+func (k socketSink) emit(ctx context.Context, event string, payload any) error {
+	done := make(chan struct{}, 1)
+	if err := k.s.Emit(event, payload, socket.Ack(func([]any, error) {
+		select {
+		case done <- struct{}{}:
+		default:
+		}
+	})); err != nil {
+		return fmt.Errorf("admin: emit %s: %w", event, err)
+	}
+	t := time.NewTimer(k.timeout)
+	defer t.Stop()
+	select {
+	case <-done:
+		return nil
+	case <-t.C:
+		return errAckTimeout
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}

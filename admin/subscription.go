@@ -1,0 +1,248 @@
+package admin
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"time"
+
+	"github.com/p2prelay/p2prelay/protocol"
+)
+
+// Status is the state of a Subscription's connection.
+type Status int
+
+// The states of a Subscription.
+const (
+	StatusConnecting   Status = iota // connecting or reconnecting
+	StatusLive                       // connected, snapshot received, deltas flowing
+	StatusDown                       // the relay is unreachable or the connection dropped; retrying
+	StatusUnauthorized               // the relay refused the token; retrying
+)
+
+// String names the status for people.
+func (s Status) String() string {
+	switch s {
+	case StatusConnecting:
+		return "connecting"
+	case StatusLive:
+		return "live"
+	case StatusDown:
+		return "relay down"
+	case StatusUnauthorized:
+		return "token refused"
+	}
+	return "unknown"
+}
+
+// Update is one thing a Subscription delivers, in order. A Snapshot
+// replaces everything known; Deltas follow the last snapshot (or the
+// previous deltas) without gaps.
+type Update struct {
+	Status   Status
+	Err      error     // why the connection is down (StatusDown, StatusUnauthorized)
+	Snapshot *Snapshot // a (re)sync
+	Deltas   []Delta   // in sequence order, contiguous
+}
+
+// Subscription is a live admin stream that reconnects by itself. Read
+// Updates until it is closed; the caller must call Close.
+type Subscription struct {
+	c       *Client
+	updates chan Update
+	cancel  context.CancelFunc
+	done    chan struct{}
+
+	mu   sync.Mutex // guards conn
+	conn *conn
+}
+
+// Subscribe starts a stream. Connection problems are reported as Updates
+// (StatusDown, StatusUnauthorized), never as an error: the subscription
+// keeps retrying, backing off from RetryMin to RetryMax, until Close or
+// until ctx ends.
+//
+// The relay sends the next message only after the last one was taken from
+// Updates, so a slow reader slows only its own stream: the relay resyncs it
+// with a fresh snapshot when it falls too far behind.
+func (c *Client) Subscribe(ctx context.Context) *Subscription {
+	ctx, cancel := context.WithCancel(ctx)
+	sub := &Subscription{c: c, updates: make(chan Update), cancel: cancel, done: make(chan struct{})}
+	go sub.run(ctx)
+	return sub
+}
+
+// Updates delivers the stream. It is closed after Close.
+func (sub *Subscription) Updates() <-chan Update { return sub.updates }
+
+// Close stops the subscription and waits for it to end.
+func (sub *Subscription) Close() {
+	sub.cancel()
+	<-sub.done
+}
+
+// Kick disconnects a device over the subscription's connection.
+func (sub *Subscription) Kick(ctx context.Context, id string) error {
+	return sub.command(ctx, CommandKick, id)
+}
+
+// Unpair breaks the pair device id is in, over the subscription's
+// connection.
+func (sub *Subscription) Unpair(ctx context.Context, id string) error {
+	return sub.command(ctx, CommandUnpair, id)
+}
+
+func (sub *Subscription) command(ctx context.Context, name, id string) error {
+	sub.mu.Lock()
+	cn := sub.conn
+	sub.mu.Unlock()
+	if cn == nil {
+		return fmt.Errorf("%w: not connected", ErrUnreachable)
+	}
+	return cn.command(ctx, sub.c.cfg.Timeout, name, id)
+}
+
+func (sub *Subscription) run(ctx context.Context) {
+	defer close(sub.done)
+	defer close(sub.updates)
+	delay := sub.c.cfg.RetryMin
+	for {
+		if !sub.deliver(ctx, Update{Status: StatusConnecting}) {
+			return
+		}
+		live, err := sub.session(ctx)
+		if ctx.Err() != nil {
+			return
+		}
+		st := StatusDown
+		if protocol.CodeOf(err) == protocol.CodeUnauthorized {
+			st = StatusUnauthorized
+		}
+		sub.c.log.Debug("admin stream down", "status", st.String(), "err", err)
+		if !sub.deliver(ctx, Update{Status: st, Err: err}) {
+			return
+		}
+		if live {
+			delay = sub.c.cfg.RetryMin
+		}
+		t := time.NewTimer(delay)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return
+		case <-t.C:
+		}
+		delay = min(2*delay, sub.c.cfg.RetryMax)
+	}
+}
+
+// deliver hands u to the reader; false when ctx ended first.
+func (sub *Subscription) deliver(ctx context.Context, u Update) bool {
+	select {
+	case sub.updates <- u:
+		return true
+	case <-ctx.Done():
+		return false
+	}
+}
+
+// session runs one connection until it drops. live says whether it got as
+// far as a snapshot.
+func (sub *Subscription) session(ctx context.Context) (live bool, err error) {
+	cn, err := sub.c.open(true)
+	if err != nil {
+		return false, err
+	}
+	defer func() {
+		sub.mu.Lock()
+		sub.conn = nil
+		sub.mu.Unlock()
+		cn.close()
+	}()
+	if err := cn.waitConnected(ctx, sub.c.cfg.Timeout); err != nil {
+		return false, err
+	}
+	sub.mu.Lock()
+	sub.conn = cn
+	sub.mu.Unlock()
+
+	var seq uint64
+	synced := false
+	for {
+		var in inbound
+		select {
+		case in = <-cn.events:
+		case <-ctx.Done():
+			return live, ctx.Err()
+		}
+		switch in.event {
+		case "disconnect", "connect_error":
+			return live, in.err
+		case EventSnapshot:
+			var snap Snapshot
+			if err := decodeJSON(in.payload, &snap); err != nil {
+				return live, fmt.Errorf("admin: bad snapshot from the relay: %w", err)
+			}
+			seq, synced, live = snap.Seq, true, true
+			if !sub.deliver(ctx, Update{Status: StatusLive, Snapshot: &snap}) {
+				return live, ctx.Err()
+			}
+		case EventDeltas:
+			ds, err := decodeDeltas(in.payload)
+			if err != nil {
+				return live, err
+			}
+			var ok []Delta
+			was := synced
+			ok, seq, synced = inOrder(ds, seq, synced)
+			if was && !synced {
+				// Lost deltas: ask for a snapshot, and drop everything until it comes.
+				sub.c.log.Debug("gap in the admin stream; asking for a resync", "after", seq)
+				_ = cn.s.Emit(CommandResync)
+			}
+			if len(ok) > 0 && !sub.deliver(ctx, Update{Status: StatusLive, Deltas: ok}) {
+				return live, ctx.Err()
+			}
+		default:
+			continue
+		}
+		if in.ack != nil {
+			in.ack(nil, nil)
+		}
+	}
+}
+
+// inOrder keeps the deltas that continue the sequence after seq, dropping
+// repeats. When a delta skips a number it stops there and reports the
+// stream out of sync; while out of sync everything is dropped.
+func inOrder(ds []Delta, seq uint64, synced bool) ([]Delta, uint64, bool) {
+	if !synced {
+		return nil, seq, false
+	}
+	out := ds[:0:0]
+	for _, d := range ds {
+		switch {
+		case d.Seq <= seq:
+			continue
+		case d.Seq == seq+1:
+			out = append(out, d)
+			seq = d.Seq
+		default:
+			return out, seq, false
+		}
+	}
+	return out, seq, true
+}
+
+// decodeDeltas decodes a deltas payload.
+func decodeDeltas(payload any) ([]Delta, error) {
+	if _, ok := payload.([]any); !ok {
+		return nil, errors.New("admin: bad deltas from the relay: not an array")
+	}
+	var ds []Delta
+	if err := decodeJSON(payload, &ds); err != nil {
+		return nil, fmt.Errorf("admin: bad deltas from the relay: %w", err)
+	}
+	return ds, nil
+}

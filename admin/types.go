@@ -1,0 +1,230 @@
+// Package admin is the relay's control-center side: a hub that turns the
+// relay's events into an ordered stream (a snapshot, then deltas with
+// sequence numbers) for any number of subscribers, the socket.io namespace
+// and HTTP endpoints that serve it behind an admin token, Prometheus
+// metrics, and the Go client that p2pctl uses.
+//
+// The relay publishes server.Events to the Hub (a server.Observer); the Hub
+// never blocks the relay: each subscriber has a bounded buffer, and one that
+// falls behind is dropped and resynced from a fresh snapshot.
+package admin
+
+import (
+	"encoding/json"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/p2prelay/p2prelay/server"
+)
+
+// Device is one connected device as the admin side shows it.
+type Device struct {
+	ID          string    `json:"id"`
+	Available   bool      `json:"available"`         // no peer and no pairing under way
+	Peer        string    `json:"peer"`              // the paired device, "" when none
+	Pairing     string    `json:"pairing,omitempty"` // the device a pairing handshake is under way with
+	ConnectedAt time.Time `json:"connected_at"`
+	Address     string    `json:"address"`
+	Transport   string    `json:"transport"`  // "polling" or "websocket"
+	Generation  string    `json:"generation"` // "gen1" (?deviceId=) or "gen2" (?clientId=)
+	EngineIO    int       `json:"engine_io"`  // 3 for socket.io-client 2.x, 4 for 4.x
+	Messages    uint64    `json:"messages"`   // events this device relayed (as of the snapshot)
+}
+
+// Pair is one live pair. A is the device that asked, B the one that accepted.
+type Pair struct {
+	A        string    `json:"a"`
+	B        string    `json:"b"`
+	Since    time.Time `json:"since"`
+	Messages uint64    `json:"messages"` // events relayed between the two since they paired
+}
+
+// Stats are the relay's counters, sent once a second and in every snapshot.
+type Stats struct {
+	Time           time.Time         `json:"time"`
+	Devices        int               `json:"devices"`
+	Pairs          int               `json:"pairs"`
+	Connects       uint64            `json:"connects"`
+	Disconnects    uint64            `json:"disconnects"`
+	Messages       uint64            `json:"messages"` // events relayed since the relay started
+	Acks           uint64            `json:"acks"`     // acknowledgements piped back
+	MessagesPerSec float64           `json:"messages_per_sec"`
+	AcksPerSec     float64           `json:"acks_per_sec"`
+	Paired         uint64            `json:"paired"`      // pairing requests that formed a pair
+	Refusals       map[string]uint64 `json:"refusals"`    // refused requests by code
+	PairFailed     map[string]uint64 `json:"pair_failed"` // failed pairing requests by code
+	Subscribers    int               `json:"subscribers"` // admin stream subscribers
+}
+
+// Snapshot is the whole state at sequence number Seq: every event numbered
+// Seq or lower is reflected in it. It is also the body of GET /admin/v1/state.
+type Snapshot struct {
+	Seq     uint64    `json:"seq"`
+	Time    time.Time `json:"time"`
+	Devices []Device  `json:"devices"`
+	Pairs   []Pair    `json:"pairs"`
+	Stats   Stats     `json:"stats"`
+}
+
+// Kind names a Delta.
+type Kind string
+
+// The kinds of Delta in the admin stream.
+const (
+	KindDeviceConnected    Kind = "device_connected"
+	KindDeviceDisconnected Kind = "device_disconnected"
+	KindPairCreated        Kind = "pair_created"
+	KindPairEnded          Kind = "pair_ended"
+	KindPairRefused        Kind = "pair_refused"
+	KindStats              Kind = "stats"   // once a second
+	KindCommand            Kind = "command" // an operator's kick or unpair
+)
+
+// Commands an admin subscriber may send, with an ack.
+const (
+	CommandKick   = "kick"   // (id, ack): disconnect a device
+	CommandUnpair = "unpair" // (id, ack): break the pair a device is in
+	CommandResync = "resync" // (ack): send a fresh snapshot
+)
+
+// Delta is one change after a snapshot. Seq increases by one from delta to
+// delta across the whole stream.
+type Delta struct {
+	Seq  uint64    `json:"seq"`
+	Kind Kind      `json:"kind"`
+	Time time.Time `json:"time"`
+	// ID is the device concerned; for pairs, the side that asked.
+	ID string `json:"id,omitempty"`
+	// Peer is, for pairs, the other side.
+	Peer string `json:"peer,omitempty"`
+	// Device is the device that connected (device_connected).
+	Device *Device `json:"device,omitempty"`
+	// Reason says why a device left or a pair ended.
+	Reason string `json:"reason,omitempty"`
+	// Code is the refusal code (pair_refused, a failed command).
+	Code string `json:"code,omitempty"`
+	// Stats are the counters (stats).
+	Stats *Stats `json:"stats,omitempty"`
+	// PairMessages are the message counts of the pairs that relayed since
+	// the previous stats delta, keyed by the asking side (stats).
+	PairMessages map[string]uint64 `json:"pair_messages,omitempty"`
+	// Command is "kick" or "unpair" (command).
+	Command string `json:"command,omitempty"`
+	// By is the operator's address (command).
+	By string `json:"by,omitempty"`
+}
+
+// Summary describes the delta in one line for people, without its time and
+// sequence number.
+func (d Delta) Summary() string {
+	switch d.Kind {
+	case KindDeviceConnected:
+		if d.Device == nil {
+			return fmt.Sprintf("%s connected", d.ID)
+		}
+		return fmt.Sprintf("%s connected from %s (%s, %s, EIO %d)", d.ID, d.Device.Address, d.Device.Transport, d.Device.Generation, d.Device.EngineIO)
+	case KindDeviceDisconnected:
+		return fmt.Sprintf("%s disconnected (%s)", d.ID, d.Reason)
+	case KindPairCreated:
+		return fmt.Sprintf("%s paired with %s (%s asked)", d.ID, d.Peer, d.ID)
+	case KindPairEnded:
+		return fmt.Sprintf("pair %s-%s ended (%s)", d.ID, d.Peer, d.Reason)
+	case KindPairRefused:
+		return fmt.Sprintf("%s could not pair with %s: %s", d.ID, d.Peer, d.Code)
+	case KindStats:
+		if d.Stats == nil {
+			return "stats"
+		}
+		st := d.Stats
+		return fmt.Sprintf("%d devices, %d pairs, %d messages (%.1f/s), %d acks (%.1f/s), %d refusals",
+			st.Devices, st.Pairs, st.Messages, st.MessagesPerSec, st.Acks, st.AcksPerSec, sum(st.Refusals))
+	case KindCommand:
+		verb := map[string]string{CommandKick: "kicked", CommandUnpair: "broke the pair of"}[d.Command]
+		if verb == "" {
+			verb = d.Command
+		}
+		s := fmt.Sprintf("operator %s %s %s", d.By, verb, d.ID)
+		if d.Code != "" {
+			s += ": refused, " + d.Code
+		}
+		return s
+	}
+	return string(d.Kind)
+}
+
+// Mentions reports whether the delta concerns a device whose id contains
+// sub (case-insensitively); sub is expected in lower case.
+func (d Delta) Mentions(sub string) bool {
+	return strings.Contains(strings.ToLower(d.ID), sub) || strings.Contains(strings.ToLower(d.Peer), sub)
+}
+
+func sum(m map[string]uint64) uint64 {
+	var n uint64
+	for _, v := range m {
+		n += v
+	}
+	return n
+}
+
+// deviceOf converts the relay's view of a device.
+func deviceOf(d server.Device) Device {
+	return Device{
+		ID:          d.ID,
+		Available:   d.Available(),
+		Peer:        d.Peer,
+		Pairing:     d.Pairing,
+		ConnectedAt: d.ConnectedAt,
+		Address:     d.Address,
+		Transport:   d.Transport,
+		Generation:  d.Gen.String(),
+		EngineIO:    d.EngineIO,
+	}
+}
+
+// deltaOf converts a relay event; Seq is set by the hub.
+func deltaOf(e server.Event) Delta {
+	d := Delta{Kind: Kind(e.Kind), Time: e.Time, ID: e.ID, Peer: e.Peer, Reason: e.Reason, Code: string(e.Code)}
+	if e.Device != nil {
+		dev := deviceOf(*e.Device)
+		d.Device = &dev
+	}
+	return d
+}
+
+// statsOf converts the relay's counters; rates and subscribers are the
+// hub's to fill in.
+func statsOf(st server.Stats, now time.Time) Stats {
+	out := Stats{
+		Time:        now,
+		Devices:     st.Devices,
+		Pairs:       st.Pairs,
+		Connects:    st.Connects,
+		Disconnects: st.Disconnects,
+		Messages:    st.Messages,
+		Acks:        st.Acks,
+		Paired:      st.Paired,
+		Refusals:    make(map[string]uint64, len(st.Refusals)),
+		PairFailed:  make(map[string]uint64, len(st.PairFailed)),
+	}
+	for c, n := range st.Refusals {
+		out.Refusals[string(c)] = n
+	}
+	for c, n := range st.PairFailed {
+		out.PairFailed[string(c)] = n
+	}
+	return out
+}
+
+// decodeJSON converts a decoded socket.io value (maps and slices) into a
+// typed value by way of JSON.
+func decodeJSON(v any, out any) error {
+	b, err := json.Marshal(v)
+	if err != nil {
+		return fmt.Errorf("admin: re-encode payload: %w", err)
+	}
+	if err := json.Unmarshal(b, out); err != nil {
+		return fmt.Errorf("admin: decode payload: %w", err)
+	}
+	return nil
+}
