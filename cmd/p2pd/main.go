@@ -51,6 +51,7 @@ type ServeCmd struct {
 	DuplicateID  string        `help:"What to do when a device connects with an id already in use: reject or takeover." default:"reject" enum:"reject,takeover" env:"P2PD_DUPLICATE_ID"`
 	ShutdownWait time.Duration `help:"How long a graceful shutdown may take." default:"5s" env:"P2PD_SHUTDOWN_WAIT"`
 	LogFlags
+	AdminFlags
 }
 
 // Validate checks the flags together.
@@ -69,17 +70,26 @@ func (c *ServeCmd) Validate() error {
 // Run serves until ctx ends, then shuts down gracefully.
 func (c *ServeCmd) Run(ctx context.Context) error {
 	log := c.Logger()
+	hub, err := c.newHub(log)
+	if err != nil {
+		return err
+	}
+	defer hub.Close()
 	svc, err := server.NewService(server.ServiceConfig{
 		Relay: server.Config{
 			PairTimeout: c.PairTimeout,
 			AckTimeout:  c.AckTimeout,
 			DuplicateID: server.DuplicatePolicy(c.DuplicateID),
+			Observer:    hub,
 			Logger:      log,
 		},
 		PingInterval: c.PingInterval,
 		PingTimeout:  c.PingTimeout,
 	})
 	if err != nil {
+		return err
+	}
+	if err := mountAdmin(svc, hub); err != nil {
 		return err
 	}
 	ln, err := net.Listen("tcp", c.Listen)
