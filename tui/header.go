@@ -1,0 +1,139 @@
+package tui
+
+import (
+	"fmt"
+	"sort"
+	"strings"
+
+	"github.com/p2prelay/p2prelay/admin"
+)
+
+// sparkWindow is how many per-second samples the sparkline shows.
+const sparkWindow = 60
+
+// sparkline keeps the last sparkWindow samples of a rate.
+type sparkline struct {
+	vals  [sparkWindow]float64
+	n     int // samples ever pushed
+	ticks []rune
+}
+
+func newSparkline() *sparkline {
+	return &sparkline{ticks: []rune("▁▂▃▄▅▆▇█")}
+}
+
+// Push adds a sample.
+func (s *sparkline) Push(v float64) {
+	s.vals[s.n%sparkWindow] = v
+	s.n++
+}
+
+// Render draws the last n kept samples (at most sparkWindow), oldest
+// first, scaled to their peak, padded to n cells; it also returns the peak.
+func (s *sparkline) Render(n int) (string, float64) {
+	n = min(max(n, 0), sparkWindow)
+	kept := min(s.n, n)
+	peak := 0.0
+	for i := s.n - kept; i < s.n; i++ {
+		peak = max(peak, s.vals[i%sparkWindow])
+	}
+	var b strings.Builder
+	b.WriteString(strings.Repeat(" ", n-kept))
+	for i := s.n - kept; i < s.n; i++ {
+		level := 0
+		if peak > 0 {
+			level = int(s.vals[i%sparkWindow] / peak * float64(len(s.ticks)-1))
+		}
+		b.WriteRune(s.ticks[level])
+	}
+	return b.String(), peak
+}
+
+// headerInfo is what the header shows.
+type headerInfo struct {
+	url       string
+	status    admin.Status
+	err       error
+	state     *admin.State
+	available int
+	spark     *sparkline
+}
+
+// header is the top of the screen: connection state, counters and the
+// sparkline of relayed messages per second.
+type header struct {
+	styles *Styles
+	width  int
+}
+
+// headerHeight is the lines the header takes.
+const headerHeight = 3
+
+// SetSize sets the header's width.
+func (h *header) SetSize(w int) { h.width = w }
+
+func (h *header) View(in headerInfo) string {
+	s := h.styles
+	var status string
+	switch in.status {
+	case admin.StatusLive:
+		status = s.Live.Render("● live")
+	case admin.StatusConnecting:
+		status = s.Warn.Render("○ connecting…")
+	case admin.StatusUnauthorized:
+		status = s.Bad.Render("✖ token refused by the relay: check --token or P2PCTL_TOKEN; retrying")
+	default:
+		msg := "✖ relay down; retrying"
+		if in.err != nil {
+			msg = fmt.Sprintf("✖ relay down (%v); retrying", in.err)
+		}
+		status = s.Bad.Render(msg)
+	}
+	line1 := s.Title.Render("p2pctl") + s.Dim.Render(" · "+in.url+" · ") + status
+
+	line2 := s.Dim.Render("no data yet")
+	if st := in.state; st != nil {
+		c := s.Counter.Render
+		line2 = fmt.Sprintf("devices %s · available %s · pairs %s · msgs %s (%s/s) · acks %s (%s/s) · refusals %s%s",
+			c(thousands(len(st.Devices))), c(thousands(in.available)), c(thousands(len(st.Pairs))),
+			c(fmt.Sprint(st.Stats.Messages)), c(fmt.Sprintf("%.1f", st.Stats.MessagesPerSec)),
+			c(fmt.Sprint(st.Stats.Acks)), c(fmt.Sprintf("%.1f", st.Stats.AcksPerSec)),
+			c(fmt.Sprint(total(st.Stats.Refusals))), byCode(st.Stats.Refusals))
+	}
+	label := "messages/s, last minute "
+	_, peak := in.spark.Render(sparkWindow)
+	tail := fmt.Sprintf(" peak %.1f", peak)
+	spark, _ := in.spark.Render(h.width - len(label) - len(tail))
+	line3 := s.Dim.Render(label) + s.Spark.Render(spark) + s.Dim.Render(tail)
+	return strings.Join([]string{cell(line1, h.width), cell(line2, h.width), cell(line3, h.width)}, "\n")
+}
+
+func total(m map[string]uint64) uint64 {
+	var n uint64
+	for _, v := range m {
+		n += v
+	}
+	return n
+}
+
+// byCode lists refusal counts, largest first: " (BUSY 3, OFFLINE 1)".
+func byCode(m map[string]uint64) string {
+	if len(m) == 0 {
+		return ""
+	}
+	codes := make([]string, 0, len(m))
+	for c := range m {
+		codes = append(codes, c)
+	}
+	sort.Slice(codes, func(i, j int) bool {
+		if m[codes[i]] != m[codes[j]] {
+			return m[codes[i]] > m[codes[j]]
+		}
+		return codes[i] < codes[j]
+	})
+	parts := make([]string, len(codes))
+	for i, c := range codes {
+		parts[i] = fmt.Sprintf("%s %d", c, m[c])
+	}
+	return " (" + strings.Join(parts, ", ") + ")"
+}
