@@ -61,7 +61,7 @@ type Relay struct {
 	shakes map[uint64]*pendingShake
 
 	closing atomic.Bool
-	stats   stats
+	stats   *stats
 }
 
 // Session is one device's live connection to the relay.
@@ -115,10 +115,9 @@ func New(cfg Config) (*Relay, error) {
 	}, nil
 }
 
-// Admit checks, before a connection is accepted, whether the device may
-// connect: the relay is serving and, unless the duplicate policy is
-// takeover, the id is free. Join checks again atomically.
-func (r *Relay) Admit(info ConnInfo) error {
+// admit checks whether the device may connect: the relay is serving and,
+// unless the duplicate policy is takeover, the id is free.
+func (r *Relay) admit(info ConnInfo) error {
 	if r.closing.Load() {
 		return protocol.Errorf(protocol.CodeShuttingDown, "the relay is shutting down")
 	}
@@ -133,7 +132,7 @@ func (r *Relay) Admit(info ConnInfo) error {
 // Join registers a connected device. On error the caller must tell the
 // device (SERVER_ERROR) and close the connection.
 func (r *Relay) Join(info ConnInfo, c Conn) (*Session, error) {
-	if err := r.Admit(info); err != nil {
+	if err := r.admit(info); err != nil {
 		r.countRefusal(err)
 		return nil, err
 	}
@@ -338,7 +337,7 @@ func (r *Relay) askTarget(hs Handshake) {
 	r.log.Debug("asking target to pair", "src", hs.Src, "dst", hs.Dst)
 	t.conn.EmitWithAck(protocol.EventRegister, []any{hs.Src}, func(answer []any) {
 		accept := len(answer) > 0 && answer[0] == true
-		r.targetAnswered(t, hs.ID, accept)
+		r.targetAnswered(t, hs, accept)
 	})
 }
 
@@ -352,24 +351,29 @@ func (r *Relay) handleGen1Answer(s *Session, accept bool, ack Ack) {
 		}
 		return
 	}
-	r.targetAnswered(s, hs.ID, accept)
+	r.targetAnswered(s, hs, accept)
 	if ack != nil {
 		ack()
 	}
 }
 
-// targetAnswered settles handshake id with the target's answer. A "yes"
+// targetAnswered settles handshake hs with the target's answer. A "yes"
 // that comes too late is answered with P2P_DISCONNECT, so a target that
-// took the source as its peer learns the pair did not form.
-func (r *Relay) targetAnswered(t *Session, id uint64, accept bool) {
+// took the source as its peer learns the pair did not form, unless the two
+// are paired anyway (both asked each other at once).
+func (r *Relay) targetAnswered(t *Session, hs Handshake, accept bool) {
 	var refusal *protocol.Error
 	if !accept {
 		refusal = protocol.Errorf(protocol.CodeRefused, "device %q refused to pair", t.id)
 	}
-	if !r.settleShake(id, accept, refusal) && accept {
-		r.log.Debug("late pairing answer", "id", t.id)
-		t.conn.Emit(protocol.EventDisconnect)
+	if r.settleShake(hs.ID, accept, refusal) || !accept {
+		return
 	}
+	if peer, ok := r.store.Peer(t.id); ok && peer == hs.Src {
+		return
+	}
+	r.log.Debug("late pairing answer", "id", t.id, "src", hs.Src)
+	t.conn.Emit(protocol.EventDisconnect)
 }
 
 func (r *Relay) timeoutShake(id uint64) {
@@ -761,3 +765,6 @@ func truncate(s string, n int) string {
 	}
 	return s
 }
+
+// Store returns the relay's state store.
+func (r *Relay) Store() Store { return r.store }

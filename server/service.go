@@ -56,13 +56,13 @@ func NewService(cfg ServiceConfig) (*Service, error) {
 	if cfg.MaxHTTPBufferSize > 0 {
 		opts.SetMaxHttpBufferSize(cfg.MaxHTTPBufferSize)
 	}
-	io := socket.NewServer(nil, opts)
+	io, handler := NewSocketServer(opts)
 	relay, err := Attach(io, cfg.Relay)
 	if err != nil {
 		return nil, err
 	}
 	s := &Service{Relay: relay, IO: io, mux: http.NewServeMux()}
-	s.mux.Handle("/socket.io/", io.ServeHandler(opts))
+	s.mux.Handle("/socket.io/", handler)
 	s.mux.HandleFunc("GET /healthz", s.healthz)
 	s.srv = &http.Server{Handler: s.mux, ReadHeaderTimeout: 10 * time.Second}
 	return s, nil
@@ -106,6 +106,30 @@ func (s *Service) ServeTLS(ln net.Listener, certFile, keyFile string) error {
 	return err
 }
 
+// drainWait bounds how long Shutdown waits for devices to close their
+// transports after being told to go, before it closes the rest: by then
+// the relay has closed the transports of the devices it disconnected.
+const drainWait = closeGrace
+
+// awaitClients waits until no Engine.IO client is left, ctx ends, or max
+// passes. Devices close their own transports once told, which lets the last
+// packets (P2P_DISCONNECT, SERVER_ERROR) reach them.
+func (s *Service) awaitClients(ctx context.Context, max time.Duration) {
+	deadline := time.NewTimer(max)
+	defer deadline.Stop()
+	tick := time.NewTicker(20 * time.Millisecond)
+	defer tick.Stop()
+	for s.IO.Engine().ClientsCount() > 0 {
+		select {
+		case <-ctx.Done():
+			return
+		case <-deadline.C:
+			return
+		case <-tick.C:
+		}
+	}
+}
+
 // Shutdown stops the service: /healthz turns 503, the relay tells paired
 // devices and closes every connection, then the HTTP server stops. It
 // returns when done or when ctx ends.
@@ -114,6 +138,7 @@ func (s *Service) Shutdown(ctx context.Context) error {
 	s.once.Do(func() {
 		s.serving.Store(false)
 		err = s.Relay.Shutdown(ctx)
+		s.awaitClients(ctx, drainWait)
 		s.IO.Close(nil)
 		if herr := s.srv.Shutdown(ctx); herr != nil && err == nil {
 			err = herr

@@ -2,6 +2,7 @@ package server
 
 import (
 	"fmt"
+	"time"
 
 	"github.com/zishang520/socket.io/servers/socket/v3"
 
@@ -10,8 +11,9 @@ import (
 
 // Attach installs a relay on the default namespace of a socket.io server the
 // caller already has: the Go counterpart of the original p2pServerPlugin(io).
-// The server should allow Engine.IO 3 (SetAllowEIO3) so that
-// socket.io-client 2.x devices can connect; see NewSocketServer.
+// Build io with NewSocketServer: it allows Engine.IO 3, so that
+// socket.io-client 2.x devices can connect, and closes a connection race of
+// the socket.io library that a plain socket.NewServer leaves open.
 //
 // Attach adds a middleware that refuses connections without a valid id, and
 // handles every event of the default namespace; the caller should not add
@@ -22,15 +24,7 @@ func Attach(io *socket.Server, cfg Config) (*Relay, error) {
 	if err != nil {
 		return nil, err
 	}
-	nsp := io.Sockets()
-	nsp.Use(r.admitSocket)
-	if err := nsp.On("connection", func(args ...any) {
-		if s, ok := args[0].(*socket.Socket); ok {
-			r.serveSocket(s)
-		}
-	}); err != nil {
-		return nil, fmt.Errorf("server: listen for connections: %w", err)
-	}
+	io.Sockets().Use(r.admitSocket)
 	return r, nil
 }
 
@@ -73,43 +67,29 @@ func connInfoOf(s *socket.Socket) (ConnInfo, error) {
 	}, nil
 }
 
-// admitSocket is the namespace middleware: it refuses, with a connect
-// error, a device without a valid id or one the relay will not admit.
+// admitSocket is the namespace middleware. It refuses, with a connect
+// error, a device without a valid id or one the relay will not take, and
+// otherwise joins the device to the relay before socket.io confirms the
+// connection: once a device sees "connect", others can pair with it.
 func (r *Relay) admitSocket(s *socket.Socket, next func(*socket.ExtendedError)) {
 	info, err := connInfoOf(s)
+	var sess *Session
 	if err == nil {
-		err = r.Admit(info)
+		sess, err = r.Join(info, sioConn{s})
+	} else {
+		r.stats.refusal(protocol.CodeOf(err))
 	}
 	if err != nil {
 		pe := asProtocolError(err)
-		r.stats.refusal(pe.Code)
 		r.log.Info("connection refused", "addr", s.Conn().RemoteAddress(), "code", string(pe.Code), "reason", pe.Message)
 		next(socket.NewExtendedError(pe.Error(), pe.ConnectErrorData()))
-		return
-	}
-	s.SetData(info)
-	next(nil)
-}
-
-// serveSocket joins an admitted socket to the relay and routes its events.
-func (r *Relay) serveSocket(s *socket.Socket) {
-	info, ok := s.Data().(ConnInfo)
-	if !ok {
-		s.Disconnect(true)
-		return
-	}
-	c := sioConn{s}
-	sess, err := r.Join(info, c)
-	if err != nil {
-		c.Emit(protocol.EventServerError, asProtocolError(err).Error())
-		s.Disconnect(true)
 		return
 	}
 	s.OnAny(func(args ...any) {
 		event, rest, ack := splitEvent(args)
 		r.Handle(sess, event, rest, ack)
 	})
-	_ = s.On("disconnect", func(args ...any) {
+	leave := func(args ...any) {
 		reason := "disconnect"
 		if len(args) > 0 {
 			if s, ok := args[0].(string); ok {
@@ -117,11 +97,12 @@ func (r *Relay) serveSocket(s *socket.Socket) {
 			}
 		}
 		r.Leave(sess, reason)
-	})
-	if !s.Connected() {
-		// The connection closed before the handlers were in place.
-		r.Leave(sess, "closed during connect")
 	}
+	_ = s.On("disconnect", leave)
+	// If the transport closes before socket.io completes the connection,
+	// no "disconnect" comes: the engine's close still ends the session.
+	_ = s.Conn().Once("close", leave)
+	next(nil)
 }
 
 // splitEvent takes an incoming packet's arguments apart: the event name,
@@ -164,7 +145,19 @@ func (c sioConn) EmitWithAck(event string, args []any, ack func([]any)) {
 	_ = c.s.Emit(event, all...)
 }
 
-func (c sioConn) Disconnect() { c.s.Disconnect(true) }
+// closeGrace is how long a disconnected device has to close its transport
+// itself before the relay closes it. Closing at once can lose the last
+// packets (the SERVER_ERROR that says why) on a websocket.
+const closeGrace = time.Second
+
+// Disconnect ends the device's namespace session at once (it gets the
+// DISCONNECT packet after everything sent before it) and closes the
+// transport after closeGrace, if the device has not closed it by then.
+func (c sioConn) Disconnect() {
+	c.s.Disconnect(false)
+	conn := c.s.Conn()
+	time.AfterFunc(closeGrace, func() { conn.Close(false) })
+}
 
 func (c sioConn) Transport() string {
 	if t := c.s.Conn().Transport(); t != nil {

@@ -17,8 +17,8 @@ type stats struct {
 	pairFails   map[protocol.Code]*atomic.Uint64
 }
 
-func newStats() stats {
-	s := stats{
+func newStats() *stats {
+	s := &stats{
 		refusals:  make(map[protocol.Code]*atomic.Uint64, len(protocol.Codes)),
 		pairFails: make(map[protocol.Code]*atomic.Uint64, len(protocol.Codes)),
 	}

@@ -1,0 +1,175 @@
+// Package sioclient connects the Go socket.io client to a relay reliably.
+//
+// The client library (clients/socket/v3) ports the JavaScript client, whose
+// start-up assumes a single-threaded event loop. In Go two races follow:
+// the manager can miss its engine's "open" event when the transport opens
+// before the manager listens for it; its connect-timeout timer can be left
+// running after a fast open and then close a healthy connection; and a
+// socket created while the manager opens can send its namespace CONNECT
+// twice, which the server answers by closing the connection. Connect
+// avoids all three: it disables the library's connect timer and keeps its
+// own, opens the manager first, retrying an attempt that stays stuck, and
+// only then creates and connects the socket.
+//
+// Because a stuck attempt inside the library's own reconnection would
+// never be retried, callers that must survive a dropped connection should
+// turn the library's reconnection off and call Connect again.
+package sioclient
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	client "github.com/zishang520/socket.io/clients/socket/v3"
+)
+
+// AttemptTimeout is how long one attempt to open the manager may take
+// before it counts as stuck and is retried.
+var defaultAttemptTimeout = 3 * time.Second
+
+// ErrStuck is returned when no attempt to open a connection got anywhere
+// before the context ended.
+var ErrStuck = errors.New("could not open a connection to the relay")
+
+// Options say how to connect.
+type Options struct {
+	// Client are the socket.io client options (query, auth, transports,
+	// reconnection...). Connect sets ForceNew and turns AutoConnect off.
+	Client *client.Options
+	// Namespace is the namespace to join; default "/".
+	Namespace string
+	// AttemptTimeout bounds one attempt to open the manager; default 3s.
+	AttemptTimeout time.Duration
+	// Setup, when set, is called with the socket before it connects, so the
+	// caller's listeners see every event from the first one on.
+	Setup func(*client.Socket)
+}
+
+// ConnectError is the relay's refusal of the namespace connection (a
+// connect_error): the relay answered, so retrying will not help.
+type ConnectError struct{ Err error }
+
+func (e *ConnectError) Error() string { return e.Err.Error() }
+func (e *ConnectError) Unwrap() error { return e.Err }
+
+// Connect opens a connection to url and joins the namespace. It returns the
+// connected socket, a *ConnectError when the relay refused it, or another
+// error when the relay could not be reached before ctx ended. The caller
+// must Close the socket.
+func Connect(ctx context.Context, url string, o Options) (*client.Socket, error) {
+	if o.Client == nil {
+		o.Client = client.DefaultOptions()
+	}
+	if o.Namespace == "" {
+		o.Namespace = "/"
+	}
+	if o.AttemptTimeout <= 0 {
+		o.AttemptTimeout = defaultAttemptTimeout
+	}
+	o.Client.SetForceNew(true)
+	o.Client.SetAutoConnect(false)
+	o.Client.SetTimeout(neverTimeout)
+
+	var lastErr error = ErrStuck
+	for {
+		mgr, err := openManager(ctx, url, o)
+		if err == nil {
+			return joinNamespace(ctx, mgr, o)
+		}
+		if ctx.Err() != nil {
+			return nil, fmt.Errorf("%w: %v", ErrStuck, lastErr)
+		}
+		lastErr = err
+		// A refused or failed transport (relay down) is worth a pause; a
+		// stuck attempt is retried at once.
+		if !errors.Is(err, errAttemptStuck) {
+			select {
+			case <-ctx.Done():
+				return nil, fmt.Errorf("could not reach the relay: %w", lastErr)
+			case <-time.After(200 * time.Millisecond):
+			}
+		}
+	}
+}
+
+var errAttemptStuck = errors.New("connection attempt stuck")
+
+// neverTimeout stands in for "no library connect timer": the library has no
+// way to unset it, and its timer can outlive the open it guards.
+const neverTimeout = 100 * 365 * 24 * time.Hour
+
+// openManager opens a manager (the Engine.IO connection) and waits for it.
+func openManager(ctx context.Context, url string, o Options) (*client.Manager, error) {
+	mgr := client.NewManager(url, o.Client)
+	opened := make(chan error, 1)
+	mgr.Open(func(err error) {
+		select {
+		case opened <- err:
+		default:
+		}
+	})
+	t := time.NewTimer(o.AttemptTimeout)
+	defer t.Stop()
+	select {
+	case err := <-opened:
+		if err != nil {
+			closeManager(mgr)
+			return nil, err
+		}
+		return mgr, nil
+	case <-t.C:
+		closeManager(mgr)
+		return nil, errAttemptStuck
+	case <-ctx.Done():
+		closeManager(mgr)
+		return nil, ctx.Err()
+	}
+}
+
+func closeManager(mgr *client.Manager) {
+	if e := mgr.Engine(); e != nil {
+		e.Close()
+	}
+}
+
+// joinNamespace creates the socket on an open manager and waits until the
+// relay accepts or refuses it.
+func joinNamespace(ctx context.Context, mgr *client.Manager, o Options) (*client.Socket, error) {
+	s := mgr.Socket(o.Namespace, o.Client)
+	result := make(chan error, 1)
+	send := func(err error) {
+		select {
+		case result <- err:
+		default:
+		}
+	}
+	_ = s.Once("connect", func(...any) { send(nil) })
+	_ = s.Once("connect_error", func(args ...any) {
+		err := errors.New("connection refused")
+		if len(args) > 0 {
+			if e, ok := args[0].(error); ok {
+				err = e
+			} else {
+				err = fmt.Errorf("%v", args[0])
+			}
+		}
+		send(&ConnectError{Err: err})
+	})
+	if o.Setup != nil {
+		o.Setup(s)
+	}
+	s.Connect()
+	select {
+	case err := <-result:
+		if err != nil {
+			s.Close()
+			return nil, err
+		}
+		return s, nil
+	case <-ctx.Done():
+		s.Close()
+		return nil, ctx.Err()
+	}
+}
