@@ -37,7 +37,8 @@ const acceptAll = () => true;
  *
  * - serverErrors: the argument lists of every SERVER_ERROR;
  * - peerGone: the argument lists of every P2P_DISCONNECT;
- * - asked: {src, callback} for every pairing request the relay sent;
+ * - asked: {src, callback, rest} for every pairing request the relay sent;
+ * - answered: {src, yes} for every pairing request the device answered;
  * - closed: the reason, when the connection ended;
  * - violations: things the relay did that the original client could not
  *   have coped with (it would have thrown); tests expect none.
@@ -53,6 +54,7 @@ export class Device {
     this.serverErrors = new Inbox(`${id}: SERVER_ERROR`);
     this.peerGone = new Inbox(`${id}: P2P_DISCONNECT`);
     this.asked = new Inbox(`${id}: P2P_REGISTER`);
+    this.answered = new Inbox(`${id}: pairing answers`);
     this.closed = new Inbox(`${id}: disconnect`);
     this.violations = [];
     this.inboxes = new Map();
@@ -65,7 +67,11 @@ export class Device {
       this.asked.push({ src, callback, rest });
       this.onAsked(src, callback);
     });
-    socket.on('disconnect', (reason) => this.closed.push(reason));
+    this.pending = new Set();
+    socket.on('disconnect', (reason) => {
+      this.closed.push(reason);
+      for (const fail of this.pending) fail(new Error(`${this.id} (${this.kind}) disconnected (${reason}) before the relay answered`));
+    });
   }
 
   /** gen is the protocol generation, 1 or 2. */
@@ -138,18 +144,20 @@ export class Device {
 
   /**
    * request emits a raw event with an ack callback and resolves with the
-   * values the relay answered; it rejects after WAIT_MS.
+   * values the relay answered; it rejects after WAIT_MS, or when the
+   * connection ends first.
    */
   request(event, ...args) {
     return new Promise((resolve, reject) => {
-      const timer = setTimeout(
-        () => reject(new Error(`${this.id} (${this.kind}): no ack for ${event} within ${WAIT_MS} ms`)),
-        WAIT_MS,
-      );
-      this.socket.emit(event, ...args, (...answer) => {
+      const settle = (fn, v) => {
         clearTimeout(timer);
-        resolve(answer);
-      });
+        this.pending.delete(fail);
+        fn(v);
+      };
+      const fail = (err) => settle(reject, err);
+      const timer = setTimeout(() => fail(new Error(`${this.id} (${this.kind}): no ack for ${event} within ${WAIT_MS} ms`)), WAIT_MS);
+      this.pending.add(fail);
+      this.socket.emit(event, ...args, (...answer) => settle(resolve, answer));
     });
   }
 
@@ -178,17 +186,10 @@ export class Gen1Device extends Device {
   // A generation-1 device ignores the callback and answers with an event;
   // it refuses when it already has a target.
   async onAsked(src) {
-    if (this.target) {
-      this.socket.emit(EV.REGISTER_FAILED);
-      return;
-    }
-    const yes = await this.consent(src);
-    if (yes && !this.target) {
-      this.target = src;
-      this.socket.emit(EV.REGISTER_SUCCESS);
-      return;
-    }
-    this.socket.emit(EV.REGISTER_FAILED);
+    const yes = !this.target && (await this.consent(src)) === true && !this.target;
+    if (yes) this.target = src;
+    this.socket.emit(yes ? EV.REGISTER_SUCCESS : EV.REGISTER_FAILED);
+    this.answered.push({ src, yes });
   }
 
   /** unregister forgets the target; generation 1 has no unregister on the wire. */
@@ -229,6 +230,7 @@ export class Gen2Device extends Device {
     const yes = free && (await this.consent(src)) === true;
     if (yes) this.target = src;
     callback(yes);
+    this.answered.push({ src, yes });
   }
 
   /** unregister ends the pair (P2P_UNREGISTER) and resolves with the relay's answer. */

@@ -3,6 +3,7 @@
 // assertions on the relay's answers.
 import assert from 'node:assert/strict';
 import { connectDevice, EV } from '../lib/device.mjs';
+import { Inbox } from '../lib/inbox.mjs';
 import { connectSocket, TRANSPORTS, VERSIONS, WAIT_MS } from '../lib/sio.mjs';
 
 /** RELAY_URL is the relay under test, from P2P_URL. */
@@ -98,6 +99,8 @@ export async function pairUp(a, b) {
   const ask = await b.asked.next();
   assert.equal(ask.src, a.id, `${b.id} was asked by ${ask.src}, want ${a.id}`);
   assert.equal(typeof ask.callback, 'function', 'the relay must send P2P_REGISTER with an ack callback');
+  assert.deepEqual(ask.rest, [], 'P2P_REGISTER carries (sourceId, ack) only');
+  assert.deepEqual(await b.answered.next(), { src: a.id, yes: true });
   assert.equal(a.target, b.id);
   assert.equal(b.target, a.id);
 }
@@ -154,6 +157,7 @@ export async function assertQuiet(...devs) {
     assert.deepEqual(d.serverErrors.take(), [], `${d.id} (${d.kind}) got SERVER_ERROR`);
     assert.deepEqual(d.peerGone.take(), [], `${d.id} (${d.kind}) got P2P_DISCONNECT`);
     assert.deepEqual(d.asked.take().map((a) => a.src), [], `${d.id} (${d.kind}) was asked to pair`);
+    assert.deepEqual(d.answered.take(), [], `${d.id} (${d.kind}) answered a pairing request`);
     if (d.unregistered) assert.deepEqual(d.unregistered.take(), [], `${d.id} (${d.kind}) got P2P_UNREGISTER`);
     assert.deepEqual(d.violations, [], `${d.id} (${d.kind}): protocol violations`);
     assert.ok(d.connected, `${d.id} (${d.kind}) is disconnected`);
@@ -184,6 +188,29 @@ export async function assertRelaying(a, b) {
   assert.deepEqual(await answer, ['pong', n], 'ack values changed on the way back');
 }
 
+/**
+ * gate returns a consent function that holds every pairing request until
+ * release(answer) is called, and an inbox of the sources it holds.
+ */
+export function gate() {
+  const held = new Inbox('held pairing requests');
+  let pending = [];
+  return {
+    held,
+    consent(src) {
+      return new Promise((resolve) => {
+        pending.push(resolve);
+        held.push(src);
+      });
+    },
+    release(answer) {
+      const p = pending;
+      pending = [];
+      for (const resolve of p) resolve(answer);
+    },
+  };
+}
+
 /** Bystanders is a pair that every test checks keeps relaying. */
 export async function bystanders(kindA = { gen: 1, version: 2, transport: 'polling' }, kindB = { gen: 2, version: 4, transport: 'websocket' }) {
   const f = new Fleet();
@@ -211,9 +238,13 @@ export function bigUnicode(bytes) {
     'नमस्ते दुनिया ', 'γειά σου κόσμε ', '😀🎉👍🏽👨‍👩‍👧‍👦🏳️‍🌈 ', '𝔘𝔫𝔦𝔠𝔬𝔡𝔢 𝄞 ', 'e\u0301 a\u030a ',
     '"quoted" \\back\\slash/ \n\t\r\u2028\u2029\u0000\u001f ', '{"not":"json"} [1,2] ',
   ];
-  let s = '';
-  for (let i = 0; Buffer.byteLength(s) < bytes; i++) s += pieces[i % pieces.length] + i + ' ';
-  return s;
+  const parts = [];
+  for (let i = 0, n = 0; n < bytes; i++) {
+    const p = `${pieces[i % pieces.length]}${i} `;
+    parts.push(p);
+    n += Buffer.byteLength(p);
+  }
+  return parts.join('');
 }
 
 /** waitMs is the default wait for things that should happen. */
