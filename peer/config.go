@@ -1,0 +1,118 @@
+package peer
+
+import (
+	"fmt"
+	"log/slog"
+	"net/url"
+	"slices"
+	"time"
+
+	"github.com/p2prelay/p2prelay/protocol"
+)
+
+// Defaults for Config's zero values.
+const (
+	DefaultTimeout           = 10 * time.Second
+	DefaultReconnectDelay    = 500 * time.Millisecond
+	DefaultReconnectDelayMax = 5 * time.Second
+)
+
+// AcceptPolicy decides a pair request from device from while this device is
+// free. It runs on the socket's goroutine and must return quickly.
+type AcceptPolicy func(from string) bool
+
+// AcceptAny accepts every pair request (the default, as the original client
+// did).
+func AcceptAny() AcceptPolicy { return func(string) bool { return true } }
+
+// AcceptNone refuses every pair request.
+func AcceptNone() AcceptPolicy { return func(string) bool { return false } }
+
+// AcceptIDs accepts pair requests from the given device ids only.
+func AcceptIDs(ids ...string) AcceptPolicy {
+	allowed := slices.Clone(ids)
+	return func(from string) bool { return slices.Contains(allowed, from) }
+}
+
+// Config configures a Peer. ID is required, and URL for Dial.
+type Config struct {
+	// URL is the relay's address, e.g. http://127.0.0.1:9000.
+	URL string
+	// ID is the device id this peer connects with.
+	ID string
+	// Token, when set, is sent as the device token, both in the handshake
+	// auth ({token}) and in the query (?token=).
+	Token string
+	// Accept decides pair requests while the device is free. Default
+	// AcceptAny.
+	Accept AcceptPolicy
+	// OnEvent receives the events from the peer that no Handle handler
+	// takes. Events nobody handles are dropped; if the sender wanted an
+	// acknowledgement, it gets the relay's TIMEOUT.
+	OnEvent func(Event)
+	// OnNotice receives the changes of the peer's state, in order.
+	OnNotice func(Notice)
+	// Timeout bounds connecting and every request whose context has no
+	// deadline. Default DefaultTimeout.
+	Timeout time.Duration
+	// NoReconnect turns automatic reconnection off (Dial only).
+	NoReconnect bool
+	// ReconnectDelay and ReconnectDelayMax bound the wait between
+	// reconnection attempts, which doubles from the first to the second.
+	// Defaults DefaultReconnectDelay and DefaultReconnectDelayMax.
+	ReconnectDelay    time.Duration
+	ReconnectDelayMax time.Duration
+	// Transports lists the transports to try, "websocket" and/or
+	// "polling" (Dial only). Default websocket alone: with the Go
+	// socket.io client, a connection that starts on polling can lose its
+	// last packets when it closes during the upgrade to websocket, and
+	// polling alone can stall; use polling only where websocket is
+	// blocked.
+	Transports []string
+	// Logger receives debug logs. Default: a logger that discards.
+	Logger *slog.Logger
+}
+
+// withDefaults returns c with every zero field set, or an error for a value
+// that cannot work. dial says whether URL and Transports matter.
+func (c Config) withDefaults(dial bool) (Config, error) {
+	if err := protocol.ValidateID(c.ID); err != nil {
+		return c, fmt.Errorf("peer: config: %w", err)
+	}
+	if dial {
+		u, err := url.Parse(c.URL)
+		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+			return c, fmt.Errorf("peer: config: relay URL %q must be http(s)://host[:port]", c.URL)
+		}
+		for _, t := range c.Transports {
+			if t != "polling" && t != "websocket" {
+				return c, fmt.Errorf("peer: config: unknown transport %q (want polling or websocket)", t)
+			}
+		}
+		if len(c.Transports) == 0 {
+			c.Transports = []string{"websocket"}
+		}
+	}
+	if c.Timeout < 0 || c.ReconnectDelay < 0 || c.ReconnectDelayMax < 0 {
+		return c, fmt.Errorf("peer: config: durations must not be negative")
+	}
+	if c.Timeout == 0 {
+		c.Timeout = DefaultTimeout
+	}
+	if c.ReconnectDelay == 0 {
+		c.ReconnectDelay = DefaultReconnectDelay
+	}
+	if c.ReconnectDelayMax == 0 {
+		c.ReconnectDelayMax = DefaultReconnectDelayMax
+	}
+	if c.ReconnectDelayMax < c.ReconnectDelay {
+		c.ReconnectDelayMax = c.ReconnectDelay
+	}
+	if c.Accept == nil {
+		c.Accept = AcceptAny()
+	}
+	if c.Logger == nil {
+		c.Logger = slog.New(slog.DiscardHandler)
+	}
+	return c, nil
+}

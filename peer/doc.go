@@ -1,0 +1,39 @@
+// Package peer is the device side of the P2P relay: the Go counterpart of the
+// original JavaScript client plugin. A Peer connects to a relay with an id,
+// pairs 1:1 with another device, sends it events (with or without an
+// acknowledgement) and answers the events it receives.
+//
+// It speaks protocol generation 2 on the wire (?clientId=, pairing answered
+// through the ack, P2P_UNREGISTER), and the relay translates for
+// generation-1 devices, so a Peer pairs with either generation.
+//
+// # Lifecycle
+//
+// Dial connects a new socket.io client; New wraps a socket the caller
+// already has. Close disconnects (Dial) or detaches (New); Done is closed
+// once the peer has stopped and every handler call has returned.
+//
+// Incoming events and notices (paired, unpaired, disconnected, reconnected,
+// closed) are delivered one at a time, in the order they happened, on a
+// goroutine of the Peer: a handler that blocks delays the ones after it, and
+// a handler must not wait for Done.
+//
+// # Pairing
+//
+// Pair asks the relay to pair with a target and returns nil once paired, or
+// an error whose code says why not: errors.Is(err, ErrOffline), ErrBusy,
+// ErrRefused, ErrSelf, ErrTimeout. Unpair ends the pair. A pair request
+// from another device is answered by Config.Accept when the device is free,
+// and refused when it is paired with someone else or asking another device.
+//
+// # Reconnecting
+//
+// A Peer created by Dial reconnects when its connection drops, with the same
+// id (it registers again), and also when the relay closed it because it was
+// shutting down. The relay ends a device's pair when its connection drops
+// and tells the other side, so the pair does not survive a reconnect: the
+// peer reports Unpaired (ReasonConnectionLost) and Disconnected, then
+// Reconnected, whose Peer field names the device it was paired with; pair
+// again if you want it back. A Peer gives up (Closed) when the relay refuses
+// it for good: kicked by an operator, its id taken over, or not authorised.
+package peer

@@ -1,0 +1,89 @@
+package peer
+
+import (
+	"context"
+	"errors"
+	"fmt"
+
+	"github.com/zishang520/socket.io/v3/pkg/types"
+
+	"github.com/p2prelay/p2prelay/protocol"
+)
+
+// Errors to test with errors.Is. The relay's refusals are *protocol.Error
+// values, which match these by code; protocol.CodeOf(err) gives the code.
+var (
+	// ErrOffline: the target is not connected.
+	ErrOffline = &protocol.Error{Code: protocol.CodeOffline, Message: "the device is offline"}
+	// ErrBusy: the target, or this device, is paired or pairing elsewhere.
+	ErrBusy = &protocol.Error{Code: protocol.CodeBusy, Message: "busy"}
+	// ErrRefused: the target said no.
+	ErrRefused = &protocol.Error{Code: protocol.CodeRefused, Message: "refused"}
+	// ErrSelf: a device cannot pair with itself.
+	ErrSelf = &protocol.Error{Code: protocol.CodeSelf, Message: "cannot pair with yourself"}
+	// ErrTimeout: no answer in time, from the target (the relay's pairing
+	// or ack timeout) or from the relay (the request's context).
+	ErrTimeout = &protocol.Error{Code: protocol.CodeTimeout, Message: "no answer in time"}
+	// ErrNotPaired: the request needs a peer and this device has none.
+	ErrNotPaired = &protocol.Error{Code: protocol.CodeNotPaired, Message: "not paired"}
+
+	// ErrConnect wraps every failure to connect to the relay; the relay's
+	// own refusal (UNAUTHORIZED, ID_IN_USE, ...) is wrapped too.
+	ErrConnect = errors.New("could not connect to the relay")
+	// ErrNotConnected: the connection is down (it may be reconnecting).
+	ErrNotConnected = errors.New("not connected to the relay")
+	// ErrClosed: the peer was closed.
+	ErrClosed = errors.New("peer closed")
+)
+
+// timeoutError describes a request whose context ended. A deadline is a
+// TIMEOUT (matching ErrTimeout and context.DeadlineExceeded); a
+// cancellation stays context.Canceled.
+func timeoutError(ctx context.Context, what string) error {
+	err := ctx.Err()
+	if errors.Is(err, context.DeadlineExceeded) {
+		return fmt.Errorf("peer: %s: %w (%w)", what, protocol.Errorf(protocol.CodeTimeout, "no answer in time"), err)
+	}
+	return fmt.Errorf("peer: %s: %w", what, err)
+}
+
+// connectErrorOf turns a socket's connect_error argument into an error:
+// the relay's refusal as a *protocol.Error when it sent one.
+func connectErrorOf(args []any) error {
+	var err error
+	if len(args) > 0 {
+		switch v := args[0].(type) {
+		case error:
+			err = v
+		case nil:
+		default:
+			err = fmt.Errorf("%v", v)
+		}
+	}
+	if err == nil {
+		return errors.New("connection failed")
+	}
+	var ee *types.ExtendedError
+	if errors.As(err, &ee) {
+		if m, ok := ee.Data.(map[string]any); ok {
+			if code, ok := m["code"].(string); ok && code != "" {
+				msg, _ := m["message"].(string)
+				return &protocol.Error{Code: protocol.Code(code), Message: msg}
+			}
+		}
+		if pe := protocol.ParseServerError(ee.Message); pe.Code != "" {
+			return pe
+		}
+	}
+	return err
+}
+
+// permanentRefusal reports whether a relay refusal of this connection means
+// retrying is pointless.
+func permanentRefusal(code protocol.Code) bool {
+	switch code {
+	case protocol.CodeKicked, protocol.CodeTakenOver, protocol.CodeUnauthorized, protocol.CodeBadID:
+		return true
+	}
+	return false
+}

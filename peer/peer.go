@@ -1,0 +1,553 @@
+package peer
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/url"
+	"sync"
+	"time"
+
+	engine "github.com/zishang520/socket.io/clients/engine/v3"
+	client "github.com/zishang520/socket.io/clients/socket/v3"
+	sio "github.com/zishang520/socket.io/servers/socket/v3"
+	"github.com/zishang520/socket.io/v3/pkg/types"
+
+	"github.com/p2prelay/p2prelay/internal/sioclient"
+	"github.com/p2prelay/p2prelay/protocol"
+)
+
+// Peer is one device connected to a relay. Create it with Dial or New; its
+// methods are safe for concurrent use. The caller must call Close.
+type Peer struct {
+	cfg   Config
+	log   *slog.Logger
+	owned bool // Dial made the socket: Peer reconnects and closes it
+	opts  *client.Options
+	disp  *dispatcher
+	done  chan struct{}
+	ctx   context.Context // ends when the peer stops: no more reconnecting
+	halt  context.CancelFunc
+
+	pairMu sync.Mutex // serialises Pair and Unpair
+
+	mu         sync.Mutex     // guards every field below
+	sock       *client.Socket // the current connection's socket
+	listeners  *listeners     // installed on sock
+	connected  bool
+	everUp     bool            // connected at least once
+	peer       string          // the current peer, "" when unpaired
+	lastPeer   string          // the peer whose pair a dropped connection ended
+	pairing    string          // the target of the Pair under way
+	pairErr    *protocol.Error // the relay's reason while pairing
+	connErr    *protocol.Error // the relay's last word about the connection
+	handlers   map[string]func(Event)
+	closed     bool
+	err        error // why the peer stopped
+	retryDelay time.Duration
+	redialing  bool // a reconnect loop runs
+}
+
+// Connection attempts: one try to open a connection may take a third of
+// Config.Timeout, within these bounds, before it counts as stuck and is
+// tried again.
+const (
+	minAttempt = 500 * time.Millisecond
+	maxAttempt = 3 * time.Second
+)
+
+// Dial connects to the relay at cfg.URL as device cfg.ID and waits until
+// the relay accepted it, or ctx (bounded by cfg.Timeout when it has no
+// deadline) ends; an unreachable relay is tried again until then. A
+// refused or failed connection wraps ErrConnect, and the relay's refusal
+// (protocol.CodeOf: UNAUTHORIZED, ID_IN_USE, BAD_ID...).
+func Dial(ctx context.Context, cfg Config) (*Peer, error) {
+	cfg, err := cfg.withDefaults(true)
+	if err != nil {
+		return nil, err
+	}
+	opts := client.DefaultOptions()
+	query := url.Values{protocol.QueryClientID: {cfg.ID}}
+	if cfg.Token != "" {
+		query.Set(protocol.QueryToken, cfg.Token)
+		opts.SetAuth(map[string]any{protocol.QueryToken: cfg.Token})
+	}
+	opts.SetQuery(query)
+	// The Peer reconnects by itself, with a new socket each time: the
+	// library's own reconnection can stall for good (see sioclient).
+	opts.SetReconnection(false)
+	ts := types.NewSet[engine.TransportCtor]()
+	for _, name := range cfg.Transports {
+		if name == "websocket" {
+			ts.Add(client.WebSocket)
+		} else {
+			ts.Add(client.Polling)
+		}
+	}
+	opts.SetTransports(ts)
+
+	p := newPeer(cfg, true)
+	p.opts = opts
+	ctx, cancel := p.bound(ctx)
+	defer cancel()
+	if err := p.connect(ctx); err != nil {
+		p.stop(ErrClosed)
+		return nil, fmt.Errorf("peer: %w %s as %q: %w", ErrConnect, cfg.URL, cfg.ID, err)
+	}
+	return p, nil
+}
+
+// connect opens a new connection, which becomes the current one. It
+// returns the relay's refusal as a *protocol.Error.
+func (p *Peer) connect(ctx context.Context) error {
+	s, err := sioclient.Connect(ctx, p.cfg.URL, sioclient.Options{
+		Client:         p.opts,
+		AttemptTimeout: min(max(p.cfg.Timeout/3, minAttempt), maxAttempt),
+		Setup:          p.adopt,
+	})
+	if err != nil {
+		var refused *sioclient.ConnectError
+		if errors.As(err, &refused) {
+			return connectErrorOf([]any{refused.Err})
+		}
+		return err
+	}
+	p.mu.Lock()
+	closed := p.closed
+	p.mu.Unlock()
+	if closed {
+		s.Close()
+		return ErrClosed
+	}
+	return nil
+}
+
+// New makes a Peer of a socket.io client socket the caller already has,
+// connected (or connecting) to a relay with ?clientId= set to cfg.ID. The
+// socket stays the caller's: Close detaches the Peer without disconnecting
+// it, and its reconnection is the socket's own (Config's URL, Token,
+// NoReconnect, ReconnectDelay* and Transports are not used).
+func New(sock *client.Socket, cfg Config) (*Peer, error) {
+	if sock == nil {
+		return nil, errors.New("peer: New needs a socket")
+	}
+	cfg, err := cfg.withDefaults(false)
+	if err != nil {
+		return nil, err
+	}
+	p := newPeer(cfg, false)
+	p.adopt(sock)
+	if sock.Connected() {
+		p.mu.Lock()
+		p.connected, p.everUp = true, true
+		p.mu.Unlock()
+	}
+	return p, nil
+}
+
+func newPeer(cfg Config, owned bool) *Peer {
+	ctx, halt := context.WithCancel(context.Background())
+	return &Peer{
+		cfg:        cfg,
+		log:        cfg.Logger.With("id", cfg.ID),
+		owned:      owned,
+		disp:       newDispatcher(),
+		done:       make(chan struct{}),
+		ctx:        ctx,
+		halt:       halt,
+		handlers:   make(map[string]func(Event)),
+		retryDelay: cfg.ReconnectDelay,
+	}
+}
+
+// listeners are the Peer's listeners on one socket.
+type listeners struct {
+	any, connect, disconnect func(...any)
+}
+
+// adopt makes s the current socket and installs the Peer's listeners on
+// it; they ignore s once another socket is current.
+func (p *Peer) adopt(s *client.Socket) {
+	current := func() bool {
+		p.mu.Lock()
+		defer p.mu.Unlock()
+		return p.sock == s && !p.closed
+	}
+	l := &listeners{
+		any: func(args ...any) {
+			if current() {
+				p.onAny(args...)
+			}
+		},
+		connect: func(...any) {
+			if current() {
+				p.onConnect()
+			}
+		},
+		disconnect: func(args ...any) {
+			if current() {
+				p.onDisconnect(args...)
+			}
+		},
+	}
+	p.mu.Lock()
+	p.sock, p.listeners = s, l
+	p.mu.Unlock()
+	s.OnAny(l.any)
+	_ = s.On("connect", l.connect)
+	_ = s.On("disconnect", l.disconnect)
+}
+
+// socket returns the current socket.
+func (p *Peer) socket() *client.Socket {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.sock
+}
+
+// ID returns the device id.
+func (p *Peer) ID() string { return p.cfg.ID }
+
+// Peer returns the device this one is paired with, if any.
+func (p *Peer) Peer() (string, bool) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.peer, p.peer != ""
+}
+
+// Connected reports whether the connection to the relay is up.
+func (p *Peer) Connected() bool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.connected
+}
+
+// Handle sets the handler of the events named event, replacing any
+// previous one; a nil fn removes it. Events without a handler go to
+// Config.OnEvent.
+func (p *Peer) Handle(event string, fn func(Event)) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if fn == nil {
+		delete(p.handlers, event)
+		return
+	}
+	p.handlers[event] = fn
+}
+
+// Done is closed when the peer has stopped (Close, or the relay refused it
+// for good) and every handler call has returned.
+func (p *Peer) Done() <-chan struct{} { return p.done }
+
+// Err returns why the peer stopped: nil while it runs and after Close.
+func (p *Peer) Err() error {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if errors.Is(p.err, ErrClosed) {
+		return nil
+	}
+	return p.err
+}
+
+// Close stops the peer: it disconnects a socket Dial made (the relay frees
+// the pair and tells the peer) or detaches from one given to New. No
+// handler is called for what happens after Close; the calls already queued
+// still run. It does not wait for them: see Done.
+func (p *Peer) Close() error {
+	p.stop(ErrClosed)
+	return nil
+}
+
+// stop ends the peer for err, once.
+func (p *Peer) stop(err error) {
+	p.mu.Lock()
+	if p.closed {
+		p.mu.Unlock()
+		return
+	}
+	p.closed = true
+	p.err = err
+	p.connected = false
+	s, l := p.sock, p.listeners
+	p.mu.Unlock()
+	p.halt()
+	if s != nil {
+		if p.owned {
+			s.Disconnect()
+		} else {
+			s.OffAny(l.any)
+			s.RemoveListener("connect", l.connect)
+			s.RemoveListener("disconnect", l.disconnect)
+		}
+	}
+	if !errors.Is(err, ErrClosed) && p.cfg.OnNotice != nil {
+		// The relay refused the device for good: say so before stopping.
+		n := Notice{Kind: Closed, Err: err}
+		p.disp.push(func() { p.cfg.OnNotice(n) })
+	}
+	p.disp.close()
+	go func() {
+		<-p.disp.done
+		close(p.done)
+	}()
+}
+
+// notify queues a notice for Config.OnNotice; after Close it is dropped.
+func (p *Peer) notify(n Notice) {
+	if p.cfg.OnNotice == nil {
+		return
+	}
+	p.disp.push(func() { p.cfg.OnNotice(n) })
+}
+
+// bound gives ctx the configured timeout when it has no deadline.
+func (p *Peer) bound(ctx context.Context) (context.Context, context.CancelFunc) {
+	if _, ok := ctx.Deadline(); ok {
+		return context.WithCancel(ctx)
+	}
+	return context.WithTimeout(ctx, p.cfg.Timeout)
+}
+
+// ready checks that the peer can send a request now.
+func (p *Peer) ready() error {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	switch {
+	case p.closed:
+		return fmt.Errorf("peer: %w", ErrClosed)
+	case !p.connected:
+		return fmt.Errorf("peer: %w", ErrNotConnected)
+	}
+	return nil
+}
+
+// ackResult is what a relay request's ack brought.
+type ackResult struct {
+	args []any
+	err  error
+}
+
+// request sends event with args and an ack, and waits for the answer.
+// what names the request in errors.
+func (p *Peer) request(ctx context.Context, what, event string, args ...any) ([]any, error) {
+	return p.requestThen(ctx, nil, what, event, args...)
+}
+
+// requestThen is request with a hook that runs on the socket's goroutine
+// when the answer arrives, before any later packet is handled, so that
+// state changes in order with the events around them.
+func (p *Peer) requestThen(ctx context.Context, hook func([]any), what, event string, args ...any) ([]any, error) {
+	if err := p.ready(); err != nil {
+		return nil, err
+	}
+	ctx, cancel := p.bound(ctx)
+	defer cancel()
+	ch := make(chan ackResult, 1)
+	all := append(args[:len(args):len(args)], sio.Ack(func(vals []any, err error) {
+		if err == nil && hook != nil {
+			hook(vals)
+		}
+		ch <- ackResult{vals, err}
+	}))
+	if err := p.socket().Emit(event, all...); err != nil {
+		return nil, fmt.Errorf("peer: %s: %w", what, err)
+	}
+	select {
+	case r := <-ch:
+		if r.err != nil {
+			return nil, fmt.Errorf("peer: %s: %w (%w)", what, ErrNotConnected, r.err)
+		}
+		return r.args, nil
+	case <-ctx.Done():
+		return nil, timeoutError(ctx, what)
+	}
+}
+
+// Pair asks the relay to pair this device with target and waits for the
+// answer. It returns nil once paired (at once when already paired with
+// target), or an error matching ErrOffline, ErrSelf, ErrBusy, ErrRefused or
+// ErrTimeout (protocol.CodeOf gives the code). A device paired with
+// another one must Unpair first (ErrBusy). If ctx ends before the relay
+// answers and the pair forms later, the Peer unpairs at once.
+func (p *Peer) Pair(ctx context.Context, target string) error {
+	if err := protocol.ValidateID(target); err != nil {
+		return fmt.Errorf("peer: pair with %q: %w", target, err)
+	}
+	p.pairMu.Lock()
+	defer p.pairMu.Unlock()
+	if err := p.ready(); err != nil {
+		return err
+	}
+	p.mu.Lock()
+	if p.peer == target {
+		p.mu.Unlock()
+		return nil
+	}
+	p.pairing, p.pairErr = target, nil
+	p.mu.Unlock()
+
+	ctx, cancel := p.bound(ctx)
+	defer cancel()
+	what := fmt.Sprintf("pair with %q", target)
+	result := make(chan error, 1)
+	var abandoned bool // guarded by p.mu
+	ack := sio.Ack(func(vals []any, err error) {
+		p.mu.Lock()
+		if abandoned {
+			p.mu.Unlock()
+			if err == nil && len(vals) > 0 && vals[0] == true {
+				p.log.Debug("pairing answered after the caller gave up: unpairing", "target", target)
+				_ = p.socket().Emit(protocol.EventUnregister, sio.Ack(func([]any, error) {}))
+			}
+			return
+		}
+		p.pairing = ""
+		switch {
+		case err != nil:
+			p.mu.Unlock()
+			result <- fmt.Errorf("peer: %s: %w (%w)", what, ErrNotConnected, err)
+		case len(vals) > 0 && vals[0] == true:
+			p.peer, p.lastPeer = target, ""
+			p.mu.Unlock()
+			p.notify(Notice{Kind: Paired, Peer: target})
+			result <- nil
+		default:
+			refusal := p.pairErr
+			p.pairErr = nil
+			p.mu.Unlock()
+			if refusal == nil {
+				refusal = protocol.Errorf(protocol.CodeRefused, "device %q did not pair", target)
+			}
+			result <- fmt.Errorf("peer: %s: %w", what, refusal)
+		}
+	})
+	if err := p.socket().Emit(protocol.EventRegister, target, ack); err != nil {
+		p.mu.Lock()
+		p.pairing = ""
+		p.mu.Unlock()
+		return fmt.Errorf("peer: %s: %w", what, err)
+	}
+	select {
+	case err := <-result:
+		return err
+	case <-ctx.Done():
+		p.mu.Lock()
+		abandoned = true
+		p.pairing = ""
+		p.mu.Unlock()
+		select {
+		case err := <-result: // answered while giving up
+			if err == nil {
+				return nil
+			}
+			return err
+		default:
+		}
+		return timeoutError(ctx, what)
+	}
+}
+
+// Unpair ends this device's pair. It fails with ErrNotPaired when the
+// relay says there is none.
+func (p *Peer) Unpair(ctx context.Context) error {
+	p.pairMu.Lock()
+	defer p.pairMu.Unlock()
+	vals, err := p.requestThen(ctx, func([]any) {
+		// Whatever the answer, the relay holds no pair for this device now.
+		p.endPair(ReasonUnregistered)
+	}, "unpair", protocol.EventUnregister)
+	if err != nil {
+		return err
+	}
+	if len(vals) == 0 || vals[0] != true {
+		return fmt.Errorf("peer: unpair: %w", protocol.Errorf(protocol.CodeNotPaired, "not paired"))
+	}
+	return nil
+}
+
+// relayPayload is the {targetClientId, event, args} of a relay request to
+// the current peer, or ErrNotPaired.
+func (p *Peer) relayPayload(event string, args []any) (map[string]any, error) {
+	p.mu.Lock()
+	peer := p.peer
+	p.mu.Unlock()
+	if peer == "" {
+		return nil, fmt.Errorf("peer: emit %q: %w", event, protocol.Errorf(protocol.CodeNotPaired, "not paired: pair first"))
+	}
+	if args == nil {
+		args = []any{}
+	}
+	return map[string]any{protocol.KeyTargetClientID: peer, protocol.KeyEvent: event, protocol.KeyArgs: args}, nil
+}
+
+// Emit sends event with args to the peer and waits until the relay has
+// forwarded it (or refused it: NOT_PAIRED, RESERVED_EVENT, TOO_LARGE, ...).
+func (p *Peer) Emit(ctx context.Context, event string, args ...any) error {
+	payload, err := p.relayPayload(event, args)
+	if err != nil {
+		return err
+	}
+	what := fmt.Sprintf("emit %q", event)
+	vals, err := p.request(ctx, what, protocol.EventEmit, payload)
+	if err != nil {
+		return err
+	}
+	if pe := protocol.ParseAckError(vals); pe != nil {
+		return fmt.Errorf("peer: %s: %w", what, pe)
+	}
+	return nil
+}
+
+// EmitAck sends event with args to the peer and waits for the peer's
+// answer: the values it passed to its acknowledgement, in order. A refusal
+// by the relay, or no answer from the peer within the relay's ack timeout
+// (ErrTimeout), is an error; so is ctx ending first.
+func (p *Peer) EmitAck(ctx context.Context, event string, args ...any) ([]any, error) {
+	payload, err := p.relayPayload(event, args)
+	if err != nil {
+		return nil, err
+	}
+	what := fmt.Sprintf("emit %q with ack", event)
+	vals, err := p.request(ctx, what, protocol.EventEmitAck, payload)
+	if err != nil {
+		return nil, err
+	}
+	if pe := protocol.ParseAckError(vals); pe != nil {
+		return nil, fmt.Errorf("peer: %s: %w", what, pe)
+	}
+	if vals == nil {
+		vals = []any{}
+	}
+	return vals, nil
+}
+
+// Devices lists the devices connected to the relay, sorted by id; only
+// those free to pair when onlyAvailable.
+func (p *Peer) Devices(ctx context.Context, onlyAvailable bool) ([]protocol.DeviceEntry, error) {
+	vals, err := p.request(ctx, "list devices", protocol.EventListDevices, map[string]any{"available": onlyAvailable})
+	if err != nil {
+		return nil, err
+	}
+	if pe := protocol.ParseAckError(vals); pe != nil {
+		return nil, fmt.Errorf("peer: list devices: %w", pe)
+	}
+	if len(vals) != 1 {
+		return nil, fmt.Errorf("peer: list devices: relay answered %d values, want 1", len(vals))
+	}
+	list, ok := vals[0].([]any)
+	if !ok {
+		return nil, fmt.Errorf("peer: list devices: relay answered %T, want an array", vals[0])
+	}
+	out := make([]protocol.DeviceEntry, 0, len(list))
+	for _, v := range list {
+		m, ok := v.(map[string]any)
+		if !ok {
+			return nil, fmt.Errorf("peer: list devices: entry is %T, want an object", v)
+		}
+		id, _ := m["id"].(string)
+		avail, _ := m["available"].(bool)
+		out = append(out, protocol.DeviceEntry{ID: id, Available: avail})
+	}
+	return out, nil
+}

@@ -1,0 +1,238 @@
+package peer
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	sio "github.com/zishang520/socket.io/servers/socket/v3"
+
+	"github.com/p2prelay/p2prelay/protocol"
+)
+
+// The socket's listeners. They run on the socket's goroutine, in the order
+// the packets arrived: they update the state at once and queue the
+// callbacks for the dispatcher.
+
+// onAny receives every event the relay sends.
+func (p *Peer) onAny(args ...any) {
+	if len(args) == 0 {
+		return
+	}
+	name, _ := args[0].(string)
+	rest := args[1:]
+	var ack sio.Ack
+	if n := len(rest); n > 0 {
+		if fn, ok := rest[n-1].(sio.Ack); ok {
+			ack, rest = fn, rest[:n-1]
+		}
+	}
+	p.mu.Lock()
+	closed := p.closed
+	p.mu.Unlock()
+	if closed {
+		return
+	}
+	switch name {
+	case protocol.EventRegister:
+		p.onPairRequest(rest, ack)
+	case protocol.EventUnregister:
+		p.endPair(ReasonEnded)
+		if ack != nil {
+			ack([]any{}, nil)
+		}
+	case protocol.EventDisconnect:
+		p.endPair(ReasonPeerGone)
+	case protocol.EventServerError:
+		p.onServerError(rest)
+	default:
+		p.onEvent(name, rest, ack)
+	}
+}
+
+// onPairRequest answers the relay's P2P_REGISTER(source, ack): yes when
+// source is already the peer, no when busy, else what Config.Accept says.
+func (p *Peer) onPairRequest(args []any, ack sio.Ack) {
+	src, _ := firstString(args)
+	if ack == nil || protocol.ValidateID(src) != nil {
+		p.log.Debug("malformed pair request", "args", args)
+		return
+	}
+	p.mu.Lock()
+	var accept, fresh bool
+	switch {
+	case src == p.peer:
+		accept = true
+	case p.peer != "", p.pairing != "" && p.pairing != src:
+		accept = false
+	default:
+		accept = p.cfg.Accept(src)
+		fresh = accept
+	}
+	if fresh {
+		p.peer, p.lastPeer = src, ""
+	}
+	p.mu.Unlock()
+	ack([]any{accept}, nil)
+	p.log.Debug("pair request", "from", src, "accepted", accept)
+	p.notify(Notice{Kind: PairRequest, Peer: src, Accepted: accept})
+	if fresh {
+		p.notify(Notice{Kind: Paired, Peer: src})
+	}
+}
+
+// endPair forgets the peer, if any, and says why. A pair that ended
+// because a connection dropped is remembered for the Reconnected notice.
+func (p *Peer) endPair(why Reason) {
+	p.mu.Lock()
+	old := p.peer
+	p.peer = ""
+	if old != "" {
+		p.lastPeer = ""
+		if why == ReasonPeerGone || why == ReasonConnectionLost {
+			p.lastPeer = old
+		}
+	}
+	p.mu.Unlock()
+	if old != "" {
+		p.notify(Notice{Kind: Unpaired, Peer: old, Reason: string(why)})
+	}
+}
+
+// onServerError keeps the relay's reason for the answers that carry none:
+// a refused pairing (its ack answers only false) and a closed connection.
+func (p *Peer) onServerError(args []any) {
+	text, _ := firstString(args)
+	e := protocol.ParseServerError(text)
+	p.log.Debug("relay error", "code", string(e.Code), "message", e.Message)
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	switch e.Code {
+	case protocol.CodeKicked, protocol.CodeTakenOver, protocol.CodeShuttingDown,
+		protocol.CodeIDInUse, protocol.CodeUnauthorized, protocol.CodeBadID, protocol.CodeServerFull:
+		p.connErr = e
+	}
+	if p.pairing != "" {
+		p.pairErr = e
+	}
+}
+
+// onEvent hands a relayed event to its handler.
+func (p *Peer) onEvent(name string, args []any, ack sio.Ack) {
+	p.mu.Lock()
+	from := p.peer
+	h := p.handlers[name]
+	p.mu.Unlock()
+	if h == nil {
+		h = p.cfg.OnEvent
+	}
+	ev := Event{Name: name, Args: args, From: from}
+	if ack != nil {
+		ev.reply = &reply{fn: ack}
+	}
+	if ev.Args == nil {
+		ev.Args = []any{}
+	}
+	if h == nil {
+		p.log.Debug("event without a handler", "event", name)
+		return
+	}
+	p.disp.push(func() { h(ev) })
+}
+
+// onConnect runs when the relay accepted a connection: the relay has
+// registered the device by then.
+func (p *Peer) onConnect() {
+	p.mu.Lock()
+	again := p.everUp
+	p.connected, p.everUp = true, true
+	p.redialing = false
+	p.connErr = nil
+	p.retryDelay = p.cfg.ReconnectDelay
+	last := p.lastPeer
+	p.lastPeer = ""
+	p.mu.Unlock()
+	p.log.Debug("connected", "again", again)
+	if again {
+		p.notify(Notice{Kind: Reconnected, Peer: last})
+	}
+}
+
+// onDisconnect runs when the current connection closed.
+func (p *Peer) onDisconnect(args ...any) {
+	reason, _ := firstString(args)
+	p.mu.Lock()
+	p.connected = false
+	connErr := p.connErr
+	p.mu.Unlock()
+
+	p.endPair(ReasonConnectionLost)
+	var err error
+	if connErr != nil {
+		err = connErr
+	}
+	p.log.Debug("disconnected", "reason", reason, "err", err)
+	p.notify(Notice{Kind: Disconnected, Reason: reason, Err: err})
+	if !p.owned {
+		// The caller's socket reconnects, or not, by its own settings.
+		return
+	}
+	switch {
+	case connErr != nil && permanentRefusal(connErr.Code):
+		p.stop(connErr)
+	case p.cfg.NoReconnect:
+		if err == nil {
+			err = fmt.Errorf("connection lost: %s", reason)
+		}
+		p.stop(err)
+	default:
+		p.mu.Lock()
+		start := !p.redialing
+		p.redialing = true
+		p.mu.Unlock()
+		if start {
+			go p.reconnect()
+		}
+	}
+}
+
+// reconnect connects again, with the same id, until it succeeds, the relay
+// refuses the device for good, or the peer stops. The wait between tries
+// doubles from Config.ReconnectDelay up to Config.ReconnectDelayMax.
+func (p *Peer) reconnect() {
+	for {
+		p.mu.Lock()
+		d := p.retryDelay
+		p.retryDelay = min(2*d, p.cfg.ReconnectDelayMax)
+		p.mu.Unlock()
+		select {
+		case <-p.ctx.Done():
+			return
+		case <-time.After(d):
+		}
+		ctx, cancel := context.WithTimeout(p.ctx, p.cfg.Timeout)
+		err := p.connect(ctx)
+		cancel()
+		switch code := protocol.CodeOf(err); {
+		case err == nil:
+			return // onConnect ended the loop's turn
+		case p.ctx.Err() != nil:
+			return
+		case permanentRefusal(code):
+			p.stop(err)
+			return
+		default:
+			// ID_IN_USE (the relay has not yet noticed the old connection
+			// is gone), SHUTTING_DOWN, or the relay is unreachable.
+			p.log.Debug("reconnect failed", "err", err)
+		}
+	}
+}
+
+func firstString(args []any) (string, bool) {
+	if len(args) == 0 {
+		return "", false
+	}
+	s, ok := args[0].(string)
+	return s, ok
+}
