@@ -20,9 +20,24 @@ const (
 
 // Defaults for Config's zero values.
 const (
-	DefaultPairTimeout = 10 * time.Second
-	DefaultAckTimeout  = 30 * time.Second
+	DefaultPairTimeout    = 10 * time.Second
+	DefaultAckTimeout     = 30 * time.Second
+	DefaultMaxPayload     = 1 << 20 // bytes of arguments in one relayed message
+	DefaultRate           = 200     // messages per second per device
+	DefaultBurst          = 400
+	DefaultPairRate       = 2 // pairing requests per second per device
+	DefaultPairBurst      = 5
+	DefaultMaxPendingAcks = 256 // relayed acks a device may leave unanswered
 )
+
+// TokenVerifier checks that a device token proves the device's id
+// (auth.Verifier implements it). It returns an UNAUTHORIZED *protocol.Error.
+type TokenVerifier interface {
+	Verify(token, id string) error
+}
+
+// Unlimited, as a Config limit, turns the limit off.
+const Unlimited = -1
 
 // Config configures a Relay. The zero value is usable: every zero field
 // takes its default.
@@ -44,6 +59,30 @@ type Config struct {
 	Logger *slog.Logger
 	// Now is the clock. Default time.Now.
 	Now func() time.Time
+
+	// Tokens, when set, makes every device prove its id with a token; a
+	// device with a valid token for an id in use takes the id over.
+	Tokens TokenVerifier
+	// MaxDevices refuses connections beyond this many devices (SERVER_FULL).
+	// Zero or Unlimited: no limit.
+	MaxDevices int
+	// MaxPayload bounds the arguments of one relayed message or ack, in
+	// bytes as JSON would count them (TOO_LARGE). Default DefaultMaxPayload;
+	// Unlimited turns it off.
+	MaxPayload int
+	// Rate and Burst bound the requests of one device (a token bucket);
+	// excess requests are refused with RATE_LIMITED. Defaults DefaultRate
+	// and DefaultBurst; Rate Unlimited turns it off.
+	Rate  float64
+	Burst int
+	// PairRate and PairBurst bound one device's pairing requests. Defaults
+	// DefaultPairRate and DefaultPairBurst; PairRate Unlimited turns it off.
+	PairRate  float64
+	PairBurst int
+	// MaxPendingAcks bounds the relayed acks waiting on one device's
+	// answer; beyond it senders are refused with RATE_LIMITED. Default
+	// DefaultMaxPendingAcks; Unlimited turns it off.
+	MaxPendingAcks int
 }
 
 // withDefaults returns c with every zero field set to its default, or an
@@ -67,6 +106,35 @@ func (c Config) withDefaults() (Config, error) {
 	}
 	if c.Now == nil {
 		c.Now = time.Now
+	}
+	if c.MaxDevices == 0 {
+		c.MaxDevices = Unlimited
+	}
+	if c.MaxPayload == 0 {
+		c.MaxPayload = DefaultMaxPayload
+	}
+	if c.Rate == 0 {
+		c.Rate = DefaultRate
+	}
+	if c.Burst <= 0 {
+		c.Burst = max(DefaultBurst, int(c.Rate))
+	}
+	if c.PairRate == 0 {
+		c.PairRate = DefaultPairRate
+	}
+	if c.PairBurst <= 0 {
+		c.PairBurst = DefaultPairBurst
+	}
+	if c.MaxPendingAcks == 0 {
+		c.MaxPendingAcks = DefaultMaxPendingAcks
+	}
+	for name, v := range map[string]float64{
+		"MaxDevices": float64(c.MaxDevices), "MaxPayload": float64(c.MaxPayload),
+		"Rate": c.Rate, "PairRate": c.PairRate, "MaxPendingAcks": float64(c.MaxPendingAcks),
+	} {
+		if v < 0 && v != Unlimited {
+			return c, fmt.Errorf("server: %s must be positive or Unlimited, got %v", name, v)
+		}
 	}
 	if c.Store == nil {
 		c.Store = NewMemoryStore(c.Now)

@@ -102,6 +102,12 @@ func (s *memoryStore) Devices() []Device {
 	return out
 }
 
+func (s *memoryStore) Len() int {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	return len(s.devices)
+}
+
 func (s *memoryStore) Pairs() []Pair {
 	s.mu.RLock()
 	defer s.mu.RUnlock()

@@ -12,9 +12,12 @@ import (
 	"errors"
 	"log/slog"
 	"sort"
+	"strconv"
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"golang.org/x/time/rate"
 
 	"github.com/p2prelay/p2prelay/protocol"
 )
@@ -44,6 +47,7 @@ type ConnInfo struct {
 	Gen      protocol.Generation
 	Address  string
 	EngineIO int
+	Token    string // device token, when the device sent one
 }
 
 // Relay is the transport-independent relay core. Create it with New; feed it
@@ -73,6 +77,9 @@ type Session struct {
 
 	sent     atomic.Uint64 // messages this device relayed
 	pairSent atomic.Uint64 // messages relayed since its current pair began
+
+	limit     *rate.Limiter // requests; nil when unlimited
+	pairLimit *rate.Limiter // pairing requests; nil when unlimited
 
 	mu      sync.Mutex // guards acks, nextAck, closed
 	acks    map[uint64]*pendingAck
@@ -115,24 +122,38 @@ func New(cfg Config) (*Relay, error) {
 	}, nil
 }
 
-// admit checks whether the device may connect: the relay is serving and,
-// unless the duplicate policy is takeover, the id is free.
-func (r *Relay) admit(info ConnInfo) error {
+// admit decides whether a device may connect, and whether it takes over
+// an id in use: with device tokens, a valid token always does; without,
+// the duplicate-id policy says.
+func (r *Relay) admit(info ConnInfo) (takeover bool, err error) {
 	if r.closing.Load() {
-		return protocol.Errorf(protocol.CodeShuttingDown, "the relay is shutting down")
+		return false, protocol.Errorf(protocol.CodeShuttingDown, "the relay is shutting down")
 	}
-	if r.cfg.DuplicateID == DuplicateReject {
-		if _, ok := r.store.Get(info.DeviceID); ok {
-			return protocol.Errorf(protocol.CodeIDInUse, "device id %q is already connected", info.DeviceID)
+	_, inUse := r.store.Get(info.DeviceID)
+	switch {
+	case r.cfg.Tokens != nil && info.Token == "" && inUse:
+		return false, protocol.Errorf(protocol.CodeIDInUse, "device id %q is already connected; present its token to reclaim it", info.DeviceID)
+	case r.cfg.Tokens != nil:
+		if err := r.cfg.Tokens.Verify(info.Token, info.DeviceID); err != nil {
+			return false, err
 		}
+		takeover = true
+	case r.cfg.DuplicateID == DuplicateTakeover:
+		takeover = true
+	case inUse:
+		return false, protocol.Errorf(protocol.CodeIDInUse, "device id %q is already connected", info.DeviceID)
 	}
-	return nil
+	if r.cfg.MaxDevices > 0 && !(takeover && inUse) && r.store.Len() >= r.cfg.MaxDevices {
+		return false, protocol.Errorf(protocol.CodeServerFull, "the relay is at its limit of %d devices", r.cfg.MaxDevices)
+	}
+	return takeover, nil
 }
 
 // Join registers a connected device. On error the caller must tell the
 // device (SERVER_ERROR) and close the connection.
 func (r *Relay) Join(info ConnInfo, c Conn) (*Session, error) {
-	if err := r.admit(info); err != nil {
+	takeover, err := r.admit(info)
+	if err != nil {
 		r.countRefusal(err)
 		return nil, err
 	}
@@ -145,12 +166,18 @@ func (r *Relay) Join(info ConnInfo, c Conn) (*Session, error) {
 		EngineIO:    info.EngineIO,
 		ConnectedAt: r.cfg.Now(),
 	}
-	td, err := r.store.Add(dev, r.cfg.DuplicateID == DuplicateTakeover)
+	td, err := r.store.Add(dev, takeover)
 	if err != nil {
 		r.countRefusal(err)
 		return nil, err
 	}
 	s := &Session{id: info.DeviceID, connID: info.ConnID, gen: info.Gen, conn: c, acks: make(map[uint64]*pendingAck)}
+	if r.cfg.Rate > 0 {
+		s.limit = rate.NewLimiter(rate.Limit(r.cfg.Rate), r.cfg.Burst)
+	}
+	if r.cfg.PairRate > 0 {
+		s.pairLimit = rate.NewLimiter(rate.Limit(r.cfg.PairRate), r.cfg.PairBurst)
+	}
 	r.mu.Lock()
 	old := r.sessions[s.id]
 	r.sessions[s.id] = s
@@ -231,6 +258,15 @@ func (r *Relay) endSession(s *Session, td *Teardown, reason, pairReason string) 
 // none. Handle never panics on device input: every bad request is refused
 // with a SERVER_ERROR and its ack, if any, answered.
 func (r *Relay) Handle(s *Session, event string, args []any, ack Ack) {
+	answer := event == protocol.EventRegisterSuccess || event == protocol.EventRegisterFailed
+	if !answer && s.limit != nil && !s.limit.Allow() {
+		shape := ackError
+		if event == protocol.EventRegister || event == protocol.EventUnregister {
+			shape = ackFalse
+		}
+		r.refuse(s, protocol.Errorf(protocol.CodeRateLimited, "more than %g requests a second", r.cfg.Rate), ack, shape)
+		return
+	}
 	switch event {
 	case protocol.EventRegister:
 		r.handleRegister(s, args, ack)
@@ -287,6 +323,10 @@ func (r *Relay) handleRegister(s *Session, args []any, ack Ack) {
 	target, err := protocol.ParseTarget(args[0])
 	if err != nil {
 		r.refuse(s, asProtocolError(err), ack, ackFalse)
+		return
+	}
+	if s.pairLimit != nil && !s.pairLimit.Allow() {
+		r.refuse(s, protocol.Errorf(protocol.CodeRateLimited, "more than %g pairing requests a second", r.cfg.PairRate), ack, ackFalse)
 		return
 	}
 
@@ -489,6 +529,10 @@ func (r *Relay) handleEmit(s *Session, args []any, ack Ack, withAck bool) {
 		r.refuse(s, asProtocolError(err), ack, ackError)
 		return
 	}
+	if perr := checkArgs(req.Args, r.cfg.MaxPayload); perr != nil {
+		r.refuse(s, perr, ack, ackError)
+		return
+	}
 	peer, ok := r.store.Peer(s.id)
 	if !ok || peer != req.Target {
 		r.refuse(s, protocol.Errorf(protocol.CodeNotPaired, "device %q is not your peer", req.Target), ack, ackError)
@@ -521,6 +565,11 @@ func (r *Relay) forwardWithAck(s, t *Session, req protocol.RelayRequest, ack Ack
 		r.refuse(s, protocol.Errorf(protocol.CodeOffline, "device %q is offline", t.id), ack, ackError)
 		return
 	}
+	if r.cfg.MaxPendingAcks > 0 && len(t.acks) >= r.cfg.MaxPendingAcks {
+		t.mu.Unlock()
+		r.refuse(s, protocol.Errorf(protocol.CodeRateLimited, "device %q has %d acks unanswered", t.id, len(t.acks)), ack, ackError)
+		return
+	}
 	t.nextAck++
 	id := t.nextAck
 	t.acks[id] = p
@@ -535,6 +584,11 @@ func (r *Relay) forwardWithAck(s, t *Session, req protocol.RelayRequest, ack Ack
 			return
 		}
 		p.timer.Stop()
+		if perr := checkArgs(answer, r.cfg.MaxPayload); perr != nil {
+			perr.Message = "the answer of " + strconv.Quote(t.id) + ": " + perr.Message
+			r.failAck(p, perr)
+			return
+		}
 		r.stats.acks.Add(1)
 		p.ack(answer...)
 	})

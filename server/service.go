@@ -6,11 +6,13 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
 
 	"github.com/zishang520/socket.io/servers/socket/v3"
+	"github.com/zishang520/socket.io/v3/pkg/types"
 )
 
 // ServiceConfig configures a Service: the relay and its socket.io server.
@@ -23,6 +25,11 @@ type ServiceConfig struct {
 	// MaxHTTPBufferSize bounds one Engine.IO message, in bytes; zero keeps
 	// the library default (1 MB).
 	MaxHTTPBufferSize int64
+	// AllowedOrigins, when set, restricts browsers to these origins (CORS,
+	// and a handshake whose Origin header is not listed is refused).
+	// Clients that send no Origin, such as devices outside a browser, are
+	// not affected. "*" allows any origin.
+	AllowedOrigins []string
 	// Options, when set, are used as the socket.io server options instead
 	// of NewSocketServerOptions; the fields above are applied on top.
 	Options *socket.ServerOptions
@@ -55,6 +62,14 @@ func NewService(cfg ServiceConfig) (*Service, error) {
 	}
 	if cfg.MaxHTTPBufferSize > 0 {
 		opts.SetMaxHttpBufferSize(cfg.MaxHTTPBufferSize)
+	} else if cfg.Relay.MaxPayload > 0 {
+		// Room for a message a little over the limit to reach the relay,
+		// which refuses it with TOO_LARGE; far larger ones close the
+		// transport.
+		opts.SetMaxHttpBufferSize(2*int64(cfg.Relay.MaxPayload) + 64<<10)
+	}
+	if len(cfg.AllowedOrigins) > 0 {
+		restrictOrigins(opts, cfg.AllowedOrigins)
 	}
 	io, handler := NewSocketServer(opts)
 	relay, err := Attach(io, cfg.Relay)
@@ -66,6 +81,27 @@ func NewService(cfg ServiceConfig) (*Service, error) {
 	s.mux.HandleFunc("GET /healthz", s.healthz)
 	s.srv = &http.Server{Handler: s.mux, ReadHeaderTimeout: 10 * time.Second}
 	return s, nil
+}
+
+// restrictOrigins sets CORS for the allowed origins and refuses handshakes
+// from other browser origins.
+func restrictOrigins(opts *socket.ServerOptions, origins []string) {
+	allowed := make(map[string]bool, len(origins))
+	for _, o := range origins {
+		allowed[strings.TrimRight(o, "/")] = true
+	}
+	if allowed["*"] {
+		opts.SetCors(&types.Cors{Origin: "*"})
+		return
+	}
+	opts.SetCors(&types.Cors{Origin: origins, Credentials: true})
+	opts.SetAllowRequest(func(ctx *types.HttpContext) error {
+		origin := ctx.Headers().Peek("Origin")
+		if origin == "" || allowed[origin] {
+			return nil
+		}
+		return fmt.Errorf("origin %q is not allowed", origin)
+	})
 }
 
 // Handle adds an HTTP handler beside the relay (admin API, metrics). Call it

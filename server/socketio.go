@@ -64,7 +64,20 @@ func connInfoOf(s *socket.Socket) (ConnInfo, error) {
 		Gen:      gen,
 		Address:  s.Conn().RemoteAddress(),
 		EngineIO: s.Conn().Protocol(),
+		Token:    tokenOf(s),
 	}, nil
+}
+
+// tokenOf returns the device token from the handshake auth {token} or,
+// for clients that cannot send auth (socket.io-client 2.x), the query.
+func tokenOf(s *socket.Socket) string {
+	if auth := s.Handshake().Auth; auth != nil {
+		if t, ok := auth[protocol.QueryToken].(string); ok && t != "" {
+			return t
+		}
+	}
+	t, _ := s.Request().Query().GetFirst(protocol.QueryToken)
+	return t
 }
 
 // admitSocket is the namespace middleware. It refuses, with a connect

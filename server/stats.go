@@ -84,7 +84,7 @@ func (r *Relay) Stats() Stats {
 			st.PairFailed[c] = v
 		}
 	}
-	st.Devices = len(r.store.Devices())
+	st.Devices = r.store.Len()
 	st.Pairs = len(r.store.Pairs())
 	return st
 }

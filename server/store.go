@@ -96,6 +96,8 @@ type Store interface {
 	Get(id string) (Device, bool)
 	// Devices returns every device, in no particular order.
 	Devices() []Device
+	// Len returns the number of devices.
+	Len() int
 	// Pairs returns every live pair, in no particular order.
 	Pairs() []Pair
 	// Peer returns the peer of id, if it is paired.

@@ -21,6 +21,7 @@ import (
 // CLI is p2pd's command line.
 type CLI struct {
 	Serve   ServeCmd         `cmd:"" default:"withargs" help:"Serve the relay (the default command)."`
+	Token   TokenCmd         `cmd:"" help:"Print a device token (a JWT signed with the device secret)."`
 	Version kong.VersionFlag `help:"Print the version and exit."`
 }
 
@@ -52,6 +53,8 @@ type ServeCmd struct {
 	ShutdownWait time.Duration `help:"How long a graceful shutdown may take." default:"5s" env:"P2PD_SHUTDOWN_WAIT"`
 	LogFlags
 	AdminFlags
+	SecurityFlags
+	LimitFlags
 }
 
 // Validate checks the flags together.
@@ -64,7 +67,10 @@ func (c *ServeCmd) Validate() error {
 			return fmt.Errorf("%s must be positive, got %s", name, d)
 		}
 	}
-	return nil
+	if err := c.SecurityFlags.validate(c.AdminToken); err != nil {
+		return err
+	}
+	return c.LimitFlags.validate()
 }
 
 // Run serves until ctx ends, then shuts down gracefully.
@@ -75,16 +81,24 @@ func (c *ServeCmd) Run(ctx context.Context) error {
 		return err
 	}
 	defer hub.Close()
+	tokens, err := c.verifier()
+	if err != nil {
+		return err
+	}
+	relayCfg := server.Config{
+		PairTimeout: c.PairTimeout,
+		AckTimeout:  c.AckTimeout,
+		DuplicateID: server.DuplicatePolicy(c.DuplicateID),
+		Tokens:      tokens,
+		Observer:    hub,
+		Logger:      log,
+	}
+	c.LimitFlags.apply(&relayCfg)
 	svc, err := server.NewService(server.ServiceConfig{
-		Relay: server.Config{
-			PairTimeout: c.PairTimeout,
-			AckTimeout:  c.AckTimeout,
-			DuplicateID: server.DuplicatePolicy(c.DuplicateID),
-			Observer:    hub,
-			Logger:      log,
-		},
-		PingInterval: c.PingInterval,
-		PingTimeout:  c.PingTimeout,
+		Relay:          relayCfg,
+		PingInterval:   c.PingInterval,
+		PingTimeout:    c.PingTimeout,
+		AllowedOrigins: c.AllowedOrigins,
 	})
 	if err != nil {
 		return err
@@ -96,10 +110,20 @@ func (c *ServeCmd) Run(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("listen on %s: %w", c.Listen, err)
 	}
-	log.Info("p2pd serving", "addr", ln.Addr().String(), "version", version.String())
+	scheme := "http"
+	if c.TLSCert != "" {
+		scheme = "https"
+	}
+	log.Info("p2pd serving", "addr", ln.Addr().String(), "scheme", scheme, "device_tokens", tokens != nil, "version", version.String())
 
 	errc := make(chan error, 1)
-	go func() { errc <- svc.Serve(ln) }()
+	go func() {
+		if c.TLSCert != "" {
+			errc <- svc.ServeTLS(ln, c.TLSCert, c.TLSKey)
+			return
+		}
+		errc <- svc.Serve(ln)
+	}()
 	select {
 	case err := <-errc:
 		return err

@@ -1,0 +1,172 @@
+package protocol
+
+import (
+	"encoding/json"
+	"strings"
+	"testing"
+	"unicode/utf8"
+)
+
+func TestValidateID(t *testing.T) {
+	for _, tc := range []struct {
+		id string
+		ok bool
+	}{
+		{"A", true},
+		{"设备-1", true},
+		{strings.Repeat("é", MaxIDLength), true},
+		{strings.Repeat("é", MaxIDLength+1), false},
+		{"", false},
+		{"a\x00b", false},
+		{"tab\there", false},
+		{"del\x7f", false},
+		{"\u0085next", false},
+		{string([]byte{0xff, 0xfe}), false},
+		{"with space", true},
+	} {
+		err := ValidateID(tc.id)
+		if (err == nil) != tc.ok {
+			t.Errorf("ValidateID(%q) = %v, want ok=%v", tc.id, err, tc.ok)
+		}
+		if err != nil && CodeOf(err) != CodeBadID {
+			t.Errorf("ValidateID(%q) code %q", tc.id, CodeOf(err))
+		}
+	}
+}
+
+func TestIDFromQuery(t *testing.T) {
+	q := func(m map[string]string) func(string) (string, bool) {
+		return func(k string) (string, bool) { v, ok := m[k]; return v, ok }
+	}
+	for _, tc := range []struct {
+		m    map[string]string
+		id   string
+		gen  Generation
+		fail bool
+	}{
+		{map[string]string{"deviceId": "A"}, "A", Gen1, false},
+		{map[string]string{"clientId": "B"}, "B", Gen2, false},
+		{map[string]string{"clientId": "B", "deviceId": "B"}, "B", Gen2, false},
+		{map[string]string{"clientId": "B", "deviceId": "C"}, "", 0, true},
+		{map[string]string{}, "", 0, true},
+		{map[string]string{"clientId": ""}, "", 0, true},
+	} {
+		id, gen, err := IDFromQuery(q(tc.m))
+		if (err != nil) != tc.fail || id != tc.id || gen != tc.gen {
+			t.Errorf("IDFromQuery(%v) = %q, %v, %v", tc.m, id, gen, err)
+		}
+	}
+}
+
+func TestParseRelayRequest(t *testing.T) {
+	for _, tc := range []struct {
+		json string
+		code Code
+	}{
+		{`{"targetClientId":"B","event":"e","args":[1,"x"]}`, ""},
+		{`{"targetDeviceId":"B","event":"e"}`, ""},
+		{`{"targetDeviceId":"B","targetClientId":"B","event":"e","args":null}`, ""},
+		{`{"targetDeviceId":"B","targetClientId":"C","event":"e"}`, CodeBadRequest},
+		{`{"event":"e"}`, CodeBadRequest},
+		{`{"targetClientId":1,"event":"e"}`, CodeBadRequest},
+		{`{"targetClientId":"","event":"e"}`, CodeBadID},
+		{`{"targetClientId":"B"}`, CodeBadRequest},
+		{`{"targetClientId":"B","event":""}`, CodeBadRequest},
+		{`{"targetClientId":"B","event":"P2P_EMIT"}`, CodeReservedEvent},
+		{`{"targetClientId":"B","event":"connect"}`, CodeReservedEvent},
+		{`{"targetClientId":"B","event":"e","args":{}}`, CodeBadRequest},
+		{`{"targetClientId":"B","event":"e","args":"s"}`, CodeBadRequest},
+		{`[]`, CodeBadRequest},
+		{`null`, CodeBadRequest},
+		{`"x"`, CodeBadRequest},
+	} {
+		var v any
+		if err := json.Unmarshal([]byte(tc.json), &v); err != nil {
+			t.Fatal(err)
+		}
+		_, err := ParseRelayRequest(v)
+		if CodeOf(err) != tc.code {
+			t.Errorf("ParseRelayRequest(%s) = %v, want code %q", tc.json, err, tc.code)
+		}
+	}
+}
+
+func TestServerErrorText(t *testing.T) {
+	e := Errorf(CodeNotPaired, "device %q is not your peer", "B")
+	if got := e.Error(); got != `NOT_PAIRED: device "B" is not your peer` {
+		t.Fatalf("Error() = %q", got)
+	}
+	back := ParseServerError(e.Error())
+	if back.Code != CodeNotPaired || back.Message != e.Message {
+		t.Fatalf("round trip %+v", back)
+	}
+	if p := ParseServerError("no code here"); p.Code != "" {
+		t.Fatalf("code from plain text: %+v", p)
+	}
+	if p := ParseAckError([]any{e.AckPayload()}); p == nil || p.Code != CodeNotPaired {
+		t.Fatalf("ParseAckError %+v", p)
+	}
+	if ParseAckError([]any{map[string]any{"error": "x"}}) != nil || ParseAckError([]any{1, 2}) != nil {
+		t.Fatal("ParseAckError accepted a non-error")
+	}
+}
+
+// FuzzParseRelayRequest feeds arbitrary JSON to the request decoder: it must
+// never panic, and what it accepts must obey the rules.
+func FuzzParseRelayRequest(f *testing.F) {
+	for _, s := range []string{
+		`{"targetClientId":"B","event":"e","args":[1]}`, `{"targetDeviceId":"B","event":"P2P_X"}`,
+		`{"targetClientId":["B"],"event":{}}`, `[[[[]]]]`, `{"args":[{"_placeholder":true,"num":0}]}`,
+	} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		var v any
+		if json.Unmarshal([]byte(s), &v) != nil {
+			return
+		}
+		req, err := ParseRelayRequest(v)
+		if err != nil {
+			if CodeOf(err) == "" {
+				t.Fatalf("error without a code: %v", err)
+			}
+			return
+		}
+		if ValidateID(req.Target) != nil || req.Event == "" || IsReservedEvent(req.Event) || len(req.Event) > MaxEventNameLength {
+			t.Fatalf("accepted a bad request %+v", req)
+		}
+	})
+}
+
+func FuzzValidateID(f *testing.F) {
+	for _, s := range []string{"A", "", "\x00", strings.Repeat("x", 129), "设备"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, id string) {
+		err := ValidateID(id)
+		n := utf8.RuneCountInString(id)
+		valid := utf8.ValidString(id) && n >= 1 && n <= MaxIDLength && !strings.ContainsFunc(id, isControl)
+		if (err == nil) != valid {
+			t.Fatalf("ValidateID(%q) = %v, want valid=%v", id, err, valid)
+		}
+	})
+}
+
+func FuzzParseServerError(f *testing.F) {
+	f.Add("NOT_PAIRED: x")
+	f.Add(":")
+	f.Add("A:")
+	f.Fuzz(func(t *testing.T, s string) {
+		e := ParseServerError(s)
+		if e.Code == "" {
+			if e.Message != s {
+				t.Fatalf("ParseServerError(%q) lost text: %+v", s, e)
+			}
+			return
+		}
+		rest, ok := strings.CutPrefix(s, string(e.Code)+":")
+		if !ok || strings.TrimPrefix(rest, " ") != e.Message || strings.ContainsFunc(string(e.Code), func(r rune) bool { return (r < 'A' || r > 'Z') && r != '_' }) {
+			t.Fatalf("ParseServerError(%q) = %+v", s, e)
+		}
+	})
+}
