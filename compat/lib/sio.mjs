@@ -17,7 +17,7 @@ export const VERSIONS = Object.freeze([2, 4]);
 export const TRANSPORTS = Object.freeze(['polling', 'websocket']);
 
 /** How long to wait for something that should happen, in milliseconds. */
-export const WAIT_MS = Number(process.env.P2P_WAIT_MS) || 5000;
+export const WAIT_MS = Number(process.env.P2P_WAIT_MS) || 10000;
 
 /** The version string of each client package, for test names and reports. */
 export const CLIENT_VERSIONS = Object.freeze({

@@ -189,6 +189,21 @@ export async function assertRelaying(a, b) {
 }
 
 /**
+ * assertAckRoundTrip checks, in one round trip, that a and b, a pair, still
+ * relay: an event with an ack from a to b, answered back to a.
+ */
+export async function assertAckRoundTrip(a, b) {
+  const n = ++token;
+  const ev = `trip-${n}`;
+  const box = b.inbox(ev);
+  const answer = a.emitWithAck(ev, n);
+  const m = await box.next();
+  assert.deepEqual(m.args, [n]);
+  m.ack(n, 'back');
+  assert.deepEqual(await answer, [n, 'back'], 'ack values changed on the way back');
+}
+
+/**
  * gate returns a consent function that holds every pairing request until
  * release(answer) is called, and an inbox of the sources it holds.
  */
@@ -223,6 +238,8 @@ export async function bystanders(kindA = { gen: 1, version: 2, transport: 'polli
       await assertRelaying(a, b);
       await assertQuiet(a, b);
     },
+    /** ping asserts, in one round trip, that the pair still relays. */
+    ping: () => assertAckRoundTrip(a, b),
     close: () => f.close(),
   };
 }

@@ -4,7 +4,7 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import {
-  assertQuiet, assertRelaying, bystanders, CLIENTS, expectRefused, expectServerError, fleet, gate, kindName, pairUp, uid,
+  assertQuiet, assertRelaying, bystanders, CLIENTS, expectRefused, expectServerError, fleet, gate, kindName, pairUp, uid, WAIT_MS,
 } from './helpers.mjs';
 
 let by;
@@ -276,7 +276,7 @@ describe('unpairing', { concurrency: 8 }, () => {
 
 /** waitUntilGone waits until LIST_CLIENTS, asked through dev, no longer lists id. */
 async function waitUntilGone(dev, id) {
-  const deadline = Date.now() + 5000;
+  const deadline = Date.now() + WAIT_MS;
   for (;;) {
     const ids = await dev.listClients();
     if (!ids.includes(id)) return;

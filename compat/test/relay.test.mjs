@@ -20,20 +20,22 @@ const PAIRS = [
   [{ gen: 2, version: 4, transport: 'polling' }, { gen: 2, version: 2, transport: 'polling' }],
 ];
 
-/** forPairs runs body(t, a, b) for every pair, in both directions. */
+/**
+ * forPairs runs body(t, src, dst) for every pair, the asker sending in
+ * half of them and the target in the others. Each body sends both ways
+ * (the ack carries values back), so every kind sends and receives.
+ */
 function forPairs(name, body) {
-  for (const [ka, kb] of PAIRS) {
-    for (const [from, to] of [['a', 'b'], ['b', 'a']]) {
-      const [kf, kt] = from === 'a' ? [ka, kb] : [kb, ka];
-      test(`${name}: ${kindName(kf)} to ${kindName(kt)}`, async (t) => {
-        const f = fleet(t);
-        const [a, b] = await f.pair(ka, kb);
-        const devs = { a, b };
-        await body(t, devs[from], devs[to], f);
-        await assertQuiet(a, b);
-      });
-    }
-  }
+  PAIRS.forEach(([ka, kb], i) => {
+    const reverse = i % 2 === 1;
+    const [kf, kt] = reverse ? [kb, ka] : [ka, kb];
+    test(`${name}: ${kindName(kf)} to ${kindName(kt)}`, async (t) => {
+      const f = fleet(t);
+      const [a, b] = await f.pair(ka, kb);
+      await (reverse ? body(t, b, a, f) : body(t, a, b, f));
+      await assertQuiet(a, b);
+    });
+  });
 }
 
 const VALUES = [
@@ -161,10 +163,9 @@ describe('large unicode strings arrive as sent', { concurrency: 4 }, () => {
   forPairs('about 200 KB of mixed scripts and emoji, both ways through an ack', async (t, src, dst) => {
     const ev = `uni-${uid()}`;
     const box = dst.inbox(ev);
-    const answer = src.emitWithAck(ev, text, { text });
+    const answer = src.emitWithAck(ev, text);
     const m = await box.next();
     assert.equal(m.args[0], text, 'the string changed on the way');
-    assert.deepEqual(m.args[1], { text });
     m.ack(`${m.args[0]}✓`);
     const [back] = await answer;
     assert.equal(back, `${text}✓`, 'the ack string changed on the way back');
