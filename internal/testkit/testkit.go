@@ -113,6 +113,17 @@ func DialWith(t testing.TB, relayURL string, o DialOptions) *Device {
 // A device the relay accepted is closed when the test ends.
 func TryDial(t testing.TB, relayURL string, o DialOptions) (*Device, error) {
 	t.Helper()
+	d, err := Connect(t, relayURL, o)
+	if err != nil {
+		return nil, err
+	}
+	t.Cleanup(d.Close)
+	return d, nil
+}
+
+// Connect is TryDial without the cleanup: the caller must Close the
+// device. t only receives the device's test failures.
+func Connect(t testing.TB, relayURL string, o DialOptions) (*Device, error) {
 	opts := client.DefaultOptions()
 	opts.SetReconnection(false)
 	opts.SetQuery(o.Query)
@@ -149,7 +160,6 @@ func TryDial(t testing.TB, relayURL string, o DialOptions) (*Device, error) {
 		return nil, err
 	}
 	d.Socket = s
-	t.Cleanup(d.Close)
 	return d, nil
 }
 
