@@ -1,0 +1,29 @@
+package server_test
+
+import (
+	"encoding/json"
+	"log/slog"
+	"net/http"
+	"time"
+
+	"github.com/p2prelay/p2prelay/server"
+)
+
+// The relay as a plugin on a socket.io server of your own, as in the README.
+func ExampleAttach() {
+	// A socket.io server that accepts both client generations (Engine.IO 3 and 4).
+	io, handler := server.NewSocketServer(server.NewSocketServerOptions())
+	relay, err := server.Attach(io, server.Config{
+		PairTimeout: 10 * time.Second,
+		Logger:      slog.Default(),
+	})
+	if err != nil {
+		panic(err)
+	}
+	mux := http.NewServeMux()
+	mux.Handle("/socket.io/", handler)
+	mux.HandleFunc("/devices", func(w http.ResponseWriter, r *http.Request) {
+		_ = json.NewEncoder(w).Encode(relay.Devices())
+	})
+	_ = &http.Server{Addr: ":9000", Handler: mux} // then ListenAndServe
+}
