@@ -17,6 +17,7 @@ import (
 	"github.com/zishang520/socket.io/servers/socket/v3"
 	"github.com/zishang520/socket.io/v3/pkg/types"
 
+	"github.com/p2prelay/p2prelay/internal/sioclient"
 	"github.com/p2prelay/p2prelay/protocol"
 )
 
@@ -55,10 +56,7 @@ type Client struct {
 // or an empty token.
 func NewClient(cfg ClientConfig) (*Client, error) {
 	u, err := url.Parse(cfg.URL)
-	if err != nil {
-		return nil, fmt.Errorf("admin: relay URL %q: %w", cfg.URL, err)
-	}
-	if (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
 		return nil, fmt.Errorf("admin: relay URL %q: want http://host:port or https://host:port", cfg.URL)
 	}
 	if cfg.Token == "" {
@@ -85,7 +83,39 @@ func NewClient(cfg ClientConfig) (*Client, error) {
 
 // State fetches GET /admin/v1/state.
 func (c *Client) State(ctx context.Context) (*Snapshot, error) {
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, c.base.String()+c.prefix+PathState, nil)
+	body, err := c.do(ctx, http.MethodGet, c.prefix+PathState)
+	if err != nil {
+		return nil, err
+	}
+	var snap Snapshot
+	if err := json.Unmarshal(body, &snap); err != nil {
+		return nil, fmt.Errorf("admin: decode state: %w", err)
+	}
+	return &snap, nil
+}
+
+// Kick disconnects a device (POST /admin/v1/devices/ID/kick).
+func (c *Client) Kick(ctx context.Context, id string) error {
+	return c.command(ctx, CommandKick, id)
+}
+
+// Unpair breaks the pair device id is in
+// (POST /admin/v1/devices/ID/unpair).
+func (c *Client) Unpair(ctx context.Context, id string) error {
+	return c.command(ctx, CommandUnpair, id)
+}
+
+func (c *Client) command(ctx context.Context, name, id string) error {
+	path := c.prefix + "/admin/v1/devices/" + url.PathEscape(id) + "/" + name
+	_, err := c.do(ctx, http.MethodPost, path)
+	return err
+}
+
+// do makes an admin HTTP request and returns the body of a 200 answer.
+// Refusals come back as *protocol.Error, transport failures as
+// ErrUnreachable.
+func (c *Client) do(ctx context.Context, method, path string) ([]byte, error) {
+	req, err := http.NewRequestWithContext(ctx, method, c.base.String()+path, nil)
 	if err != nil {
 		return nil, fmt.Errorf("admin: %w", err)
 	}
@@ -95,55 +125,31 @@ func (c *Client) State(ctx context.Context) (*Snapshot, error) {
 		return nil, fmt.Errorf("%w: %v", ErrUnreachable, err)
 	}
 	defer func() { _ = resp.Body.Close() }()
-	body, err := io.ReadAll(resp.Body)
+	body, err := io.ReadAll(io.LimitReader(resp.Body, maxAnswer))
 	if err != nil {
 		return nil, fmt.Errorf("%w: reading the answer: %v", ErrUnreachable, err)
 	}
-	if resp.StatusCode != http.StatusOK {
-		var payload struct {
-			Error *protocol.Error `json:"error"`
-		}
-		if json.Unmarshal(body, &payload) == nil && payload.Error != nil && payload.Error.Code != "" {
-			return nil, fmt.Errorf("relay answered %s: %w", resp.Status, payload.Error)
-		}
-		if resp.StatusCode == http.StatusUnauthorized {
-			return nil, protocol.Errorf(protocol.CodeUnauthorized, "the relay refused the admin token")
-		}
-		return nil, fmt.Errorf("relay answered %s (is %s a p2pd relay?)", resp.Status, c.base)
+	if resp.StatusCode == http.StatusOK {
+		return body, nil
 	}
-	var snap Snapshot
-	if err := json.Unmarshal(body, &snap); err != nil {
-		return nil, fmt.Errorf("admin: decode state: %w", err)
+	var payload struct {
+		Error *protocol.Error `json:"error"`
 	}
-	return &snap, nil
+	if json.Unmarshal(body, &payload) == nil && payload.Error != nil && payload.Error.Code != "" {
+		return nil, payload.Error
+	}
+	if resp.StatusCode == http.StatusUnauthorized {
+		return nil, protocol.Errorf(protocol.CodeUnauthorized, "the relay refused the admin token")
+	}
+	return nil, fmt.Errorf("relay answered %s (is %s a p2pd relay?)", resp.Status, c.base)
 }
 
-// Kick disconnects a device. It opens a command-only connection.
-func (c *Client) Kick(ctx context.Context, id string) error {
-	return c.oneCommand(ctx, CommandKick, id)
-}
-
-// Unpair breaks the pair device id is in. It opens a command-only
-// connection.
-func (c *Client) Unpair(ctx context.Context, id string) error {
-	return c.oneCommand(ctx, CommandUnpair, id)
-}
-
-func (c *Client) oneCommand(ctx context.Context, name, id string) error {
-	cn, err := c.open(false)
-	if err != nil {
-		return err
-	}
-	defer cn.close()
-	if err := cn.waitConnected(ctx, c.cfg.Timeout); err != nil {
-		return err
-	}
-	return cn.command(ctx, c.cfg.Timeout, name, id)
-}
+// maxAnswer bounds an HTTP answer: a state of a million devices fits.
+const maxAnswer = 1 << 30
 
 // inbound is one thing that happened on an admin connection.
 type inbound struct {
-	event   string // "connect", "connect_error", "disconnect", EventSnapshot, EventDeltas
+	event   string // "disconnect", EventSnapshot or EventDeltas
 	payload any
 	ack     socket.Ack
 	err     error
@@ -156,52 +162,76 @@ type conn struct {
 	quit   chan struct{}
 }
 
-// open starts connecting to the admin namespace; stream says whether the
-// relay should send the stream. The caller must call close.
-func (c *Client) open(stream bool) (*conn, error) {
-	opts := client.DefaultOptions()
-	opts.SetForceNew(true)
-	opts.SetReconnection(false)
-	opts.SetTimeout(c.cfg.Timeout)
-	opts.SetPath(c.prefix + "/socket.io")
-	opts.SetAuth(map[string]any{AuthToken: c.cfg.Token, AuthStream: stream})
-	opts.SetTransports(types.NewSet[engine.TransportCtor](client.Polling, client.WebSocket))
-	s, err := client.Connect(c.base.String()+NamespaceName, opts)
-	if err != nil {
-		return nil, fmt.Errorf("admin: %w", err)
+// dial connects to the admin namespace. A relay that cannot be reached
+// fails at once with ErrUnreachable; a refused token with an UNAUTHORIZED
+// *protocol.Error. The caller must call close.
+func (c *Client) dial(ctx context.Context) (*conn, error) {
+	if err := c.probe(ctx); err != nil {
+		return nil, err
 	}
-	cn := &conn{s: s, events: make(chan inbound, 8), quit: make(chan struct{})}
+	opts := client.DefaultOptions()
+	opts.SetReconnection(false)
+	opts.SetPath(c.prefix + "/socket.io")
+	opts.SetAuth(map[string]any{AuthToken: c.cfg.Token})
+	// The Go client can lose packets while upgrading from polling, so the
+	// admin connection uses websocket alone.
+	opts.SetTransports(types.NewSet[engine.TransportCtor](client.WebSocket))
+	cn := &conn{events: make(chan inbound, 8), quit: make(chan struct{})}
 	push := func(in inbound) {
 		select {
 		case cn.events <- in:
 		case <-cn.quit:
 		}
 	}
-	_ = s.On("connect", func(...any) { push(inbound{event: "connect"}) })
-	_ = s.On("connect_error", func(args ...any) { push(inbound{event: "connect_error", err: connectError(args)}) })
-	_ = s.On("disconnect", func(args ...any) {
-		reason := "disconnected"
-		if len(args) > 0 {
-			reason = fmt.Sprint(args[0])
-		}
-		push(inbound{event: "disconnect", err: fmt.Errorf("%w: connection lost (%s)", ErrUnreachable, reason)})
-	})
-	for _, ev := range [...]string{EventSnapshot, EventDeltas} {
-		_ = s.On(types.EventName(ev), func(args ...any) {
-			in := inbound{event: ev}
-			if n := len(args); n > 0 {
-				if fn, ok := args[n-1].(socket.Ack); ok {
-					in.ack = fn
-					args = args[:n-1]
-				}
-			}
+	setup := func(s *client.Socket) {
+		_ = s.On("disconnect", func(args ...any) {
+			reason := "disconnected"
 			if len(args) > 0 {
-				in.payload = args[0]
+				reason = fmt.Sprint(args[0])
 			}
-			push(in)
+			push(inbound{event: "disconnect", err: fmt.Errorf("%w: connection lost (%s)", ErrUnreachable, reason)})
 		})
+		for _, ev := range [...]string{EventSnapshot, EventDeltas} {
+			_ = s.On(types.EventName(ev), func(args ...any) {
+				in := inbound{event: ev}
+				if n := len(args); n > 0 {
+					if fn, ok := args[n-1].(socket.Ack); ok {
+						in.ack = fn
+						args = args[:n-1]
+					}
+				}
+				if len(args) > 0 {
+					in.payload = args[0]
+				}
+				push(in)
+			})
+		}
 	}
+	cctx, cancel := context.WithTimeout(ctx, c.cfg.Timeout)
+	defer cancel()
+	s, err := sioclient.Connect(cctx, c.base.String(), sioclient.Options{Client: opts, Namespace: NamespaceName, Setup: setup})
+	if err != nil {
+		close(cn.quit)
+		return nil, connectError(err)
+	}
+	cn.s = s
 	return cn, nil
+}
+
+// probe checks that something answers HTTP at the relay's address, so that
+// a relay that is down is reported at once.
+func (c *Client) probe(ctx context.Context) error {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, c.base.String()+c.prefix+"/healthz", nil)
+	if err != nil {
+		return fmt.Errorf("admin: %w", err)
+	}
+	resp, err := c.cfg.HTTPClient.Do(req)
+	if err != nil {
+		return fmt.Errorf("%w: %v", ErrUnreachable, err)
+	}
+	_, _ = io.Copy(io.Discard, resp.Body)
+	_ = resp.Body.Close()
+	return nil
 }
 
 func (cn *conn) close() {
@@ -209,33 +239,16 @@ func (cn *conn) close() {
 	cn.s.Close()
 }
 
-// waitConnected waits until the relay accepted the connection.
-func (cn *conn) waitConnected(ctx context.Context, timeout time.Duration) error {
-	t := time.NewTimer(timeout)
-	defer t.Stop()
-	for {
-		select {
-		case in := <-cn.events:
-			switch in.event {
-			case "connect":
-				return nil
-			case "connect_error", "disconnect":
-				return in.err
-			}
-		case <-t.C:
-			return fmt.Errorf("%w: no answer within %s", ErrUnreachable, timeout)
-		case <-ctx.Done():
-			return ctx.Err()
-		}
-	}
-}
-
 // command sends a command and waits for its ack.
 func (cn *conn) command(ctx context.Context, timeout time.Duration, name, id string) error {
-	res := make(chan []any, 1)
-	if err := cn.s.Emit(name, id, socket.Ack(func(args []any, _ error) {
+	type answer struct {
+		args []any
+		err  error
+	}
+	res := make(chan answer, 1)
+	if err := cn.s.Emit(name, id, socket.Ack(func(args []any, err error) {
 		select {
-		case res <- args:
+		case res <- answer{args, err}:
 		default:
 		}
 	})); err != nil {
@@ -244,9 +257,16 @@ func (cn *conn) command(ctx context.Context, timeout time.Duration, name, id str
 	t := time.NewTimer(timeout)
 	defer t.Stop()
 	select {
-	case args := <-res:
-		if perr := protocol.ParseAckError(args); perr != nil {
+	case a := <-res:
+		if a.err != nil {
+			// The connection ended before the relay answered.
+			return fmt.Errorf("%w: no answer to %s: %v", ErrUnreachable, name, a.err)
+		}
+		if perr := protocol.ParseAckError(a.args); perr != nil {
 			return perr
+		}
+		if !isOK(a.args) {
+			return fmt.Errorf("admin: unexpected answer to %s: %v", name, a.args)
 		}
 		return nil
 	case <-t.C:
@@ -256,17 +276,19 @@ func (cn *conn) command(ctx context.Context, timeout time.Duration, name, id str
 	}
 }
 
-// connectError turns a connect_error's argument into an error: the relay's
+// isOK recognises the {"ok": true} answer of a command.
+func isOK(args []any) bool {
+	if len(args) != 1 {
+		return false
+	}
+	m, ok := args[0].(map[string]any)
+	return ok && m["ok"] == true
+}
+
+// connectError turns a failed connection into an error: the relay's
 // refusal (UNAUTHORIZED) as a *protocol.Error, anything else as
 // ErrUnreachable.
-func connectError(args []any) error {
-	if len(args) == 0 {
-		return fmt.Errorf("%w: connection failed", ErrUnreachable)
-	}
-	err, ok := args[0].(error)
-	if !ok {
-		return fmt.Errorf("%w: %v", ErrUnreachable, args[0])
-	}
+func connectError(err error) error {
 	var xe *types.ExtendedError
 	if errors.As(err, &xe) {
 		if data, ok := xe.Data.(map[string]any); ok {

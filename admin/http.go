@@ -2,18 +2,24 @@ package admin
 
 import (
 	"encoding/json"
+	"errors"
+	"io"
 	"net/http"
 	"strings"
 
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/p2prelay/p2prelay/protocol"
+	"github.com/p2prelay/p2prelay/server"
 )
 
 // HTTP paths of the admin side, as p2pd mounts them.
 const (
-	PathState     = "/admin/v1/state"
-	PathMetrics   = "/metrics"
+	PathState   = "/admin/v1/state"
+	PathMetrics = "/metrics"
+	// PathCommand is the ServeMux pattern of the HTTP commands:
+	// POST /admin/v1/devices/ID/kick and POST /admin/v1/devices/ID/unpair.
+	PathCommand   = "/admin/v1/devices/{id}/{command}"
 	NamespaceName = "/admin"
 )
 
@@ -22,6 +28,22 @@ const (
 	surfaceSocket = iota
 	surfaceHTTP
 )
+
+// Attach binds the hub to a relay service and serves the admin side
+// beside the relay, as p2pd does: the /admin namespace, GET
+// /admin/v1/state, POST /admin/v1/devices/{id}/{kick|unpair} and GET
+// /metrics. The hub must be the service's observer (server.Config.Observer).
+// Call it before the service serves.
+func (h *Hub) Attach(svc *server.Service) error {
+	h.Start(svc.Relay)
+	if err := h.Mount(svc.IO.Of(NamespaceName, nil)); err != nil {
+		return err
+	}
+	svc.Handle("GET "+PathState, h.StateHandler())
+	svc.Handle("POST "+PathCommand, h.CommandHandler())
+	svc.Handle("GET "+PathMetrics, h.MetricsHandler())
+	return nil
+}
 
 // StateHandler serves GET /admin/v1/state: the snapshot as JSON,
 // {"seq", "time", "devices": [...], "pairs": [...], "stats": {...}}. It
@@ -37,6 +59,54 @@ func (h *Hub) StateHandler() http.Handler {
 		w.Header().Set("Cache-Control", "no-store")
 		_ = json.NewEncoder(w).Encode(h.Snapshot())
 	}))
+}
+
+// CommandHandler serves the operator's commands for scripts, mounted on
+// "POST "+PathCommand: kick disconnects device {id}, unpair breaks its
+// pair. It answers {"ok": true}, or {"error": {"code", "message"}} with 400
+// (bad id or command), 404 (OFFLINE: no such device) or 409 (NOT_PAIRED).
+// It requires the admin token, as StateHandler does.
+func (h *Hub) CommandHandler() http.Handler {
+	return h.requireToken(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Method != http.MethodPost {
+			w.Header().Set("Allow", "POST")
+			writeError(w, http.StatusMethodNotAllowed, protocol.Errorf(protocol.CodeBadRequest, "use POST"))
+			return
+		}
+		id := r.PathValue("id")
+		var err error
+		switch cmd := r.PathValue("command"); cmd {
+		case CommandKick:
+			err = h.Kick(id, r.RemoteAddr)
+		case CommandUnpair:
+			err = h.Unpair(id, r.RemoteAddr)
+		default:
+			err = protocol.Errorf(protocol.CodeBadRequest, "unknown command %q: use kick or unpair", cmd)
+		}
+		if err != nil {
+			var pe *protocol.Error
+			if !errors.As(err, &pe) {
+				pe = protocol.Errorf(protocol.CodeBadRequest, "%v", err)
+			}
+			writeError(w, commandStatus(pe.Code), pe)
+			return
+		}
+		w.Header().Set("Content-Type", "application/json")
+		_, _ = io.WriteString(w, `{"ok":true}`+"\n")
+	}))
+}
+
+// commandStatus is the HTTP status of a refused command.
+func commandStatus(c protocol.Code) int {
+	switch c {
+	case protocol.CodeOffline:
+		return http.StatusNotFound
+	case protocol.CodeNotPaired:
+		return http.StatusConflict
+	case protocol.CodeShuttingDown:
+		return http.StatusServiceUnavailable
+	}
+	return http.StatusBadRequest
 }
 
 // MetricsHandler serves the Prometheus metrics. Unless Config.MetricsOpen

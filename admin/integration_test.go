@@ -10,10 +10,18 @@ import (
 	"net/url"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
+	engine "github.com/zishang520/socket.io/clients/engine/v3"
+	client "github.com/zishang520/socket.io/clients/socket/v3"
+	sio "github.com/zishang520/socket.io/servers/socket/v3"
+	"github.com/zishang520/socket.io/v3/pkg/types"
+
 	"github.com/p2prelay/p2prelay/admin"
+	"github.com/p2prelay/p2prelay/admin/admintest"
+	"github.com/p2prelay/p2prelay/internal/sioclient"
 	"github.com/p2prelay/p2prelay/internal/testkit"
 	"github.com/p2prelay/p2prelay/protocol"
 	"github.com/p2prelay/p2prelay/server"
@@ -31,19 +39,8 @@ type env struct {
 func start(t *testing.T, cfg admin.Config) *env {
 	t.Helper()
 	cfg.Token = token
-	hub, err := admin.New(cfg)
-	if err != nil {
-		t.Fatalf("admin.New: %v", err)
-	}
-	relay := testkit.StartRelay(t, server.ServiceConfig{Relay: server.Config{Observer: hub}})
-	t.Cleanup(hub.Close) // runs before the relay's cleanup
-	hub.Start(relay.Relay)
-	if err := hub.Mount(relay.IO.Of(admin.NamespaceName, nil)); err != nil {
-		t.Fatalf("Mount: %v", err)
-	}
-	relay.Handle("GET "+admin.PathState, hub.StateHandler())
-	relay.Handle("GET "+admin.PathMetrics, hub.MetricsHandler())
-	return &env{relay: relay, hub: hub, client: newClient(t, relay.URL, token)}
+	a := admintest.Start(t, cfg)
+	return &env{relay: a.Relay, hub: a.Hub, client: newClient(t, a.URL, token)}
 }
 
 func newClient(t *testing.T, url, tok string) *admin.Client {
@@ -265,18 +262,24 @@ func TestSlowSubscriberIsResyncedAndNeverDelaysTheRelay(t *testing.T) {
 	testkit.Pair(t, a, b, "B", "A")
 
 	// A subscriber that takes its snapshot and then does not answer.
-	slow := testkit.DialWith(t, e.relay.URL+admin.NamespaceName, testkit.DialOptions{Auth: map[string]any{"token": token}})
-	first := slow.Next(admin.EventSnapshot)
+	slow, err := dialAdmin(t, e.relay.URL, map[string]any{"token": token})
+	if err != nil {
+		t.Fatalf("dial admin: %v", err)
+	}
+	first := slow.next(t, admin.EventSnapshot)
 	// A well-behaved subscriber next to it.
 	good := collect(t, subscribe(t, e.client))
 	good.keepUp()
 
 	// Many events (refused pairings) and relayed messages while the slow
 	// one sits on its ack: none of it may wait for it.
-	lonely := testkit.Dial(t, e.relay.URL, "lonely")
-	for i := 0; i < 100; i++ {
-		if got := lonely.Request(protocol.EventRegister, fmt.Sprintf("nobody%d", i)); got[0] != false {
-			t.Fatalf("register = %v", got)
+	// (Several devices: the relay limits each one's pairing requests.)
+	for i := 0; i < 25; i++ {
+		lonely := testkit.Dial(t, e.relay.URL, fmt.Sprintf("lonely%d", i))
+		for j := 0; j < 4; j++ {
+			if got := lonely.Request(protocol.EventRegister, fmt.Sprintf("nobody%d", j)); got[0] != false {
+				t.Fatalf("register = %v", got)
+			}
 		}
 	}
 	go func() {
@@ -302,17 +305,17 @@ func TestSlowSubscriberIsResyncedAndNeverDelaysTheRelay(t *testing.T) {
 
 	// The slow subscriber answers at last: it gets a fresh snapshot, not
 	// the deltas it missed.
-	first.Ack()
-	ev := slow.Next(admin.EventSnapshot)
+	first.ack(nil, nil)
+	ev := slow.next(t, admin.EventSnapshot)
 	var snap admin.Snapshot
-	raw, _ := json.Marshal(ev.Args[0])
+	raw, _ := json.Marshal(ev.args[0])
 	if err := json.Unmarshal(raw, &snap); err != nil {
 		t.Fatalf("snapshot: %v", err)
 	}
 	if snap.Seq < final {
 		t.Fatalf("resync snapshot at %d, want at least %d", snap.Seq, final)
 	}
-	if names := slow.Names(); slices.Contains(names, admin.EventDeltas) {
+	if names := slow.names(); slices.Contains(names, admin.EventDeltas) {
 		t.Fatalf("slow subscriber got stale deltas: %v", names)
 	}
 	if m := metrics(t, e, token); !strings.Contains(m, "p2pd_admin_resyncs_total 1\n") {
@@ -332,8 +335,7 @@ func TestWrongTokenRefusedOnEverySurface(t *testing.T) {
 		"device token": {"token": deviceJWT},
 	} {
 		t.Run("socket "+name, func(t *testing.T) {
-			o := testkit.DialOptions{Auth: auth, Query: url.Values{protocol.QueryClientID: {"sneaky"}}}
-			_, err := testkit.TryDial(t, e.relay.URL+admin.NamespaceName, o)
+			_, err := dialAdmin(t, e.relay.URL, auth)
 			if err == nil || !strings.Contains(err.Error(), "UNAUTHORIZED") {
 				t.Fatalf("connect = %v, want UNAUTHORIZED", err)
 			}
@@ -354,6 +356,18 @@ func TestWrongTokenRefusedOnEverySurface(t *testing.T) {
 				}
 			})
 		}
+	}
+	for name, header := range map[string]string{"missing": "", "wrong": "Bearer p2pa_not-the-token-at-all", "device token": "Bearer " + deviceJWT} {
+		t.Run("http command "+name, func(t *testing.T) {
+			testkit.Dial(t, e.relay.URL, "victim")
+			resp := post(t, e.relay.URL+"/admin/v1/devices/victim/kick", header)
+			if resp.StatusCode != http.StatusUnauthorized || !strings.Contains(resp.body, `"UNAUTHORIZED"`) {
+				t.Fatalf("POST kick = %d %s, want 401", resp.StatusCode, resp.body)
+			}
+			if e.hub.Snapshot().Devices[0].ID != "victim" {
+				t.Fatal("a refused kick kicked")
+			}
+		})
 	}
 	t.Run("client", func(t *testing.T) {
 		bad := newClient(t, e.relay.URL, "p2pa_not-the-token-at-all")
@@ -439,6 +453,43 @@ func TestCommandsShowInTheStream(t *testing.T) {
 	}
 }
 
+func TestHTTPCommands(t *testing.T) {
+	e := start(t, admin.Config{StatsInterval: time.Hour})
+	a := testkit.Dial(t, e.relay.URL, "A")
+	b := testkit.Dial(t, e.relay.URL, "B")
+	testkit.Dial(t, e.relay.URL, "odd/id ü")
+	testkit.Pair(t, a, b, "B", "A")
+	auth := "Bearer " + token
+	for _, tc := range []struct {
+		path   string
+		status int
+		body   string
+	}{
+		{"/admin/v1/devices/B/unpair", http.StatusOK, `{"ok":true}`},
+		{"/admin/v1/devices/B/unpair", http.StatusConflict, `"NOT_PAIRED"`},
+		{"/admin/v1/devices/" + url.PathEscape("odd/id ü") + "/kick", http.StatusOK, `{"ok":true}`},
+		{"/admin/v1/devices/nobody/kick", http.StatusNotFound, `"OFFLINE"`},
+		{"/admin/v1/devices/A/reboot", http.StatusBadRequest, `"BAD_REQUEST"`},
+		{"/admin/v1/devices/%01/kick", http.StatusBadRequest, `"BAD_ID"`},
+	} {
+		resp := post(t, e.relay.URL+tc.path, auth)
+		if resp.StatusCode != tc.status || !strings.Contains(resp.body, tc.body) {
+			t.Errorf("POST %s = %d %s, want %d %s", tc.path, resp.StatusCode, resp.body, tc.status, tc.body)
+		}
+	}
+	if resp := get(t, e.relay.URL+"/admin/v1/devices/A/kick", auth); resp.StatusCode != http.StatusMethodNotAllowed {
+		t.Errorf("GET kick = %d, want 405", resp.StatusCode)
+	}
+	a.Next(protocol.EventUnregister)
+	snap := e.hub.Snapshot()
+	if len(snap.Pairs) != 0 || len(snap.Devices) != 2 {
+		t.Fatalf("after the commands: %+v", snap)
+	}
+	if err := e.client.Kick(context.Background(), "nobody"); protocol.CodeOf(err) != protocol.CodeOffline {
+		t.Fatalf("client Kick(nobody) = %v, want OFFLINE", err)
+	}
+}
+
 func TestStateJSONShape(t *testing.T) {
 	e := start(t, admin.Config{StatsInterval: time.Hour})
 	a := testkit.Dial(t, e.relay.URL, "A")
@@ -483,7 +534,7 @@ func TestStateJSONShape(t *testing.T) {
 	if raw.Stats["messages"] != float64(1) || raw.Stats["devices"] != float64(3) {
 		t.Fatalf("stats %v", raw.Stats)
 	}
-	if resp := post(t, e.relay.URL+admin.PathState); resp.StatusCode != http.StatusMethodNotAllowed {
+	if resp := post(t, e.relay.URL+admin.PathState, "Bearer "+token); resp.StatusCode != http.StatusMethodNotAllowed {
 		t.Fatalf("POST state = %d, want 405", resp.StatusCode)
 	}
 }
@@ -605,13 +656,15 @@ func get(t *testing.T, url, auth string) response {
 	return do(t, req)
 }
 
-func post(t *testing.T, url string) response {
+func post(t *testing.T, url, auth string) response {
 	t.Helper()
 	req, err := http.NewRequest(http.MethodPost, url, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
-	req.Header.Set("Authorization", "Bearer "+token)
+	if auth != "" {
+		req.Header.Set("Authorization", auth)
+	}
 	return do(t, req)
 }
 
@@ -646,4 +699,91 @@ func grep(text, sub string) string {
 		}
 	}
 	return strings.Join(out, "\n")
+}
+
+// rawAdmin is a raw socket.io connection to the admin namespace that does
+// nothing by itself: tests answer (or withhold) its acks by hand.
+type rawAdmin struct {
+	mu     sync.Mutex // guards queue
+	queue  []rawEvent
+	notify chan struct{}
+}
+
+type rawEvent struct {
+	name string
+	args []any
+	ack  sio.Ack
+}
+
+// dialAdmin connects to /admin with the given handshake auth (and a device
+// id in the query, which must not matter). It returns the relay's refusal
+// as an error.
+func dialAdmin(t *testing.T, relayURL string, auth map[string]any) (*rawAdmin, error) {
+	t.Helper()
+	r := &rawAdmin{notify: make(chan struct{}, 1)}
+	opts := client.DefaultOptions()
+	opts.SetReconnection(false)
+	opts.SetQuery(url.Values{protocol.QueryClientID: {"sneaky"}})
+	if auth != nil {
+		opts.SetAuth(auth)
+	}
+	opts.SetTransports(types.NewSet[engine.TransportCtor](client.WebSocket))
+	ctx, cancel := context.WithTimeout(context.Background(), testkit.Wait)
+	defer cancel()
+	s, err := sioclient.Connect(ctx, relayURL, sioclient.Options{Client: opts, Namespace: admin.NamespaceName, Setup: func(s *client.Socket) {
+		s.OnAny(func(args ...any) {
+			ev := rawEvent{}
+			ev.name, _ = args[0].(string)
+			ev.args = args[1:]
+			if n := len(ev.args); n > 0 {
+				if fn, ok := ev.args[n-1].(sio.Ack); ok {
+					ev.ack, ev.args = fn, ev.args[:n-1]
+				}
+			}
+			r.mu.Lock()
+			r.queue = append(r.queue, ev)
+			r.mu.Unlock()
+			select {
+			case r.notify <- struct{}{}:
+			default:
+			}
+		})
+	}})
+	if err != nil {
+		return nil, err
+	}
+	t.Cleanup(func() { s.Close() })
+	return r, nil
+}
+
+// next waits for the next event named name; other events stay queued.
+func (r *rawAdmin) next(t *testing.T, name string) rawEvent {
+	t.Helper()
+	deadline := time.After(testkit.Wait)
+	for {
+		r.mu.Lock()
+		for i, ev := range r.queue {
+			if ev.name == name {
+				r.queue = append(r.queue[:i], r.queue[i+1:]...)
+				r.mu.Unlock()
+				return ev
+			}
+		}
+		r.mu.Unlock()
+		select {
+		case <-r.notify:
+		case <-deadline:
+			t.Fatalf("no %s event; queued %v", name, r.names())
+		}
+	}
+}
+
+func (r *rawAdmin) names() []string {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	out := make([]string, len(r.queue))
+	for i, ev := range r.queue {
+		out[i] = ev.name
+	}
+	return out
 }

@@ -18,16 +18,14 @@ const (
 	EventDeltas   = "deltas"   // ([]Delta, ack)
 )
 
-// Handshake auth keys of the admin namespace.
-const (
-	AuthToken  = "token"  // the admin token
-	AuthStream = "stream" // false: commands only, no snapshot nor deltas
-)
+// AuthToken is the handshake auth key of the admin token.
+const AuthToken = "token"
 
 // Mount serves the admin stream on a socket.io namespace (p2pd uses
 // "/admin"): a connection must give the admin token in its handshake auth
 // ({token}); it then receives a snapshot and ordered deltas, and may send
-// the kick, unpair and resync commands with an ack.
+// the kick, unpair and resync commands with an ack. The commands are also
+// served over HTTP (CommandHandler).
 func (h *Hub) Mount(nsp socket.Namespace) error {
 	nsp.Use(h.authSocket)
 	if err := nsp.On("connection", func(args ...any) {
@@ -58,15 +56,11 @@ func (h *Hub) authSocket(s *socket.Socket, next func(*socket.ExtendedError)) {
 	next(nil)
 }
 
-// serveSocket runs one admin connection: its commands and, unless it asked
-// for commands only, its stream.
+// serveSocket runs one admin connection: its stream and its commands.
 func (h *Hub) serveSocket(s *socket.Socket) {
 	by := s.Handshake().Address
 	ctx, cancel := context.WithCancel(context.Background())
-	var sub *subscriber
-	if v, ok := s.Handshake().Auth[AuthStream].(bool); !ok || v {
-		sub = h.subscribe()
-	}
+	sub := h.subscribe()
 	_ = s.On(CommandKick, func(args ...any) {
 		id, ack := commandArgs(args)
 		h.answer(ack, h.withID(id, func(id string) error { return h.Kick(id, by) }))
@@ -77,10 +71,6 @@ func (h *Hub) serveSocket(s *socket.Socket) {
 	})
 	_ = s.On(CommandResync, func(args ...any) {
 		_, ack := commandArgs(args)
-		if sub == nil {
-			h.answer(ack, protocol.Errorf(protocol.CodeBadRequest, "this connection asked for no stream"))
-			return
-		}
 		h.requestResync(sub)
 		h.answer(ack, nil)
 	})
@@ -88,14 +78,7 @@ func (h *Hub) serveSocket(s *socket.Socket) {
 	if !s.Connected() {
 		cancel()
 	}
-	h.log.Info("admin connected", "addr", by, "stream", sub != nil)
-	if sub == nil {
-		go func() {
-			<-ctx.Done()
-			h.log.Info("admin disconnected", "addr", by)
-		}()
-		return
-	}
+	h.log.Info("admin connected", "addr", by)
 	go func() {
 		defer h.unsubscribe(sub)
 		err := h.stream(ctx, sub, socketSink{s: s, timeout: h.cfg.AckTimeout})

@@ -150,7 +150,7 @@ func (sub *Subscription) deliver(ctx context.Context, u Update) bool {
 // session runs one connection until it drops. live says whether it got as
 // far as a snapshot.
 func (sub *Subscription) session(ctx context.Context) (live bool, err error) {
-	cn, err := sub.c.open(true)
+	cn, err := sub.c.dial(ctx)
 	if err != nil {
 		return false, err
 	}
@@ -160,9 +160,6 @@ func (sub *Subscription) session(ctx context.Context) (live bool, err error) {
 		sub.mu.Unlock()
 		cn.close()
 	}()
-	if err := cn.waitConnected(ctx, sub.c.cfg.Timeout); err != nil {
-		return false, err
-	}
 	sub.mu.Lock()
 	sub.conn = cn
 	sub.mu.Unlock()
@@ -177,7 +174,7 @@ func (sub *Subscription) session(ctx context.Context) (live bool, err error) {
 			return live, ctx.Err()
 		}
 		switch in.event {
-		case "disconnect", "connect_error":
+		case "disconnect":
 			return live, in.err
 		case EventSnapshot:
 			var snap Snapshot

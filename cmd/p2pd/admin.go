@@ -5,7 +5,6 @@ import (
 	"log/slog"
 
 	"github.com/p2prelay/p2prelay/admin"
-	"github.com/p2prelay/p2prelay/server"
 )
 
 // AdminFlags configure the admin side: the control-center stream, the
@@ -31,16 +30,4 @@ func (f AdminFlags) newHub(log *slog.Logger) (*admin.Hub, error) {
 		return nil, fmt.Errorf("--admin-token: %w", err)
 	}
 	return hub, nil
-}
-
-// mountAdmin serves the admin side beside the relay: the /admin
-// namespace, GET /admin/v1/state and GET /metrics.
-func mountAdmin(svc *server.Service, hub *admin.Hub) error {
-	hub.Start(svc.Relay)
-	if err := hub.Mount(svc.IO.Of(admin.NamespaceName, nil)); err != nil {
-		return err
-	}
-	svc.Handle("GET "+admin.PathState, hub.StateHandler())
-	svc.Handle("GET "+admin.PathMetrics, hub.MetricsHandler())
-	return nil
 }

@@ -35,7 +35,7 @@ func TestAdminTokenRejected(t *testing.T) {
 	}
 }
 
-func TestMountAdmin(t *testing.T) {
+func TestAdminAttached(t *testing.T) {
 	const tok = "p2pa_mount-test-token-123"
 	hub, err := AdminFlags{AdminToken: tok}.newHub(slog.New(slog.DiscardHandler))
 	if err != nil {
@@ -43,8 +43,8 @@ func TestMountAdmin(t *testing.T) {
 	}
 	relay := testkit.StartRelay(t, server.ServiceConfig{Relay: server.Config{Observer: hub}})
 	t.Cleanup(hub.Close)
-	if err := mountAdmin(relay.Service, hub); err != nil {
-		t.Fatalf("mountAdmin: %v", err)
+	if err := hub.Attach(relay.Service); err != nil {
+		t.Fatalf("Attach: %v", err)
 	}
 	testkit.Dial(t, relay.URL, "A")
 	c, err := admin.NewClient(admin.ClientConfig{URL: relay.URL, Token: tok})

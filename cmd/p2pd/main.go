@@ -103,7 +103,7 @@ func (c *ServeCmd) Run(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	if err := mountAdmin(svc, hub); err != nil {
+	if err := hub.Attach(svc); err != nil {
 		return err
 	}
 	ln, err := net.Listen("tcp", c.Listen)
