@@ -1,0 +1,111 @@
+// Command p2pctl is the relay's control center: a live terminal dashboard
+// of devices and pairs, and subcommands for scripts.
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"strings"
+	"syscall"
+
+	"github.com/alecthomas/kong"
+
+	"github.com/p2prelay/p2prelay/admin"
+	"github.com/p2prelay/p2prelay/internal/version"
+	"github.com/p2prelay/p2prelay/protocol"
+)
+
+// CLI is p2pctl's command line.
+type CLI struct {
+	Globals
+
+	Dashboard DashboardCmd     `cmd:"" default:"withargs" help:"Open the live dashboard (the default command)."`
+	Devices   DevicesCmd       `cmd:"" help:"List the connected devices."`
+	Pairs     PairsCmd         `cmd:"" help:"List the live pairs."`
+	Watch     WatchCmd         `cmd:"" help:"Print the relay's events as they happen, one per line."`
+	Kick      KickCmd          `cmd:"" help:"Disconnect a device."`
+	Unpair    UnpairCmd        `cmd:"" help:"Break the pair a device is in."`
+	Version   kong.VersionFlag `help:"Print the version and exit."`
+}
+
+// Globals are the flags every command takes.
+type Globals struct {
+	URL   string `help:"The relay's base URL." default:"http://127.0.0.1:9000" env:"P2PCTL_URL"`
+	Token string `help:"The relay's admin token (p2pd --admin-token)." env:"P2PCTL_TOKEN"`
+}
+
+// client returns an admin client for the flags.
+func (g *Globals) client() (*admin.Client, error) {
+	if g.Token == "" {
+		return nil, protocol.Errorf(protocol.CodeUnauthorized, "no admin token: pass --token or set P2PCTL_TOKEN")
+	}
+	return admin.NewClient(admin.ClientConfig{URL: g.URL, Token: g.Token})
+}
+
+// Exit codes besides 0 (success), 1 (any other failure) and kong's 80 (usage).
+const (
+	exitUnauthorized = 3 // the relay refused the token
+	exitUnreachable  = 4 // the relay could not be reached
+)
+
+func exitCode(err error) int {
+	switch {
+	case protocol.CodeOf(err) == protocol.CodeUnauthorized:
+		return exitUnauthorized
+	case errors.Is(err, admin.ErrUnreachable):
+		return exitUnreachable
+	}
+	return 1
+}
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	code := run(ctx, os.Args[1:], os.Stdout, os.Stderr)
+	stop()
+	os.Exit(code)
+}
+
+// exitRequest carries kong's exit code (after --help, --version or a usage
+// error) out of the parser.
+type exitRequest int
+
+// run parses args, runs the command and returns the exit code. Errors get
+// one line on stderr.
+func run(ctx context.Context, args []string, stdout, stderr io.Writer) (code int) {
+	var cli CLI
+	parser, err := kong.New(&cli,
+		kong.Name("p2pctl"),
+		kong.Description("The p2prelay control center: a live dashboard of devices and pairs, and commands for scripts."),
+		kong.UsageOnError(),
+		kong.Vars{"version": version.String()},
+		kong.Writers(stdout, stderr),
+		kong.Exit(func(code int) { panic(exitRequest(code)) }),
+		kong.Bind(&cli.Globals),
+		kong.BindTo(ctx, (*context.Context)(nil)),
+		kong.BindTo(stdout, (*io.Writer)(nil)),
+	)
+	if err != nil {
+		fmt.Fprintln(stderr, "p2pctl:", err)
+		return 1
+	}
+	defer func() {
+		if r := recover(); r != nil {
+			req, ok := r.(exitRequest)
+			if !ok {
+				panic(r)
+			}
+			code = int(req)
+		}
+	}()
+	kctx, err := parser.Parse(args)
+	parser.FatalIfErrorf(err)
+	if err := kctx.Run(); err != nil {
+		fmt.Fprintln(stderr, "p2pctl: "+strings.ReplaceAll(err.Error(), "\n", " "))
+		return exitCode(err)
+	}
+	return 0
+}
