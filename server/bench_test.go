@@ -1,0 +1,60 @@
+package server
+
+import (
+	"testing"
+
+	"github.com/p2prelay/p2prelay/protocol"
+)
+
+// nullConn is a Conn that drops what it is sent and answers acks at once.
+type nullConn struct{}
+
+func (nullConn) Emit(string, ...any)                                {}
+func (nullConn) EmitWithAck(ev string, args []any, ack func([]any)) { ack([]any{true}) }
+func (nullConn) Disconnect()                                        {}
+func (nullConn) Transport() string                                  { return "null" }
+
+func benchPair(b *testing.B) (*Relay, *Session) {
+	b.Helper()
+	r, err := New(Config{Rate: Unlimited})
+	if err != nil {
+		b.Fatal(err)
+	}
+	a, _ := r.Join(ConnInfo{DeviceID: "A", ConnID: "a", Gen: protocol.Gen2}, nullConn{})
+	if _, err := r.Join(ConnInfo{DeviceID: "B", ConnID: "b", Gen: protocol.Gen2}, nullConn{}); err != nil {
+		b.Fatal(err)
+	}
+	ok := false
+	r.Handle(a, protocol.EventRegister, []any{"B"}, func(v ...any) { ok = v[0] == true })
+	if !ok {
+		b.Fatal("not paired")
+	}
+	return r, a
+}
+
+// BenchmarkRelayEmit routes one P2P_EMIT through the relay core: decode the
+// request, check the pairing and limits, hand the event to the peer.
+func BenchmarkRelayEmit(b *testing.B) {
+	r, a := benchPair(b)
+	payload := []any{map[string]any{"targetClientId": "B", "event": "tick", "args": []any{"hello", 42.0, map[string]any{"k": true}}}}
+	b.ReportAllocs()
+	for b.Loop() {
+		r.Handle(a, protocol.EventEmit, payload, nil)
+	}
+}
+
+// BenchmarkRelayAckRoundTrip relays one P2P_EMIT_ACKNOWLEDGE and pipes the
+// peer's answer back to the sender's ack.
+func BenchmarkRelayAckRoundTrip(b *testing.B) {
+	r, a := benchPair(b)
+	payload := []any{map[string]any{"targetClientId": "B", "event": "q", "args": []any{1.0}}}
+	answered := 0
+	ack := func(...any) { answered++ }
+	b.ReportAllocs()
+	for b.Loop() {
+		r.Handle(a, protocol.EventEmitAck, payload, ack)
+	}
+	if answered != b.N {
+		b.Fatalf("%d acks answered for %d requests", answered, b.N)
+	}
+}
