@@ -21,6 +21,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/p2prelay/p2prelay/auth"
 	"github.com/p2prelay/p2prelay/internal/testkit"
 	"github.com/p2prelay/p2prelay/server"
 )
@@ -28,12 +29,19 @@ import (
 // Settings of the relays whose behaviour the tests observe; they reach the
 // node tests through the environment.
 const (
-	pairTimeout   = 2 * time.Second
-	ackTimeout    = 2 * time.Second
-	maxMessage    = 64 << 10
-	nodeTimeout   = 4 * time.Minute // one node run, all its files
-	testTimeout   = 2 * time.Minute // one node test, or one file
-	installTiming = 5 * time.Minute // npm ci
+	pairTimeout    = 2 * time.Second
+	ackTimeout     = 2 * time.Second
+	maxMessage     = 64 << 10 // Engine.IO message limit
+	maxPayload     = 16 << 10 // relay payload limit
+	rate           = 50
+	burst          = 100
+	pairBurst      = 3
+	maxPendingAcks = 4
+	maxDevices     = 4
+	deviceSecret   = "compat-device-secret-0123456789"
+	nodeTimeout    = 4 * time.Minute // one node run, all its files
+	testTimeout    = 2 * time.Minute // one node test, or one file
+	installTiming  = 5 * time.Minute // npm ci
 )
 
 // suite is one relay configuration and the node test files run against it.
@@ -43,6 +51,7 @@ type suite struct {
 	cfg     server.ServiceConfig
 	env     []string
 	control bool // mount the operator endpoints under /compat/
+	tokens  bool // devices prove their ids with tokens signed with deviceSecret
 }
 
 func suites() []suite {
@@ -63,8 +72,32 @@ func suites() []suite {
 		{
 			name:  "limits",
 			files: []string{"limits"},
-			cfg:   server.ServiceConfig{MaxHTTPBufferSize: maxMessage},
-			env:   []string{"P2P_MAX_MESSAGE_BYTES=" + strconv.Itoa(maxMessage)},
+			cfg: server.ServiceConfig{
+				MaxHTTPBufferSize: maxMessage,
+				Relay: server.Config{
+					MaxPayload: maxPayload, Rate: rate, Burst: burst,
+					PairRate: 1, PairBurst: pairBurst, MaxPendingAcks: maxPendingAcks,
+				},
+			},
+			env: []string{
+				"P2P_MAX_MESSAGE_BYTES=" + strconv.Itoa(maxMessage),
+				"P2P_MAX_PAYLOAD_BYTES=" + strconv.Itoa(maxPayload),
+				"P2P_BURST=" + strconv.Itoa(burst),
+				"P2P_PAIR_BURST=" + strconv.Itoa(pairBurst),
+				"P2P_MAX_PENDING_ACKS=" + strconv.Itoa(maxPendingAcks),
+			},
+		},
+		{
+			name:  "full",
+			files: []string{"full"},
+			cfg:   server.ServiceConfig{Relay: server.Config{MaxDevices: maxDevices}},
+			env:   []string{"P2P_MAX_DEVICES=" + strconv.Itoa(maxDevices)},
+		},
+		{
+			name:   "tokens",
+			files:  []string{"tokens"},
+			tokens: true,
+			env:    []string{"P2P_DEVICE_SECRET=" + deviceSecret},
 		},
 		{
 			name:    "operator",
@@ -89,6 +122,13 @@ func TestJavaScriptClients(t *testing.T) {
 	for _, s := range suites() {
 		t.Run(s.name, func(t *testing.T) {
 			t.Parallel()
+			if s.tokens {
+				v, err := auth.NewVerifier(deviceSecret)
+				if err != nil {
+					t.Fatal(err)
+				}
+				s.cfg.Relay.Tokens = v
+			}
 			r := testkit.StartRelay(t, s.cfg)
 			env := append([]string{"P2P_URL=" + r.URL}, s.env...)
 			if s.control {

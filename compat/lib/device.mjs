@@ -252,12 +252,13 @@ export class Gen2Device extends Device {
  * on socket.io-client `version` over `transport`. consent(src) decides
  * whether to accept a pairing request the device is free to accept
  * (default: yes); it may return a promise. query adds or overrides
- * handshake query keys. It rejects with ConnectRefused when the relay
- * refuses the connection. The caller must close the device.
+ * handshake query keys; auth is the handshake auth (4.x only). It rejects
+ * with ConnectRefused when the relay refuses the connection. The caller
+ * must close the device.
  */
-export async function connectDevice(url, { gen = 2, id, version = 4, transport = 'websocket', consent, query = {} }) {
+export async function connectDevice(url, { gen = 2, id, version = 4, transport = 'websocket', consent, query = {}, auth }) {
   const Cls = gen === 1 ? Gen1Device : Gen2Device;
-  const socket = openSocket(url, { version, transport, query: { [Cls.queryKey]: id, ...query } });
+  const socket = openSocket(url, { version, transport, auth, query: { [Cls.queryKey]: id, ...query } });
   const dev = new Cls(socket, { id, version, transport }, { consent });
   await awaitConnect(socket, version);
   return dev;

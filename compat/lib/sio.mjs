@@ -44,14 +44,17 @@ export class ConnectRefused extends Error {
 
 /**
  * openSocket starts a connection with socket.io-client `version` over
- * `transport` only, without reconnection. The caller must close it.
+ * `transport` only, without reconnection, with the handshake query and
+ * (4.x only) auth. The caller must close it.
  */
-export function openSocket(url, { version = 4, transport = 'websocket', query = {} } = {}) {
+export function openSocket(url, { version = 4, transport = 'websocket', query = {}, auth } = {}) {
   const io = factories[version];
   if (!io) throw new Error(`unknown socket.io-client version ${version}`);
   if (!TRANSPORTS.includes(transport)) throw new Error(`unknown transport ${transport}`);
+  if (auth !== undefined && version === 2) throw new Error('socket.io-client 2.x has no handshake auth: use the query');
   return io(url, {
     query,
+    ...(auth === undefined ? {} : { auth }),
     transports: [transport],
     upgrade: false,
     forceNew: true,

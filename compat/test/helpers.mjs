@@ -4,7 +4,7 @@
 import assert from 'node:assert/strict';
 import { connectDevice, EV } from '../lib/device.mjs';
 import { Inbox } from '../lib/inbox.mjs';
-import { connectSocket, TRANSPORTS, VERSIONS, WAIT_MS } from '../lib/sio.mjs';
+import { ConnectRefused, connectSocket, TRANSPORTS, VERSIONS, WAIT_MS } from '../lib/sio.mjs';
 
 /** RELAY_URL is the relay under test, from P2P_URL. */
 export const RELAY_URL = process.env.P2P_URL;
@@ -106,6 +106,27 @@ export async function pairUp(a, b) {
 }
 
 /**
+ * assertConnectRefused checks that err is the relay refusing a connection
+ * with code, as socket.io-client `version` delivers it: 4.x a connect_error
+ * whose message is "CODE: message" and data {code, message}; 2.x an
+ * "error" event whose argument is {code, message}.
+ */
+export function assertConnectRefused(err, version, code) {
+  assert.ok(err instanceof ConnectRefused, `want a refusal with ${code}, got ${err && err.stack}`);
+  assert.equal(err.code, code, `refused with ${err.code}: ${err.relayMessage}, want ${code}`);
+  assert.equal(typeof err.relayMessage, 'string');
+  assert.ok(err.relayMessage.length > 0, 'refusal without a message');
+  if (version === 4) {
+    assert.ok(err.raw instanceof Error, 'socket.io-client 4.x: connect_error must carry an Error');
+    assert.equal(err.raw.message, `${code}: ${err.relayMessage}`);
+    assert.deepEqual(err.raw.data, { code, message: err.relayMessage });
+  } else {
+    assert.deepEqual(err.raw, { code, message: err.relayMessage }, 'socket.io-client 2.x: the error event carries {code, message}');
+  }
+  return true;
+}
+
+/**
  * expectServerError waits for dev's next SERVER_ERROR and checks it carries
  * one string "CODE: message" with the given code. It returns the message.
  */
@@ -181,11 +202,23 @@ export async function assertRelaying(a, b) {
   const pong = `pong-${n}`;
   const asked = a.inbox(pong);
   const answer = b.emitWithAck(pong, n);
-  const q = await asked.next();
+  const q = await arrival(asked, answer);
   assert.deepEqual(q.args, [n]);
   assert.equal(typeof q.ack, 'function', `${a.id} got ${pong} without an ack callback`);
   q.ack('pong', n);
   assert.deepEqual(await answer, ['pong', n], 'ack values changed on the way back');
+}
+
+/**
+ * arrival waits for the next event in box, failing at once, with the
+ * relay's answer, if the sender's ack is answered first (a refusal).
+ */
+async function arrival(box, answer) {
+  const refused = answer.then((v) => {
+    throw new Error(`the relay answered ${JSON.stringify(v)} instead of relaying to ${box.name}`);
+  });
+  refused.catch(() => {});
+  return Promise.race([box.next(), refused]);
 }
 
 /**
@@ -197,7 +230,7 @@ export async function assertAckRoundTrip(a, b) {
   const ev = `trip-${n}`;
   const box = b.inbox(ev);
   const answer = a.emitWithAck(ev, n);
-  const m = await box.next();
+  const m = await arrival(box, answer);
   assert.deepEqual(m.args, [n]);
   m.ack(n, 'back');
   assert.deepEqual(await answer, [n, 'back'], 'ack values changed on the way back');
