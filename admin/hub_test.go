@@ -362,33 +362,42 @@ func TestBearer(t *testing.T) {
 	}
 }
 
-// BenchmarkOnEvent measures the relay's cost of publishing one event with
-// three subscribers, one of them stuck (its buffer full).
+// BenchmarkOnEvent measures the relay's cost of publishing one event: with
+// no subscriber, with one stuck subscriber (marked for resync), and with
+// two subscribers whose streams keep up.
 func BenchmarkOnEvent(b *testing.B) {
-	h := newTestHub(b, Config{Buffer: 1 << 20})
-	stuck := h.subscribe()
-	defer h.unsubscribe(stuck)
-	stuck.stale.Store(true)
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	for range 2 {
-		sub := h.subscribe()
-		defer h.unsubscribe(sub)
-		h.resync(sub)
-		go func() {
-			for {
-				select {
-				case <-sub.ch:
-				case <-ctx.Done():
-					return
-				}
-			}
-		}()
-	}
 	ev := server.Event{Kind: server.DeviceConnected, ID: "dev", Device: &server.Device{ID: "dev", Address: "127.0.0.1:1"}}
-	b.ReportAllocs()
-	b.ResetTimer()
-	for b.Loop() {
-		h.OnEvent(ev)
+	run := func(b *testing.B, h *Hub) {
+		b.ReportAllocs()
+		for b.Loop() {
+			h.OnEvent(ev)
+		}
 	}
+	b.Run("none", func(b *testing.B) { run(b, newTestHub(b, Config{})) })
+	b.Run("stuck", func(b *testing.B) {
+		h := newTestHub(b, Config{Buffer: 4})
+		stuck := h.subscribe()
+		defer h.unsubscribe(stuck)
+		run(b, h)
+	})
+	b.Run("two-reading", func(b *testing.B) {
+		h := newTestHub(b, Config{Buffer: 1 << 16})
+		ctx, cancel := context.WithCancel(context.Background())
+		defer cancel()
+		for range 2 {
+			sub := h.subscribe()
+			defer h.unsubscribe(sub)
+			h.resync(sub)
+			go func() {
+				for {
+					select {
+					case <-sub.ch:
+					case <-ctx.Done():
+						return
+					}
+				}
+			}()
+		}
+		run(b, h)
+	})
 }

@@ -111,7 +111,7 @@ func (p *devicesPane) View(d *data, focused bool) string {
 	if p.available {
 		cols, title = availableCols, "Available"
 	}
-	cols = fitColumns(cols, p.width-2-markerWidth, 8)
+	cols = fitColumns(cols, p.width-2-markerWidth, p.idWidth())
 	empty := emptyText(d, "no devices", "no device")
 	return p.render(focused, countTitle(title, len(p.rows.items), d.filter), "  "+titles(cols), empty, func(i int) string {
 		dev := d.state.Devices[p.rows.items[i]]
@@ -120,6 +120,17 @@ func (p *devicesPane) View(d *data, focused bool) string {
 		}
 		return row(cols, func(key string) string { return p.value(dev, key, d) })
 	})
+}
+
+// idWidth is the room the ids in view need, between 8 and 32 cells: other
+// columns give way to it.
+func (p *devicesPane) idWidth() int {
+	w := 8
+	start, end := p.rows.Window()
+	for _, id := range p.rows.items[start:end] {
+		w = max(w, ansi.StringWidth(id))
+	}
+	return min(w, 32)
 }
 
 func (p *devicesPane) value(dev *admin.Device, key string, d *data) string {
@@ -151,7 +162,14 @@ func (p *devicesPane) value(dev *admin.Device, key string, d *data) string {
 type pairsPane struct{ frame[string] }
 
 func (p *pairsPane) View(d *data, focused bool) string {
-	cols := fitColumns(pairCols, p.width-2-markerWidth, 16)
+	need := 16
+	start, end := p.rows.Window()
+	for _, a := range p.rows.items[start:end] {
+		if pr := d.state.Pairs[a]; pr != nil {
+			need = max(need, ansi.StringWidth(pr.A+" → "+pr.B))
+		}
+	}
+	cols := fitColumns(pairCols, p.width-2-markerWidth, min(need, 40))
 	empty := emptyText(d, "no pairs", "no pair")
 	return p.render(focused, countTitle("Pairs", len(p.rows.items), d.filter), "  "+titles(cols), empty, func(i int) string {
 		pr := d.state.Pairs[p.rows.items[i]]
