@@ -359,12 +359,14 @@ func TestWrongTokenRefusedOnEverySurface(t *testing.T) {
 	}
 	for name, header := range map[string]string{"missing": "", "wrong": "Bearer p2pa_not-the-token-at-all", "device token": "Bearer " + deviceJWT} {
 		t.Run("http command "+name, func(t *testing.T) {
-			testkit.Dial(t, e.relay.URL, "victim")
-			resp := post(t, e.relay.URL+"/admin/v1/devices/victim/kick", header)
+			victim := "victim-" + strings.ReplaceAll(name, " ", "-")
+			d := testkit.Dial(t, e.relay.URL, victim)
+			resp := post(t, e.relay.URL+"/admin/v1/devices/"+victim+"/kick", header)
 			if resp.StatusCode != http.StatusUnauthorized || !strings.Contains(resp.body, `"UNAUTHORIZED"`) {
 				t.Fatalf("POST kick = %d %s, want 401", resp.StatusCode, resp.body)
 			}
-			if e.hub.Snapshot().Devices[0].ID != "victim" {
+			d.NoEvent(protocol.EventServerError, 50*time.Millisecond)
+			if _, ok := e.relay.Relay.SocketID(victim); !ok {
 				t.Fatal("a refused kick kicked")
 			}
 		})
