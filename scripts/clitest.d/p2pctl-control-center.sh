@@ -40,6 +40,7 @@ wait_for() {
 [ -d compat/node_modules/sio4 ] || npm ci --prefix compat --no-audit --no-fund --loglevel=error >/dev/null
 
 # The relay.
+: >"$WORK/p2pd.log"
 "$BIN/p2pd" --listen 127.0.0.1:0 --admin-token "$TOKEN" 2>"$WORK/p2pd.log" &
 PIDS+=($!)
 wait_for "p2pd to serve" 10 grep -q 'msg="p2pd serving"' "$WORK/p2pd.log"
@@ -70,6 +71,7 @@ function pair() {
 }
 process.on('SIGTERM', () => process.exit(0));
 EOF
+: >"$WORK/devices.log"
 NODE_PATH="$ROOT/compat/node_modules" node "$WORK/devices.cjs" "$URL" alpha bravo charlie delta >"$WORK/devices.log" 2>&1 &
 PIDS+=($!)
 wait_for "the devices to pair" 10 grep -q paired "$WORK/devices.log"
@@ -99,7 +101,7 @@ grep -q '^alpha .*bravo' "$WORK/pairs.txt" || fail "pairs table: $(cat "$WORK/pa
 WATCH=$!
 PIDS+=($WATCH)
 subscribed() {
-	curl -sf -H "Authorization: Bearer $TOKEN" "$URL/metrics" >"$WORK/metrics.txt" && grep -q '^p2pd_admin_subscribers 1' "$WORK/metrics.txt"
+	node -e 'fetch(process.argv[1], {headers: {Authorization: "Bearer " + process.argv[2]}}).then(r => r.text()).then(t => process.exit(/^p2pd_admin_subscribers 1$/m.test(t) ? 0 : 1), () => process.exit(1))' "$URL/metrics" "$TOKEN"
 }
 wait_for "watch to subscribe" 10 subscribed
 [ "$("$BIN/p2pctl" kick delta)" = "kicked delta" ] || fail "kick delta"
