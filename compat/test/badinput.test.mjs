@@ -61,7 +61,8 @@ const RELAY_REQUESTS = [
   ['an object target', (c, ev) => [{ targetClientId: { id: c.y.id }, event: ev, args: [] }], 'BAD_REQUEST'],
   ['an array target', (c, ev) => [{ targetDeviceId: [c.y.id], event: ev, args: [] }], 'BAD_REQUEST'],
   ['a boolean target', (c, ev) => [{ targetDeviceId: true, event: ev, args: [] }], 'BAD_REQUEST'],
-  ['targetClientId and targetDeviceId that disagree', (c, ev) => [{ targetClientId: c.y.id, targetDeviceId: c.z.id, event: ev, args: [] }], 'BAD_REQUEST'],
+  ['targetClientId and targetDeviceId that disagree',
+    (c, ev) => [{ targetClientId: c.y.id, targetDeviceId: c.z.id, event: ev, args: [] }], 'BAD_REQUEST'],
   ['an empty target', (c, ev) => [{ targetClientId: '', event: ev, args: [] }], 'BAD_ID'],
   ['a target of 129 characters', (c, ev) => [{ targetClientId: 't'.repeat(129), event: ev, args: [] }], 'BAD_ID'],
   ['a target with a control character', (c, ev) => [{ targetDeviceId: `${c.y.id}\n`, event: ev, args: [] }], 'BAD_ID'],
@@ -79,7 +80,9 @@ const RELAY_REQUESTS = [
   ['a target that is not the peer', (c, ev) => [{ targetClientId: c.z.id, event: ev, args: [1] }], 'NOT_PAIRED'],
   ['an offline target', (c, ev) => [{ targetClientId: uid('offline'), event: ev, args: [1] }], 'NOT_PAIRED'],
   ['the sender itself as target', (c, ev) => [{ targetClientId: c.x.id, event: ev, args: [1] }], 'NOT_PAIRED'],
-  ...RESERVED.map((name) => [`the reserved event ${name}`, (c) => [{ targetClientId: c.y.id, event: name, args: [1] }], 'RESERVED_EVENT', name]),
+  ...RESERVED.map((name) => [
+    `the reserved event ${name}`, (c) => [{ targetClientId: c.y.id, event: name, args: [1] }], 'RESERVED_EVENT', name,
+  ]),
 ];
 
 /** refused sends event with args (and an ack when withAck) and checks the refusal. */
@@ -129,16 +132,21 @@ function badCases(kind) {
   }
 
   add('P2P_UNREGISTER when not paired', { free: true }, (c) => refused(c.x, 'NOT_PAIRED', 'P2P_UNREGISTER', [], true, 'false'));
-  add('P2P_UNREGISTER when not paired, without an ack', { free: true }, (c) => refused(c.x, 'NOT_PAIRED', 'P2P_UNREGISTER', ['junk'], false));
+  add('P2P_UNREGISTER when not paired, without an ack', { free: true },
+    (c) => refused(c.x, 'NOT_PAIRED', 'P2P_UNREGISTER', ['junk'], false));
 
   for (const [what, payload, code, reserved] of RELAY_REQUESTS.filter((_, i) => full || i % 4 === 0)) {
     for (const [event, withAck] of [['P2P_EMIT_ACKNOWLEDGE', true], ...(full ? [['P2P_EMIT', false]] : [])]) {
       add(`${event} with ${what}`, {}, (c) => refused(c.x, code, event, payload(c, c.never(reserved)), withAck, 'error'));
     }
   }
-  add('P2P_EMIT with an ack and a bad payload: the ack carries the error', {}, (c) => refused(c.x, 'BAD_REQUEST', 'P2P_EMIT', [{ targetClientId: c.y.id, args: [] }], true, 'error'));
-  add('P2P_EMIT_ACKNOWLEDGE without an ack is refused and not relayed', {}, (c) => refused(c.x, 'BAD_REQUEST', 'P2P_EMIT_ACKNOWLEDGE', [c.x.relayRequest(c.never(), [1])], false));
-  add('P2P_EMIT from a device that is not paired', { free: true }, (c) => refused(c.x, 'NOT_PAIRED', 'P2P_EMIT_ACKNOWLEDGE', [{ targetClientId: c.y.id, event: c.never(), args: [] }], true, 'error'));
+  add('P2P_EMIT with an ack and a bad payload: the ack carries the error', {},
+    (c) => refused(c.x, 'BAD_REQUEST', 'P2P_EMIT', [{ targetClientId: c.y.id, args: [] }], true, 'error'));
+  add('P2P_EMIT_ACKNOWLEDGE without an ack is refused and not relayed', {},
+    (c) => refused(c.x, 'BAD_REQUEST', 'P2P_EMIT_ACKNOWLEDGE', [c.x.relayRequest(c.never(), [1])], false));
+  add('P2P_EMIT from a device that is not paired', { free: true }, (c) => refused(
+    c.x, 'NOT_PAIRED', 'P2P_EMIT_ACKNOWLEDGE', [{ targetClientId: c.y.id, event: c.never(), args: [] }], true, 'error',
+  ));
   add('an event name of 256 bytes is relayed', {}, async (c) => {
     const ev = `${uid('e')}-`.padEnd(256, 'e');
     assert.equal(Buffer.byteLength(ev), 256);
@@ -154,7 +162,8 @@ function badCases(kind) {
   });
   add('P2P_LIST_DEVICES without an ack', {}, (c) => refused(c.x, 'BAD_REQUEST', 'P2P_LIST_DEVICES', [], false));
   add('P2P_LIST_DEVICES with a string query', {}, (c) => refused(c.x, 'BAD_REQUEST', 'P2P_LIST_DEVICES', ['all'], true, 'error'));
-  add('P2P_LIST_DEVICES with a non-boolean available', {}, (c) => refused(c.x, 'BAD_REQUEST', 'P2P_LIST_DEVICES', [{ available: 'yes' }], true, 'error'));
+  add('P2P_LIST_DEVICES with a non-boolean available', {},
+    (c) => refused(c.x, 'BAD_REQUEST', 'P2P_LIST_DEVICES', [{ available: 'yes' }], true, 'error'));
 
   const unknown = [
     ['an unknown event', 'hello'],
@@ -219,7 +228,8 @@ describe('bad requests', { concurrency: OFFENDERS.length * GROUPS }, () => {
   for (const kind of OFFENDERS) {
     const cases = badCases(kind);
     for (let g = 0; g < GROUPS; g++) {
-      describe(`from ${kindName(kind)} (${g + 1}/${GROUPS})`, { concurrency: 1 }, () => group(kind, cases.filter((_, i) => i % GROUPS === g)));
+      const mine = cases.filter((_, i) => i % GROUPS === g);
+      describe(`from ${kindName(kind)} (${g + 1}/${GROUPS})`, { concurrency: 1 }, () => group(kind, mine));
     }
   }
   for (const kind of OFFENDERS) {

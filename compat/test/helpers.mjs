@@ -106,6 +106,15 @@ export async function pairUp(a, b) {
 }
 
 /**
+ * expectRegisterRefused makes dev ask to pair with targetId and checks the
+ * relay answers false with a SERVER_ERROR carrying code.
+ */
+export async function expectRegisterRefused(dev, targetId, code) {
+  assert.equal(await dev.register(targetId), false, `${dev.id} (${dev.kind}) paired with ${targetId}, want ${code}`);
+  return expectServerError(dev, code);
+}
+
+/**
  * assertConnectRefused checks that err is the relay refusing a connection
  * with code, as socket.io-client `version` delivers it: 4.x a connect_error
  * whose message is "CODE: message" and data {code, message}; 2.x an
@@ -260,7 +269,10 @@ export function gate() {
 }
 
 /** Bystanders is a pair that every test checks keeps relaying. */
-export async function bystanders(kindA = { gen: 1, version: 2, transport: 'polling' }, kindB = { gen: 2, version: 4, transport: 'websocket' }) {
+export async function bystanders(
+  kindA = { gen: 1, version: 2, transport: 'polling' },
+  kindB = { gen: 2, version: 4, transport: 'websocket' },
+) {
   const f = new Fleet();
   const [a, b] = await f.pair(kindA, kindB, { a: { label: 'bystander' }, b: { label: 'bystander' } });
   let turn = false;

@@ -4,7 +4,8 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import {
-  assertQuiet, assertRelaying, bystanders, CLIENTS, expectRefused, expectServerError, fleet, gate, kindName, pairUp, uid, WAIT_MS,
+  assertQuiet, assertRelaying, bystanders, CLIENTS, expectRefused, expectRegisterRefused, expectServerError, fleet, gate,
+  kindName, pairUp, uid, WAIT_MS,
 } from './helpers.mjs';
 
 let by;
@@ -42,8 +43,7 @@ describe('pairing', { concurrency: 8 }, () => {
     const f = fleet(t);
     const a = await f.connect(ka);
     const b = await f.connect(kb, { consent: () => false });
-    assert.equal(await a.register(b.id), false);
-    await expectServerError(a, 'REFUSED');
+    await expectRegisterRefused(a, b.id, 'REFUSED');
     assert.equal((await b.asked.next()).src, a.id);
     assert.deepEqual(await b.answered.next(), { src: a.id, yes: false });
     assert.equal(a.target, null);
@@ -60,16 +60,14 @@ describe('pairing', { concurrency: 8 }, () => {
   each('an offline target: false and OFFLINE', async (t, ka) => {
     const f = fleet(t);
     const a = await f.connect(ka);
-    assert.equal(await a.register(uid('nobody')), false);
-    await expectServerError(a, 'OFFLINE');
+    await expectRegisterRefused(a, uid('nobody'), 'OFFLINE');
     await assertQuiet(a);
   });
 
   each('the device itself: false and SELF', async (t, ka) => {
     const f = fleet(t);
     const a = await f.connect(ka);
-    assert.equal(await a.register(a.id), false);
-    await expectServerError(a, 'SELF');
+    await expectRegisterRefused(a, a.id, 'SELF');
     assert.equal(a.target, null);
     await assertQuiet(a);
   });
@@ -78,8 +76,7 @@ describe('pairing', { concurrency: 8 }, () => {
     const f = fleet(t);
     const [b, peer] = await f.pair(kb, { gen: 2 });
     const a = await f.connect(ka);
-    assert.equal(await a.register(b.id), false);
-    await expectServerError(a, 'BUSY');
+    await expectRegisterRefused(a, b.id, 'BUSY');
     await assertQuiet(a, b, peer);
     await assertRelaying(b, peer);
   });
@@ -88,8 +85,7 @@ describe('pairing', { concurrency: 8 }, () => {
     const f = fleet(t);
     const [a, peer] = await f.pair(ka, { gen: 1 });
     const b = await f.connect(kb);
-    assert.equal(await a.register(b.id), false);
-    await expectServerError(a, 'BUSY');
+    await expectRegisterRefused(a, b.id, 'BUSY');
     await assertQuiet(a, b, peer);
     assert.equal(a.target, peer.id, 'a refused request must not change the source\'s target');
     await assertRelaying(a, peer);
@@ -104,10 +100,8 @@ describe('pairing', { concurrency: 8 }, () => {
     assert.equal(await g.held.next(), a.id);
     // A third device asks the target, and is asked by the source... both BUSY.
     const c = await f.connect({ gen: 2, version: 2, transport: 'polling' });
-    assert.equal(await c.register(b.id), false);
-    await expectServerError(c, 'BUSY');
-    assert.equal(await c.register(a.id), false);
-    await expectServerError(c, 'BUSY');
+    await expectRegisterRefused(c, b.id, 'BUSY');
+    await expectRegisterRefused(c, a.id, 'BUSY');
     // The source may not start a second request, nor the target one of its own.
     const d = await f.connect({ gen: 1 });
     assert.deepEqual(await a.request('P2P_REGISTER', d.id), [false]);
@@ -191,7 +185,9 @@ describe('pairing', { concurrency: 8 }, () => {
 });
 
 describe('generation 2 answers pairing requests through the ack: only true accepts', { concurrency: 8 }, () => {
-  const answers = [['no answer', []], ['"true"', ['true']], ['1', [1]], ['{ok: true}', [{ ok: true }]], ['[true]', [[true]]], ['null', [null]]];
+  const answers = [
+    ['no answer', []], ['"true"', ['true']], ['1', [1]], ['{ok: true}', [{ ok: true }]], ['[true]', [[true]]], ['null', [null]],
+  ];
   for (const [name, answer] of answers) {
     test(`answering ${name}`, async (t) => {
       const f = fleet(t);
@@ -199,8 +195,7 @@ describe('generation 2 answers pairing requests through the ack: only true accep
       const id = uid('raw');
       const s = await f.tryConnectRaw({ version: 4, transport: 'websocket' }, { clientId: id });
       s.on('P2P_REGISTER', (src, cb) => cb(...answer));
-      assert.equal(await a.register(id), false);
-      await expectServerError(a, 'REFUSED');
+      await expectRegisterRefused(a, id, 'REFUSED');
       await assertQuiet(a);
     });
   }
@@ -262,8 +257,7 @@ describe('unpairing', { concurrency: 8 }, () => {
     b.emit('still', 'paired');
     assert.deepEqual((await still.next()).args, ['paired']);
     const c = await f.connect({ gen: 2 });
-    assert.equal(await a.register(c.id), false);
-    await expectServerError(a, 'BUSY');
+    await expectRegisterRefused(a, c.id, 'BUSY');
     // Dropping frees both.
     a.close();
     assert.deepEqual(await b.peerGone.next(), []);

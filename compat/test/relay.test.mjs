@@ -93,7 +93,8 @@ describe('args absent, null or empty deliver no arguments', { concurrency: 8 }, 
       const f = fleet(t);
       const [a, b] = await f.pair({ gen: 2, version: k.version === 2 ? 4 : 2 }, k);
       const key = 'targetClientId';
-      for (const payload of [{ [key]: b.id, event: 'none' }, { [key]: b.id, event: 'none', args: null }, { [key]: b.id, event: 'none', args: [] }]) {
+      const payloads = [{ [key]: b.id, event: 'none' }, { [key]: b.id, event: 'none', args: null }, { [key]: b.id, event: 'none', args: [] }];
+      for (const payload of payloads) {
         const box = b.inbox('none');
         a.send('P2P_EMIT', payload);
         assert.deepEqual((await box.next()).args, []);

@@ -23,21 +23,32 @@ after(() => by.close());
 /** TARGETS are the silent targets: each generation on each client. */
 const TARGETS = CLIENTS.flatMap((c) => [1, 2].map((gen) => ({ gen, ...c })));
 
+/**
+ * unanswered connects a source of kind ks and a target of kind kt that
+ * holds every pairing request, makes the source ask, and checks the relay
+ * answers false with TIMEOUT, not before the timeout. The target's answer
+ * is still to come: g.release(answer) gives it.
+ */
+async function unanswered(f, ks, kt) {
+  const g = gate();
+  const s = await f.connect(ks);
+  const target = await f.connect(kt, { consent: g.consent });
+  const start = Date.now();
+  const answer = s.register(target.id);
+  await g.held.next();
+  assert.equal(await answer, false);
+  const took = Date.now() - start;
+  assert.ok(took >= PAIR_TIMEOUT - EARLY, `answered after ${took} ms, before the ${PAIR_TIMEOUT} ms timeout`);
+  await expectServerError(s, 'TIMEOUT');
+  assert.equal((await target.asked.next()).src, s.id);
+  return { s, target, g };
+}
+
 describe('a target that does not answer in time', { concurrency: 8 }, () => {
   for (const kt of TARGETS) {
     const ks = { gen: (kt.gen % 2) + 1, version: kt.version === 2 ? 4 : 2, transport: 'websocket' };
     test(`${kindName(kt)} stays silent: false and TIMEOUT, then both are free`, async (t) => {
-      const f = fleet(t);
-      const g = gate();
-      const s = await f.connect(ks);
-      const target = await f.connect(kt, { consent: g.consent });
-      const start = Date.now();
-      const answer = s.register(target.id);
-      await g.held.next();
-      assert.equal(await answer, false);
-      assert.ok(Date.now() - start >= PAIR_TIMEOUT - EARLY, `answered after ${Date.now() - start} ms, before the ${PAIR_TIMEOUT} ms timeout`);
-      await expectServerError(s, 'TIMEOUT');
-      target.asked.take();
+      const { s, target } = await unanswered(fleet(t), ks, kt);
       await assertQuiet(s, target);
       // Both are free again, for the relay and for themselves.
       const [devices] = await s.request('P2P_LIST_DEVICES');
@@ -49,13 +60,7 @@ describe('a target that does not answer in time', { concurrency: 8 }, () => {
 
     test(`${kindName(kt)} says yes too late: it is told P2P_DISCONNECT and can pair again`, async (t) => {
       const f = fleet(t);
-      const g = gate();
-      const s = await f.connect(ks);
-      const target = await f.connect(kt, { consent: g.consent });
-      const answer = s.register(target.id);
-      await g.held.next();
-      assert.equal(await answer, false);
-      await expectServerError(s, 'TIMEOUT');
+      const { s, target, g } = await unanswered(f, ks, kt);
       target.consent = () => true;
       g.release(true);
       assert.deepEqual(await target.answered.next(), { src: s.id, yes: true });
@@ -64,24 +69,16 @@ describe('a target that does not answer in time', { concurrency: 8 }, () => {
       assert.equal(target.peerGone.length, 1, `${kindName(kt)} accepted after the timeout and was not told P2P_DISCONNECT`);
       assert.equal(target.target, null);
       target.peerGone.take();
-      target.asked.take();
       const c = await f.connect({ gen: 2 });
-      assert.equal(await c.register(target.id), true, `${kindName(kt)} refused a new request: it still believes it is paired with ${s.id}`);
+      const again = await c.register(target.id);
+      assert.equal(again, true, `${kindName(kt)} refused a new request: it still believes it is paired with ${s.id}`);
       await assertQuiet(s);
     });
 
     test(`${kindName(kt)} says no too late: nothing more happens`, async (t) => {
-      const f = fleet(t);
-      const g = gate();
-      const s = await f.connect(ks);
-      const target = await f.connect(kt, { consent: g.consent });
-      const answer = s.register(target.id);
-      await g.held.next();
-      assert.equal(await answer, false);
-      await expectServerError(s, 'TIMEOUT');
+      const { s, target, g } = await unanswered(fleet(t), ks, kt);
       g.release(false);
       assert.deepEqual(await target.answered.next(), { src: s.id, yes: false });
-      target.asked.take();
       await assertQuiet(s, target);
     });
   }

@@ -65,7 +65,8 @@ describe('a missing or bad token is refused with UNAUTHORIZED', { concurrency: 8
         const id = uid('bad');
         const token = make(id);
         const opts = token === undefined ? {} : carry(token, w[1]);
-        await assert.rejects(f.connect({ gen: 2, ...w[0] }, { id, ...opts }), (err) => assertConnectRefused(err, w[0].version, 'UNAUTHORIZED'));
+        const refused = (err) => assertConnectRefused(err, w[0].version, 'UNAUTHORIZED');
+        await assert.rejects(f.connect({ gen: 2, ...w[0] }, { id, ...opts }), refused);
       });
     }
   }
@@ -74,7 +75,8 @@ describe('a missing or bad token is refused with UNAUTHORIZED', { concurrency: 8
 describe('ids in use', { concurrency: 8 }, () => {
   KINDS.forEach((k, i) => {
     const w = WAYS[i % WAYS.length];
-    test(`${kindName(k)} in use: without a token ID_IN_USE, with a bad one UNAUTHORIZED, with a valid one ${way(w)} it is reclaimed`, async (t) => {
+    const name = `${kindName(k)} in use: without a token ID_IN_USE, with a bad one UNAUTHORIZED, with a valid one ${way(w)} it is reclaimed`;
+    test(name, async (t) => {
       const f = fleet(t);
       const id = uid('held');
       const holder = await f.connect(k, { id, ...carry(mint(id), false) });
@@ -82,8 +84,10 @@ describe('ids in use', { concurrency: 8 }, () => {
       const peer = await f.connect({ gen: 2 }, { id: pid, auth: { token: mint(pid) } });
       await pairUp(peer, holder);
       const claimer = { gen: 3 - k.gen, ...w[0] };
-      await assert.rejects(f.connect(claimer, { id }), (err) => assertConnectRefused(err, claimer.version, 'ID_IN_USE'));
-      await assert.rejects(f.connect(claimer, { id, ...carry(mint(id, { secret: `${SECRET}-x` }), w[1]) }), (err) => assertConnectRefused(err, claimer.version, 'UNAUTHORIZED'));
+      const refused = (code) => (err) => assertConnectRefused(err, claimer.version, code);
+      await assert.rejects(f.connect(claimer, { id }), refused('ID_IN_USE'));
+      const forged = carry(mint(id, { secret: `${SECRET}-x` }), w[1]);
+      await assert.rejects(f.connect(claimer, { id, ...forged }), refused('UNAUTHORIZED'));
       await assertRelaying(peer, holder);
       await assertQuiet(peer, holder);
 
