@@ -219,17 +219,25 @@ func TestRequestResync(t *testing.T) {
 	}
 }
 
-func TestStatsRatesAndPairMessages(t *testing.T) {
-	src := &fakeSource{}
+// subscribedHub returns a hub reading src with one subscriber, resynced:
+// the test reads its buffer directly.
+func subscribedHub(t *testing.T, src *fakeSource) (*Hub, *subscriber) {
+	t.Helper()
 	h, err := New(Config{Token: testToken, StatsInterval: time.Hour})
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer h.Close()
+	t.Cleanup(h.Close)
 	h.Start(src)
 	sub := h.subscribe()
-	defer h.unsubscribe(sub)
+	t.Cleanup(func() { h.unsubscribe(sub) })
 	h.resync(sub)
+	return h, sub
+}
+
+func TestStatsRatesAndPairMessages(t *testing.T) {
+	src := &fakeSource{}
+	h, sub := subscribedHub(t, src)
 
 	t0 := time.Unix(1000, 0)
 	h.cfg.Now = func() time.Time { return t0 }
@@ -258,15 +266,7 @@ func TestStatsRatesAndPairMessages(t *testing.T) {
 
 func TestCommandsArePublished(t *testing.T) {
 	src := &fakeSource{kicked: make(chan string, 1)}
-	h, err := New(Config{Token: testToken, StatsInterval: time.Hour})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer h.Close()
-	h.Start(src)
-	sub := h.subscribe()
-	defer h.unsubscribe(sub)
-	h.resync(sub)
+	h, sub := subscribedHub(t, src)
 
 	if err := h.Kick("dev1", "127.0.0.1:1"); err != nil {
 		t.Fatalf("Kick: %v", err)
@@ -274,7 +274,7 @@ func TestCommandsArePublished(t *testing.T) {
 	if got := <-src.kicked; got != "dev1" {
 		t.Fatalf("kicked %q", got)
 	}
-	err = h.Kick("ghost", "127.0.0.1:1")
+	err := h.Kick("ghost", "127.0.0.1:1")
 	if protocol.CodeOf(err) != protocol.CodeOffline {
 		t.Fatalf("Kick(ghost) = %v, want OFFLINE", err)
 	}

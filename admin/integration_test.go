@@ -648,19 +648,19 @@ type response struct {
 
 func get(t *testing.T, url, auth string) response {
 	t.Helper()
-	req, err := http.NewRequest(http.MethodGet, url, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if auth != "" {
-		req.Header.Set("Authorization", auth)
-	}
-	return do(t, req)
+	return request(t, http.MethodGet, url, auth)
 }
 
 func post(t *testing.T, url, auth string) response {
 	t.Helper()
-	req, err := http.NewRequest(http.MethodPost, url, nil)
+	return request(t, http.MethodPost, url, auth)
+}
+
+// request sends a request with an Authorization header (none when auth is
+// empty) and reads the whole answer.
+func request(t *testing.T, method, url, auth string) response {
+	t.Helper()
+	req, err := http.NewRequest(method, url, nil)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -161,15 +161,7 @@ type KickCmd struct {
 
 // Run kicks the device.
 func (c *KickCmd) Run(ctx context.Context, g *Globals, out io.Writer) error {
-	cl, err := g.client()
-	if err != nil {
-		return err
-	}
-	if err := cl.Kick(ctx, c.ID); err != nil {
-		return err
-	}
-	_, err = fmt.Fprintf(out, "kicked %s\n", c.ID)
-	return err
+	return command(ctx, g, out, (*admin.Client).Kick, c.ID, "kicked %s\n")
 }
 
 // UnpairCmd breaks a pair.
@@ -179,14 +171,19 @@ type UnpairCmd struct {
 
 // Run breaks the pair.
 func (c *UnpairCmd) Run(ctx context.Context, g *Globals, out io.Writer) error {
+	return command(ctx, g, out, (*admin.Client).Unpair, c.ID, "broke the pair of %s\n")
+}
+
+// command runs one operator command and says it was done.
+func command(ctx context.Context, g *Globals, out io.Writer, run func(*admin.Client, context.Context, string) error, id, done string) error {
 	cl, err := g.client()
 	if err != nil {
 		return err
 	}
-	if err := cl.Unpair(ctx, c.ID); err != nil {
+	if err := run(cl, ctx, id); err != nil {
 		return err
 	}
-	_, err = fmt.Fprintf(out, "broke the pair of %s\n", c.ID)
+	_, err = fmt.Fprintf(out, done, id)
 	return err
 }
 
