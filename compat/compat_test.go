@@ -297,7 +297,9 @@ func (s summary) problems() string {
 
 // mountControl adds the operator actions the node tests trigger to the
 // relay's HTTP mux: POST /compat/unpair?id=, /compat/kick?id= and
-// /compat/shutdown. They answer JSON: {"ok": true} or {"code", "message"}.
+// /compat/shutdown. They answer JSON: {"ok": true} or {"ok": false,
+// "error"}. The relay is already serving; adding handlers to its
+// http.ServeMux then is safe, and no node test runs before they are in.
 func mountControl(t *testing.T, r *testkit.Relay) {
 	t.Helper()
 	reply := func(w http.ResponseWriter, err error) {
