@@ -34,6 +34,7 @@ type Peer struct {
 
 	mu         sync.Mutex     // guards every field below
 	sock       *client.Socket // the current connection's socket
+	upSock     *client.Socket // the socket onConnect ran for
 	listeners  *listeners     // installed on sock
 	connected  bool
 	everUp     bool            // connected at least once
@@ -120,6 +121,9 @@ func (p *Peer) connect(ctx context.Context) error {
 		s.Close()
 		return ErrClosed
 	}
+	// Connect returns on the socket's "connect", maybe before the Peer's
+	// own listener ran: the Peer is up when Dial returns.
+	p.onConnect(s)
 	return nil
 }
 
@@ -140,7 +144,7 @@ func New(sock *client.Socket, cfg Config) (*Peer, error) {
 	p.adopt(sock)
 	if sock.Connected() {
 		p.mu.Lock()
-		p.connected, p.everUp = true, true
+		p.connected, p.everUp, p.upSock = true, true, sock
 		p.mu.Unlock()
 	}
 	return p, nil
@@ -182,7 +186,7 @@ func (p *Peer) adopt(s *client.Socket) {
 		},
 		connect: func(...any) {
 			if current() {
-				p.onConnect()
+				p.onConnect(s)
 			}
 		},
 		disconnect: func(args ...any) {
@@ -338,11 +342,20 @@ func (p *Peer) request(ctx context.Context, what, event string, args ...any) ([]
 // when the answer arrives, before any later packet is handled, so that
 // state changes in order with the events around them.
 func (p *Peer) requestThen(ctx context.Context, hook func([]any), what, event string, args ...any) ([]any, error) {
+	ctx, cancel := p.bound(ctx)
+	defer cancel()
+	ch, err := p.send(hook, what, event, args...)
+	if err != nil {
+		return nil, err
+	}
+	return await(ctx, what, ch)
+}
+
+// send sends event with args and an ack; the answer comes on the channel.
+func (p *Peer) send(hook func([]any), what, event string, args ...any) (<-chan ackResult, error) {
 	if err := p.ready(); err != nil {
 		return nil, err
 	}
-	ctx, cancel := p.bound(ctx)
-	defer cancel()
 	ch := make(chan ackResult, 1)
 	all := append(args[:len(args):len(args)], sio.Ack(func(vals []any, err error) {
 		if err == nil && hook != nil {
@@ -353,6 +366,11 @@ func (p *Peer) requestThen(ctx context.Context, hook func([]any), what, event st
 	if err := p.socket().Emit(event, all...); err != nil {
 		return nil, fmt.Errorf("peer: %s: %w", what, err)
 	}
+	return ch, nil
+}
+
+// await waits for the answer of a request sent with send.
+func await(ctx context.Context, what string, ch <-chan ackResult) ([]any, error) {
 	select {
 	case r := <-ch:
 		if r.err != nil {
@@ -504,22 +522,49 @@ func (p *Peer) Emit(ctx context.Context, event string, args ...any) error {
 // by the relay, or no answer from the peer within the relay's ack timeout
 // (ErrTimeout), is an error; so is ctx ending first.
 func (p *Peer) EmitAck(ctx context.Context, event string, args ...any) ([]any, error) {
+	a := <-p.EmitAckAsync(ctx, event, args...)
+	return a.Args, a.Err
+}
+
+// Answer is the outcome of EmitAckAsync: the peer's values, or why there
+// are none.
+type Answer struct {
+	Args []any
+	Err  error
+}
+
+// EmitAckAsync is EmitAck that returns as soon as the request is sent: the
+// channel then gets exactly one Answer. Requests sent one after another by
+// one goroutine, with or without an ack, reach the peer in that order.
+// ctx bounds the wait for the answer.
+func (p *Peer) EmitAckAsync(ctx context.Context, event string, args ...any) <-chan Answer {
+	out := make(chan Answer, 1)
 	payload, err := p.relayPayload(event, args)
 	if err != nil {
-		return nil, err
+		out <- Answer{Err: err}
+		return out
 	}
 	what := fmt.Sprintf("emit %q with ack", event)
-	vals, err := p.request(ctx, what, protocol.EventEmitAck, payload)
+	ctx, cancel := p.bound(ctx)
+	ch, err := p.send(nil, what, protocol.EventEmitAck, payload)
 	if err != nil {
-		return nil, err
+		cancel()
+		out <- Answer{Err: err}
+		return out
 	}
-	if pe := protocol.ParseAckError(vals); pe != nil {
-		return nil, fmt.Errorf("peer: %s: %w", what, pe)
-	}
-	if vals == nil {
-		vals = []any{}
-	}
-	return vals, nil
+	go func() {
+		defer cancel()
+		vals, err := await(ctx, what, ch)
+		switch pe := protocol.ParseAckError(vals); {
+		case err != nil:
+		case pe != nil:
+			vals, err = nil, fmt.Errorf("peer: %s: %w", what, pe)
+		case vals == nil:
+			vals = []any{}
+		}
+		out <- Answer{Args: vals, Err: err}
+	}()
+	return out
 }
 
 // Devices lists the devices connected to the relay, sorted by id; only

@@ -110,6 +110,36 @@ func TestPairEmitAckUnpairAndRepair(t *testing.T) {
 	}
 }
 
+func TestEmitAckAsyncKeepsOrder(t *testing.T) {
+	r := start(t, server.Config{})
+	a := dial(t, r.URL, "A")
+	b := dial(t, r.URL, "B")
+	pair(t, a, b)
+	ctx := context.Background()
+	first := a.EmitAckAsync(ctx, "first")
+	if err := a.Emit(ctx, "second"); err != nil {
+		t.Fatal(err)
+	}
+	ev1, ev2 := b.event(t), b.event(t)
+	if ev1.Name != "first" || ev2.Name != "second" {
+		t.Fatalf("B got %q then %q", ev1.Name, ev2.Name)
+	}
+	if err := ev1.Ack("late", 1.0); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case ans := <-first:
+		if ans.Err != nil || !reflect.DeepEqual(ans.Args, []any{"late", 1.0}) {
+			t.Fatalf("answer %+v", ans)
+		}
+	case <-time.After(testkit.Wait):
+		t.Fatal("no answer")
+	}
+	if ans := <-a.EmitAckAsync(ctx, "P2P_X"); protocol.CodeOf(ans.Err) != protocol.CodeReservedEvent {
+		t.Fatalf("reserved: %+v", ans)
+	}
+}
+
 func TestPairRefusals(t *testing.T) {
 	r := start(t, server.Config{PairTimeout: 300 * time.Millisecond, PairRate: server.Unlimited})
 	a := dial(t, r.URL, "A")

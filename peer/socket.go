@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"time"
 
+	client "github.com/zishang520/socket.io/clients/socket/v3"
+
 	sio "github.com/zishang520/socket.io/servers/socket/v3"
 
 	"github.com/p2prelay/p2prelay/protocol"
@@ -140,10 +142,15 @@ func (p *Peer) onEvent(name string, args []any, ack sio.Ack) {
 	p.disp.push(func() { h(ev) })
 }
 
-// onConnect runs when the relay accepted a connection: the relay has
-// registered the device by then.
-func (p *Peer) onConnect() {
+// onConnect runs when the relay accepted connection s (the relay has
+// registered the device by then), once per socket.
+func (p *Peer) onConnect(s *client.Socket) {
 	p.mu.Lock()
+	if p.upSock == s || p.sock != s || p.closed {
+		p.mu.Unlock()
+		return
+	}
+	p.upSock = s
 	again := p.everUp
 	p.connected, p.everUp = true, true
 	p.redialing = false
@@ -163,6 +170,7 @@ func (p *Peer) onDisconnect(args ...any) {
 	reason, _ := firstString(args)
 	p.mu.Lock()
 	p.connected = false
+	p.upSock = nil // a socket given to New connects again itself
 	connErr := p.connErr
 	p.mu.Unlock()
 

@@ -1,0 +1,316 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/p2prelay/p2prelay/peer"
+	"github.com/p2prelay/p2prelay/protocol"
+)
+
+// pairRetry is how often --wait asks again for a target that is offline or
+// busy (the relay limits pairing requests per device).
+const pairRetry = time.Second
+
+// noticeWait bounds how long a command waits for its own notice to print.
+const noticeWait = 2 * time.Second
+
+// session is one connected device of a command: the peer, what it prints
+// and how it answers.
+type session struct {
+	g   *Globals
+	env *Env
+	pr  *printer
+	p   *peer.Peer
+	// reply answers acknowledgements; nil echoes the event's arguments.
+	reply *any
+	acks  sync.WaitGroup // the ack commands under way
+
+	mu       sync.Mutex // guards the fields below
+	waiters  []waiter
+	firstErr error
+	// onReconnect, when set, runs (on its own goroutine) after the
+	// connection came back, with the peer whose pair the drop ended.
+	onReconnect func(last string)
+	// setPrompt, when set, shows the current peer ("" for none) in the
+	// prompt.
+	setPrompt func(with string)
+}
+
+// setHooks sets onReconnect and setPrompt (nil leaves one as it is).
+func (s *session) setHooks(onReconnect func(string), setPrompt func(string)) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if onReconnect != nil {
+		s.onReconnect = onReconnect
+	}
+	if setPrompt != nil {
+		s.setPrompt = setPrompt
+	}
+}
+
+// waiter is a command waiting for its notice to be printed.
+type waiter struct {
+	kind peer.NoticeKind
+	peer string
+	ch   chan struct{}
+}
+
+// sessionConfig says how a session's device behaves.
+type sessionConfig struct {
+	id     string
+	accept peer.AcceptPolicy
+	reply  *any
+}
+
+// openSession connects the device and prints that it did.
+func openSession(env *Env, g *Globals, pr *printer, sc sessionConfig) (*session, error) {
+	s := &session{g: g, env: env, pr: pr, reply: sc.reply}
+	p, err := peer.Dial(env.Ctx, peer.Config{
+		URL:      g.URL,
+		ID:       sc.id,
+		Token:    g.Token,
+		Accept:   sc.accept,
+		Timeout:  g.Timeout,
+		OnEvent:  s.onEvent,
+		OnNotice: s.onNotice,
+		Logger:   slog.New(slog.DiscardHandler),
+	})
+	if err != nil {
+		return nil, err
+	}
+	s.p = p
+	pr.connected(sc.id, g.URL, false)
+	return s, nil
+}
+
+// close disconnects and waits until every event has been printed.
+func (s *session) close() {
+	_ = s.p.Close()
+	select {
+	case <-s.p.Done():
+	case <-time.After(s.g.Timeout):
+	}
+}
+
+// onEvent prints an event from the peer and answers it when asked.
+func (s *session) onEvent(ev peer.Event) {
+	var reply []any
+	replied := false
+	if ev.WantsAck() {
+		reply = ev.Args
+		if s.reply != nil {
+			reply = []any{*s.reply}
+		}
+		replied = ev.Ack(reply...) == nil
+	}
+	s.pr.event(ev, reply, replied)
+}
+
+// onNotice prints a change of state.
+func (s *session) onNotice(n peer.Notice) {
+	s.mu.Lock()
+	onReconnect, setPrompt := s.onReconnect, s.setPrompt
+	s.mu.Unlock()
+	switch n.Kind {
+	case peer.Paired:
+		s.pr.paired(n.Peer)
+		if setPrompt != nil {
+			setPrompt(n.Peer)
+		}
+	case peer.Unpaired:
+		s.pr.unpaired(n.Peer, n.Reason)
+		if setPrompt != nil {
+			setPrompt("")
+		}
+	case peer.PairRequest:
+		if !n.Accepted {
+			s.pr.pairRefused(n.Peer)
+		}
+	case peer.Disconnected:
+		s.pr.disconnected(n.Reason, n.Err)
+	case peer.Reconnected:
+		s.pr.connected(s.p.ID(), s.g.URL, true)
+		if onReconnect != nil {
+			go onReconnect(n.Peer)
+		}
+	case peer.Closed:
+		// The command ends with the peer's error (see ended).
+	}
+	s.mu.Lock()
+	kept := s.waiters[:0]
+	for _, w := range s.waiters {
+		if w.kind == n.Kind && w.peer == n.Peer {
+			close(w.ch)
+			continue
+		}
+		kept = append(kept, w)
+	}
+	s.waiters = kept
+	s.mu.Unlock()
+}
+
+// expect returns a channel closed when a notice of kind about peer has
+// been printed.
+func (s *session) expect(kind peer.NoticeKind, peer string) chan struct{} {
+	ch := make(chan struct{})
+	s.mu.Lock()
+	s.waiters = append(s.waiters, waiter{kind: kind, peer: peer, ch: ch})
+	s.mu.Unlock()
+	return ch
+}
+
+// forget drops a waiter that will not be closed.
+func (s *session) forget(ch chan struct{}) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for i, w := range s.waiters {
+		if w.ch == ch {
+			s.waiters = append(s.waiters[:i], s.waiters[i+1:]...)
+			return
+		}
+	}
+}
+
+// await waits for ch, briefly: the notice is on its way.
+func await(ch chan struct{}) {
+	select {
+	case <-ch:
+	case <-time.After(noticeWait):
+	}
+}
+
+// pair pairs with target; with wait it asks again while the target is
+// offline or busy, until ctx ends. "paired" is printed when it returns.
+func (s *session) pair(ctx context.Context, target string, wait bool) error {
+	for {
+		ch := s.expect(peer.Paired, target)
+		err := s.p.Pair(ctx, target)
+		if err == nil {
+			await(ch)
+			return nil
+		}
+		s.forget(ch)
+		if !wait || !retryable(err) {
+			return err
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("waiting for %s: %w", target, ctx.Err())
+		case <-s.p.Done():
+			return err
+		case <-time.After(pairRetry):
+		}
+	}
+}
+
+// retryable: the target may become free to pair later.
+func retryable(err error) bool {
+	switch protocol.CodeOf(err) {
+	case protocol.CodeOffline, protocol.CodeBusy, protocol.CodeRateLimited:
+		return true
+	}
+	return false
+}
+
+// unpair ends the pair, and returns once "unpaired" is printed.
+func (s *session) unpair(ctx context.Context) error {
+	current, ok := s.p.Peer()
+	ch := s.expect(peer.Unpaired, current)
+	err := s.p.Unpair(ctx)
+	if err != nil || !ok {
+		s.forget(ch)
+		return err
+	}
+	await(ch)
+	return nil
+}
+
+// leave ends the session politely: it waits for the acknowledgements under
+// way, unpairs, and disconnects.
+func (s *session) leave() {
+	s.acks.Wait()
+	if _, ok := s.p.Peer(); ok {
+		ctx, cancel := context.WithTimeout(context.Background(), s.g.Timeout)
+		if err := s.unpair(ctx); err != nil && !errors.Is(err, peer.ErrNotPaired) {
+			s.pr.error(err)
+		}
+		cancel()
+	}
+	s.close()
+}
+
+// ended returns why the peer stopped by itself (kicked, not authorised),
+// or nil.
+func (s *session) ended() error {
+	if err := s.p.Err(); err != nil {
+		return fmt.Errorf("the relay closed the connection: %w", err)
+	}
+	return nil
+}
+
+// fail records a command's error for the exit status and prints it.
+func (s *session) fail(err error) {
+	var pe pairError
+	if errors.As(err, &pe) {
+		s.pr.pairFailed(pe.target, pe.err)
+	} else {
+		s.pr.error(err)
+	}
+	s.mu.Lock()
+	if s.firstErr == nil {
+		s.firstErr = err
+	}
+	s.mu.Unlock()
+}
+
+// failed returns the first recorded error, already printed.
+func (s *session) failed() error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.firstErr == nil {
+		return nil
+	}
+	return reportedError{s.firstErr}
+}
+
+// parseAccept reads --accept: any, none, or ids separated by commas.
+func parseAccept(v string) (peer.AcceptPolicy, error) {
+	switch strings.TrimSpace(v) {
+	case "any":
+		return peer.AcceptAny(), nil
+	case "none":
+		return peer.AcceptNone(), nil
+	}
+	var ids []string
+	for _, id := range strings.Split(v, ",") {
+		id = strings.TrimSpace(id)
+		if err := protocol.ValidateID(id); err != nil {
+			return nil, usageError{fmt.Errorf("--accept %q: want any, none or ids separated by commas: %w", v, err)}
+		}
+		ids = append(ids, id)
+	}
+	return peer.AcceptIDs(ids...), nil
+}
+
+// parseReply reads --reply: empty echoes, anything else is the answer.
+func parseReply(v string) *any {
+	if v == "" {
+		return nil
+	}
+	r := parseArg(v)
+	return &r
+}
+
+// validTarget checks a target id given on the command line.
+func validTarget(flag, id string) error {
+	if err := protocol.ValidateID(id); err != nil {
+		return usageError{fmt.Errorf("%s: %w", flag, err)}
+	}
+	return nil
+}
