@@ -1,0 +1,661 @@
+package loadgen
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"math"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// Scenario names.
+const (
+	ScenarioLatency = "latency" // sequential ack round trips
+	ScenarioAck     = "ack"     // a window of outstanding acks per pair
+	ScenarioEmit    = "emit"    // fire-and-forget emits, counted at the receivers
+	ScenarioDevices = "devices" // connect and pair many devices, then idle memory
+)
+
+// Scenarios lists the scenarios in the order a round runs them.
+var Scenarios = []string{ScenarioLatency, ScenarioAck, ScenarioEmit, ScenarioDevices}
+
+// Metric names of a Result.
+const (
+	MetricMessages     = "messages"           // messages completed in the window
+	MetricRate         = "rate"               // messages per second
+	MetricCPUPerMsg    = "cpu_us_per_msg"     // server CPU microseconds per message
+	MetricServerCPU    = "server_cpu_pct"     // server CPU, percent of one core
+	MetricGenCPU       = "gen_cpu_pct"        // load generator CPU, percent of one core
+	MetricP50          = "p50_us"             // round trip percentiles, microseconds
+	MetricP99          = "p99_us"             //
+	MetricP999         = "p999_us"            //
+	MetricDevices      = "devices"            // devices connected and paired
+	MetricConnect      = "connect_s"          // seconds to connect them
+	MetricPair         = "pair_s"             // seconds to pair them
+	MetricRSSBase      = "rss_base_mib"       // server RSS before they connected
+	MetricRSS          = "rss_mib"            // server RSS at the end (settled, for devices)
+	MetricPeakRSS      = "peak_rss_mib"       // server peak RSS
+	MetricMemPerDevice = "mem_per_device_kib" // RSS growth per idle paired device
+	MetricIdleCPU      = "idle_cpu_pct"       // server CPU while the devices idle
+	MetricSettled      = "settled"            // 1 when RSS settled before the deadline
+)
+
+// Config says what the scenarios do. Start from DefaultConfig.
+type Config struct {
+	// LatencyPairs pairs each make sequential ack round trips.
+	LatencyPairs int
+	// Pairs is how many pairs drive the throughput scenarios.
+	Pairs int
+	// AckWindow is how many acks each pair keeps outstanding (ack).
+	AckWindow int
+	// EmitWindow bounds each pair's messages sent but not yet delivered
+	// (emit): fire-and-forget on the wire, but the relay's queues stay
+	// bounded, so the figure is a sustained rate, not a burst into buffers.
+	EmitWindow int
+	// Payload is the length of the string carried in each message.
+	Payload int
+	// Warmup runs the load before measuring; Duration is the measured window.
+	Warmup, Duration time.Duration
+	// Devices is how many devices the devices scenario connects and pairs.
+	Devices int
+	// PairWindow is how many pairing requests are in flight at once.
+	PairWindow int
+	// DialConcurrency is how many connections are opened at once.
+	DialConcurrency int
+	// BaseSettle says when the fresh relay's memory counts as settled,
+	// before the devices connect; Settle, once they idle (devices).
+	BaseSettle, Settle Settle
+	// Logger receives progress. Default: discard.
+	Logger *slog.Logger
+	// OnMeasure, when set, is called as a measured phase starts, with its
+	// length (0 when not known in advance): a hook to start a profile.
+	OnMeasure func(window time.Duration)
+}
+
+// DefaultConfig is a full run's configuration.
+func DefaultConfig() Config {
+	return Config{
+		LatencyPairs:    4,
+		Pairs:           32,
+		AckWindow:       16,
+		EmitWindow:      64,
+		Payload:         64,
+		Warmup:          time.Second,
+		Duration:        5 * time.Second,
+		Devices:         5000,
+		PairWindow:      256,
+		DialConcurrency: 64,
+		BaseSettle:      Settle{Every: 250 * time.Millisecond, Min: time.Second, Stable: time.Second, Max: 5 * time.Second, Tolerance: 0.01},
+		Settle:          DefaultSettle,
+	}
+}
+
+// Validate checks the configuration.
+func (c Config) Validate() error {
+	for name, v := range map[string]int{
+		"latency pairs": c.LatencyPairs, "pairs": c.Pairs, "ack window": c.AckWindow, "emit window": c.EmitWindow,
+		"pair window": c.PairWindow, "dial concurrency": c.DialConcurrency,
+	} {
+		if v < 1 {
+			return fmt.Errorf("%s must be at least 1, got %d", name, v)
+		}
+	}
+	if c.Devices < 2 || c.Devices%2 != 0 {
+		return fmt.Errorf("devices must be a positive even number, got %d", c.Devices)
+	}
+	if c.Payload < 0 {
+		return fmt.Errorf("payload must not be negative, got %d", c.Payload)
+	}
+	if c.Warmup < 0 || c.Duration <= 0 {
+		return errors.New("warm-up must not be negative and duration must be positive")
+	}
+	return nil
+}
+
+// Target is the relay under test: where it listens and its process id.
+type Target struct {
+	URL string
+	PID int
+}
+
+// Result is what one scenario measured.
+type Result struct {
+	Scenario   string             `json:"scenario"`
+	Metrics    map[string]float64 `json:"metrics"`
+	Errors     int64              `json:"errors"`
+	FirstError string             `json:"first_error,omitempty"`
+	Notes      []string           `json:"notes,omitempty"`
+}
+
+// Run runs one scenario against the target.
+func Run(ctx context.Context, cfg Config, name string, t Target) (Result, error) {
+	if err := cfg.Validate(); err != nil {
+		return Result{}, err
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	r := &run{cfg: cfg, t: t, dialer: &Dialer{URL: t.URL}, log: cfg.Logger.With("scenario", name)}
+	// Ids unique to this run, so that runs against one relay never meet
+	// the devices of the run before, whose disconnections may still be
+	// under way. Every run's ids have the same length.
+	r.prefix = fmt.Sprintf("%.1s%04x-", name, uint16(time.Now().UnixNano()>>10))
+	var (
+		res Result
+		err error
+	)
+	switch name {
+	case ScenarioLatency:
+		res, err = r.load(ctx, loadSpec{pairs: cfg.LatencyPairs, window: 1, withAck: true, record: true})
+	case ScenarioAck:
+		res, err = r.load(ctx, loadSpec{pairs: cfg.Pairs, window: cfg.AckWindow, withAck: true})
+	case ScenarioEmit:
+		res, err = r.load(ctx, loadSpec{pairs: cfg.Pairs, window: cfg.EmitWindow})
+	case ScenarioDevices:
+		res, err = r.devices(ctx, cfg.Devices)
+	default:
+		return Result{}, fmt.Errorf("unknown scenario %q (want one of %s)", name, strings.Join(Scenarios, ", "))
+	}
+	res.Scenario = name
+	res.Errors = r.errs.n.Load()
+	res.FirstError = r.errs.first()
+	return res, err
+}
+
+// run is one scenario's state.
+type run struct {
+	prefix string // of device ids
+	cfg    Config
+	t      Target
+	dialer *Dialer
+	log    *slog.Logger
+	errs   errorLog
+
+	closing atomic.Bool // set once the devices are being closed
+}
+
+// errorLog counts what went wrong during a scenario and keeps the first.
+type errorLog struct {
+	n   atomic.Int64
+	mu  sync.Mutex
+	msg string
+}
+
+func (e *errorLog) add(format string, args ...any) {
+	if e.n.Add(1) == 1 {
+		e.mu.Lock()
+		e.msg = fmt.Sprintf(format, args...)
+		e.mu.Unlock()
+	}
+}
+
+func (e *errorLog) first() string {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return e.msg
+}
+
+// Wire vocabulary the scenarios use.
+var (
+	answerTrue     = []byte("[true]")
+	answerOK       = []byte(`["ok"]`)
+	answerNone     = []byte("[]")
+	ackErrorPrefix = []byte(`[{"error"`)
+)
+
+// registerAck is the ack id of a device's pairing request; the load's ack
+// ids start at 1.
+const registerAck = 0
+
+// pair is two devices, a (which asks to pair and sends) and b (which
+// accepts and receives), and the credit that bounds a's messages in flight.
+type pair struct {
+	aID, bID string
+	a, b     *Conn
+	tokens   chan struct{} // credit: one per message a may send now
+	done     atomic.Int64  // messages completed: acks at a, deliveries at b
+	paired   chan []byte   // the answer to a's P2P_REGISTER
+	pre, suf []byte        // a message is pre + sequence number + suf
+}
+
+func newPair(prefix string, i int) *pair {
+	return &pair{aID: prefix + "a" + strconv.Itoa(i), bID: prefix + "b" + strconv.Itoa(i), paired: make(chan []byte, 1)}
+}
+
+// give returns one credit to the sender.
+func (p *pair) give() {
+	select {
+	case p.tokens <- struct{}{}:
+	default:
+	}
+}
+
+// handlerA handles the sending side: its pairing answer and its acks.
+func (r *run) handlerA(p *pair) Handler {
+	return func(c *Conn, pk Packet) {
+		switch {
+		case pk.Kind == KindAck && pk.AckID == registerAck:
+			select {
+			case p.paired <- bytes.Clone(pk.Data):
+			default:
+			}
+		case pk.Kind == KindAck:
+			if bytes.HasPrefix(pk.Data, ackErrorPrefix) {
+				r.errs.add("%s: ack answered with an error: %s", c.ID, truncate(pk.Data))
+			}
+			p.done.Add(1)
+			p.give()
+		default:
+			r.unexpected(c, pk)
+		}
+	}
+}
+
+// handlerB handles the receiving side: it accepts the pairing request,
+// answers acks, and counts fire-and-forget deliveries.
+func (r *run) handlerB(p *pair) Handler {
+	return func(c *Conn, pk Packet) {
+		switch {
+		case pk.Kind != KindEvent:
+			r.unexpected(c, pk)
+		case pk.IsEvent("bench") && pk.AckID != NoAck:
+			if err := c.Answer(pk.AckID, answerOK); err != nil {
+				r.errs.add("%s: answer: %v", c.ID, err)
+			}
+		case pk.IsEvent("bench"):
+			p.done.Add(1)
+			p.give()
+		case pk.IsEvent("P2P_REGISTER") && pk.AckID != NoAck:
+			if err := c.Answer(pk.AckID, answerTrue); err != nil {
+				r.errs.add("%s: answer: %v", c.ID, err)
+			}
+		default:
+			r.unexpected(c, pk)
+		}
+	}
+}
+
+// unexpected counts a packet no scenario should see (SERVER_ERROR,
+// P2P_DISCONNECT...), answering its ack if it has one.
+func (r *run) unexpected(c *Conn, pk Packet) {
+	if r.closing.Load() {
+		return
+	}
+	if pk.Kind == KindEvent && pk.AckID != NoAck {
+		_ = c.Answer(pk.AckID, answerNone)
+	}
+	r.errs.add("%s: unexpected packet 4%c %s", c.ID, pk.Kind, truncate(pk.Data))
+}
+
+// parallel calls fn(0..n-1) from at most workers goroutines and returns
+// the first error, after which the rest are skipped.
+func parallel(ctx context.Context, n, workers int, fn func(ctx context.Context, i int) error) error {
+	ctx, cancel := context.WithCancelCause(ctx)
+	defer cancel(nil)
+	var next atomic.Int64
+	var wg sync.WaitGroup
+	for range min(workers, n) {
+		wg.Go(func() {
+			for ctx.Err() == nil {
+				i := int(next.Add(1) - 1)
+				if i >= n {
+					return
+				}
+				if err := fn(ctx, i); err != nil {
+					cancel(err)
+					return
+				}
+			}
+		})
+	}
+	wg.Wait()
+	if err := context.Cause(ctx); err != nil && !errors.Is(err, context.Canceled) {
+		return err
+	}
+	return ctx.Err()
+}
+
+// connect dials both devices of every pair.
+func (r *run) connect(ctx context.Context, pairs []*pair) error {
+	return parallel(ctx, 2*len(pairs), r.cfg.DialConcurrency, func(ctx context.Context, k int) error {
+		p := pairs[k/2]
+		var err error
+		if k%2 == 0 {
+			p.a, err = r.dialer.Dial(ctx, p.aID, r.handlerA(p))
+		} else {
+			p.b, err = r.dialer.Dial(ctx, p.bID, r.handlerB(p))
+		}
+		return err
+	})
+}
+
+// pairAll pairs every a with its b, PairWindow requests at a time.
+func (r *run) pairAll(ctx context.Context, pairs []*pair) error {
+	return parallel(ctx, len(pairs), r.cfg.PairWindow, func(ctx context.Context, i int) error {
+		p := pairs[i]
+		req := AppendEvent(nil, registerAck, []byte(`["P2P_REGISTER",`+strconv.Quote(p.bID)+`]`))
+		if err := p.a.Send(req); err != nil {
+			return fmt.Errorf("%s: P2P_REGISTER: %w", p.aID, err)
+		}
+		// Longer than both relays' pairing timeout: they answer first.
+		wait := time.NewTimer(15 * time.Second)
+		defer wait.Stop()
+		select {
+		case ans := <-p.paired:
+			if !bytes.Equal(ans, answerTrue) {
+				return fmt.Errorf("%s could not pair with %s: %s (%s)", p.aID, p.bID, ans, r.errs.first())
+			}
+			return nil
+		case <-p.a.Done():
+			return fmt.Errorf("%s: connection closed while pairing: %v", p.aID, p.a.Err())
+		case <-wait.C:
+			return fmt.Errorf("%s: no answer to P2P_REGISTER", p.aID)
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	})
+}
+
+// closeAll closes every device; what they receive from then on (their
+// peers' P2P_DISCONNECT) is expected.
+func (r *run) closeAll(pairs []*pair) {
+	r.closing.Store(true)
+	for _, p := range pairs {
+		for _, c := range [...]*Conn{p.a, p.b} {
+			if c != nil {
+				_ = c.Close()
+			}
+		}
+	}
+}
+
+// sample reads the target's process.
+func (r *run) sample() (ProcSample, error) {
+	s, err := SampleProc(r.t.PID)
+	if err != nil {
+		return s, fmt.Errorf("relay process %d: %w", r.t.PID, err)
+	}
+	return s, nil
+}
+
+// loadSpec is a load scenario: pairs each keeping window messages in
+// flight, with acks or fire-and-forget, with round trips recorded or not.
+type loadSpec struct {
+	pairs   int
+	window  int
+	withAck bool
+	record  bool
+}
+
+// load runs a load scenario: warm up, then measure for Duration.
+func (r *run) load(ctx context.Context, spec loadSpec) (Result, error) {
+	pairs := make([]*pair, spec.pairs)
+	body := payload(r.cfg.Payload)
+	event := "P2P_EMIT"
+	if spec.withAck {
+		event = "P2P_EMIT_ACKNOWLEDGE"
+	}
+	for i := range pairs {
+		p := newPair(r.prefix, i)
+		p.tokens = make(chan struct{}, spec.window)
+		p.pre = []byte(`["` + event + `",{"targetClientId":` + strconv.Quote(p.bID) + `,"event":"bench","args":[{"seq":`)
+		p.suf = []byte(`,"body":"` + body + `"}]}]`)
+		pairs[i] = p
+	}
+	defer r.closeAll(pairs)
+	if err := r.connect(ctx, pairs); err != nil {
+		return Result{}, err
+	}
+	if err := r.pairAll(ctx, pairs); err != nil {
+		return Result{}, err
+	}
+	for _, p := range pairs {
+		for range spec.window {
+			p.tokens <- struct{}{}
+		}
+	}
+
+	stop := make(chan struct{})
+	var measuring atomic.Bool
+	rtts := make([][]time.Duration, len(pairs))
+	var wg sync.WaitGroup
+	for i, p := range pairs {
+		wg.Go(func() { rtts[i] = r.drive(p, spec, stop, &measuring) })
+	}
+	r.log.Debug("load running", "pairs", spec.pairs, "window", spec.window)
+	if err := sleep(ctx, r.cfg.Warmup); err != nil {
+		close(stop)
+		wg.Wait()
+		return Result{}, err
+	}
+	s0, err := r.sample()
+	if err != nil {
+		close(stop)
+		wg.Wait()
+		return Result{}, err
+	}
+	n0, g0 := sumDone(pairs), SelfCPU()
+	measuring.Store(true)
+	if r.cfg.OnMeasure != nil {
+		r.cfg.OnMeasure(r.cfg.Duration)
+	}
+	serr := sleep(ctx, r.cfg.Duration)
+	measuring.Store(false)
+	s1, err := r.sample()
+	n1, g1 := sumDone(pairs), SelfCPU()
+	close(stop)
+	wg.Wait()
+	if serr != nil {
+		return Result{}, serr
+	}
+	if err != nil {
+		return Result{}, err
+	}
+
+	res := Result{Metrics: map[string]float64{}}
+	if lost := r.drain(ctx, pairs, spec.window, 10*time.Second); lost > 0 {
+		r.errs.add("%d messages still in flight 10s after the load stopped", lost)
+	}
+	for _, p := range pairs {
+		for _, c := range [...]*Conn{p.a, p.b} {
+			if err := c.Err(); err != nil {
+				r.errs.add("%s: connection lost: %v", c.ID, err)
+			}
+		}
+	}
+	window := s1.At.Sub(s0.At)
+	msgs := n1 - n0
+	cpu := s1.CPU - s0.CPU
+	m := res.Metrics
+	m[MetricMessages] = float64(msgs)
+	m[MetricRate] = float64(msgs) / window.Seconds()
+	m[MetricServerCPU] = 100 * cpu.Seconds() / window.Seconds()
+	m[MetricGenCPU] = 100 * (g1 - g0).Seconds() / window.Seconds()
+	m[MetricRSS] = mib(s1.RSS)
+	m[MetricPeakRSS] = mib(s1.HWM)
+	if msgs > 0 {
+		m[MetricCPUPerMsg] = float64(cpu.Microseconds()) / float64(msgs)
+	} else {
+		r.errs.add("no message completed in the measured window")
+	}
+	if spec.record {
+		all := slices.Concat(rtts...)
+		slices.Sort(all)
+		if len(all) == 0 {
+			return res, errors.New("no round trip completed in the measured window")
+		}
+		m[MetricP50] = micros(Percentile(all, 0.50))
+		m[MetricP99] = micros(Percentile(all, 0.99))
+		m[MetricP999] = micros(Percentile(all, 0.999))
+	}
+	return res, nil
+}
+
+// drive sends pair p's messages while it has credit, until stop. With
+// spec.record (window 1) it returns the round trips completed while
+// measuring.
+func (r *run) drive(p *pair, spec loadSpec, stop <-chan struct{}, measuring *atomic.Bool) []time.Duration {
+	var (
+		rtts []time.Duration
+		buf  = make([]byte, 0, len(p.pre)+len(p.suf)+48)
+		seq  int64
+		t0   time.Time
+	)
+	if spec.record {
+		rtts = make([]time.Duration, 0, 1<<14)
+	}
+	for {
+		select {
+		case <-stop:
+			return rtts
+		case <-p.tokens:
+		}
+		if spec.record && seq > 0 && measuring.Load() {
+			rtts = append(rtts, time.Since(t0))
+		}
+		seq++
+		ack := int64(NoAck)
+		if spec.withAck {
+			ack = seq
+		}
+		buf = AppendEvent(buf[:0], ack, p.pre)
+		buf = strconv.AppendInt(buf, seq, 10)
+		buf = append(buf, p.suf...)
+		if spec.record {
+			t0 = time.Now()
+		}
+		if err := p.a.Send(buf); err != nil {
+			r.errs.add("%s: send: %v", p.aID, err)
+			return rtts
+		}
+	}
+}
+
+// drain waits until every pair has its credit back (every message sent
+// was acked or delivered) and returns how many are still missing.
+func (r *run) drain(ctx context.Context, pairs []*pair, window int, wait time.Duration) int {
+	deadline := time.Now().Add(wait)
+	for {
+		missing := 0
+		for _, p := range pairs {
+			missing += window - len(p.tokens)
+		}
+		if missing == 0 || time.Now().After(deadline) || ctx.Err() != nil {
+			return missing
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+func sumDone(pairs []*pair) int64 {
+	var n int64
+	for _, p := range pairs {
+		n += p.done.Load()
+	}
+	return n
+}
+
+// devices connects and pairs k devices as fast as the relay allows, then
+// lets them idle until the relay's memory settles.
+func (r *run) devices(ctx context.Context, k int) (Result, error) {
+	res := Result{Metrics: map[string]float64{}}
+	m := res.Metrics
+	base, _, _, err := SettleRSS(ctx, r.t.PID, r.cfg.BaseSettle)
+	if err != nil {
+		return res, fmt.Errorf("relay process %d: %w", r.t.PID, err)
+	}
+	pairs := make([]*pair, k/2)
+	for i := range pairs {
+		pairs[i] = newPair(r.prefix, i)
+	}
+	defer r.closeAll(pairs)
+
+	if r.cfg.OnMeasure != nil {
+		r.cfg.OnMeasure(0)
+	}
+	t0 := time.Now()
+	if err := r.connect(ctx, pairs); err != nil {
+		return res, err
+	}
+	connected := time.Since(t0)
+	r.log.Debug("devices connected", "devices", k, "took", connected)
+	t1 := time.Now()
+	if err := r.pairAll(ctx, pairs); err != nil {
+		return res, err
+	}
+	paired := time.Since(t1)
+	r.log.Debug("devices paired", "pairs", len(pairs), "took", paired)
+	idle0, err := r.sample()
+	if err != nil {
+		return res, err
+	}
+	s, ok, waited, err := SettleRSS(ctx, r.t.PID, r.cfg.Settle)
+	if err != nil {
+		return res, fmt.Errorf("relay process %d: %w", r.t.PID, err)
+	}
+	if !ok {
+		res.Notes = append(res.Notes, fmt.Sprintf("RSS had not settled within %s", waited.Round(time.Second)))
+	}
+	for _, p := range pairs {
+		for _, c := range [...]*Conn{p.a, p.b} {
+			if err := c.Err(); err != nil {
+				r.errs.add("%s: connection lost: %v", c.ID, err)
+			}
+		}
+	}
+	m[MetricDevices] = float64(k)
+	m[MetricConnect] = connected.Seconds()
+	m[MetricPair] = paired.Seconds()
+	m[MetricRSSBase] = mib(base.RSS)
+	m[MetricRSS] = mib(s.RSS)
+	m[MetricPeakRSS] = mib(s.HWM)
+	m[MetricMemPerDevice] = float64(s.RSS-base.RSS) / 1024 / float64(k)
+	m[MetricIdleCPU] = 100 * (s.CPU - idle0.CPU).Seconds() / s.At.Sub(idle0.At).Seconds()
+	if ok {
+		m[MetricSettled] = 1
+	} else {
+		m[MetricSettled] = 0
+	}
+	return res, nil
+}
+
+// payload returns the string each message carries: n printable characters.
+func payload(n int) string {
+	const alphabet = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789"
+	b := make([]byte, n)
+	for i := range b {
+		b[i] = alphabet[i%len(alphabet)]
+	}
+	return string(b)
+}
+
+func sleep(ctx context.Context, d time.Duration) error {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// Percentile returns the q-quantile (0..1) of sorted values, nearest rank.
+func Percentile(sorted []time.Duration, q float64) time.Duration {
+	if len(sorted) == 0 {
+		return 0
+	}
+	i := int(math.Ceil(q*float64(len(sorted)))) - 1
+	return sorted[min(max(i, 0), len(sorted)-1)]
+}
+
+func micros(d time.Duration) float64 { return float64(d.Nanoseconds()) / 1e3 }
+
+func mib(b int64) float64 { return float64(b) / (1 << 20) }
