@@ -55,6 +55,7 @@ type ServeCmd struct {
 	AdminFlags
 	SecurityFlags
 	LimitFlags
+	DebugFlags
 }
 
 // Validate checks the flags together.
@@ -110,6 +111,11 @@ func (c *ServeCmd) Run(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("listen on %s: %w", c.Listen, err)
 	}
+	stopPprof, err := c.startPprof(log)
+	if err != nil {
+		return fmt.Errorf("--pprof-listen: %w", err)
+	}
+	defer stopPprof()
 	scheme := "http"
 	if c.TLSCert != "" {
 		scheme = "https"
