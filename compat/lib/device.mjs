@@ -51,6 +51,7 @@ export class Device {
     this.transport = transport;
     this.target = null;
     this.consent = consent;
+    this.waitMs = WAIT_MS; // how long request waits for the relay's answer
     this.serverErrors = new Inbox(`${id}: SERVER_ERROR`);
     this.peerGone = new Inbox(`${id}: P2P_DISCONNECT`);
     this.asked = new Inbox(`${id}: P2P_REGISTER`);
@@ -144,8 +145,8 @@ export class Device {
 
   /**
    * request emits a raw event with an ack callback and resolves with the
-   * values the relay answered; it rejects after WAIT_MS, or when the
-   * connection ends first.
+   * values the relay answered; it rejects after waitMs (default WAIT_MS),
+   * or when the connection ends first.
    */
   request(event, ...args) {
     return new Promise((resolve, reject) => {
@@ -155,7 +156,10 @@ export class Device {
         fn(v);
       };
       const fail = (err) => settle(reject, err);
-      const timer = setTimeout(() => fail(new Error(`${this.id} (${this.kind}): no ack for ${event} within ${WAIT_MS} ms`)), WAIT_MS);
+      const timer = setTimeout(
+        () => fail(new Error(`${this.id} (${this.kind}): no ack for ${event} within ${this.waitMs} ms`)),
+        this.waitMs,
+      );
       this.pending.add(fail);
       this.socket.emit(event, ...args, (...answer) => settle(resolve, answer));
     });

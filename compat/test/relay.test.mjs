@@ -4,7 +4,7 @@
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import { after, before, describe, test } from 'node:test';
-import { assertQuiet, bigUnicode, bystanders, expectRefused, fleet, KINDS, kindName, uid } from './helpers.mjs';
+import { assertQuiet, bigUnicode, bystanders, expectRefused, fleet, KINDS, kindName, uid, WAIT_MS } from './helpers.mjs';
 
 let by;
 before(async () => {
@@ -162,10 +162,13 @@ describe('binary arguments arrive as sent', { concurrency: 8 }, () => {
 describe('large unicode strings arrive as sent', { concurrency: 4 }, () => {
   const text = bigUnicode(200 * 1024);
   forPairs('about 200 KB of mixed scripts and emoji, both ways through an ack', async (t, src, dst) => {
+    // Large payloads take their time on a loaded machine (the race
+    // detector slows the relay's JSON work most): allow more than usual.
+    src.waitMs = 4 * WAIT_MS;
     const ev = `uni-${uid()}`;
     const box = dst.inbox(ev);
     const answer = src.emitWithAck(ev, text);
-    const m = await box.next();
+    const m = await box.next(4 * WAIT_MS);
     assert.equal(m.args[0], text, 'the string changed on the way');
     m.ack(`${m.args[0]}✓`);
     const [back] = await answer;
