@@ -384,8 +384,14 @@ func (r *Relay) askTarget(hs Handshake) {
 func (r *Relay) handleGen1Answer(s *Session, accept bool, ack Ack) {
 	hs, ok := r.store.Incoming(s.id)
 	if !ok {
-		// A late answer to a request that already ended: nothing to do.
+		// A late answer to a request that already ended. A generation-1
+		// answer names no source, so a late "yes" from a device without a
+		// peer is answered with P2P_DISCONNECT: it may have taken the
+		// source as its target, and must learn the pair did not form.
 		r.log.Debug("pairing answer with no request under way", "id", s.id, "accept", accept)
+		if _, paired := r.store.Peer(s.id); accept && !paired {
+			s.conn.Emit(protocol.EventDisconnect)
+		}
 		if ack != nil {
 			ack()
 		}

@@ -561,3 +561,19 @@ func TestShutdownTellsPairedDevices(t *testing.T) {
 		}
 	}
 }
+
+func TestGen1LateYesIsToldDisconnect(t *testing.T) {
+	r := start(t, server.Config{PairTimeout: 150 * time.Millisecond})
+	a := testkit.Dial(t, r.URL, "A")
+	g := testkit.DialGen1(t, r.URL, "G")
+	if v := a.Request(protocol.EventRegister, "G"); v[0] != false {
+		t.Fatalf("answered %v", v)
+	}
+	g.Next(protocol.EventRegister)
+	g.Emit(protocol.EventRegisterSuccess)
+	g.Next(protocol.EventDisconnect)
+	// A device that is paired is not told anything for a stray "yes".
+	testkit.Pair(t, g, a, "A", "G")
+	g.Emit(protocol.EventRegisterSuccess)
+	g.NoEvent(protocol.EventDisconnect, 100*time.Millisecond)
+}
