@@ -58,7 +58,7 @@ func suites() []suite {
 	return []suite{
 		{
 			name:  "default",
-			files: []string{"connect", "matrix", "pairing", "relay", "listing", "badinput"},
+			files: []string{"connect", "matrix", "pairing", "relay", "listing", "badinput", "hostile"},
 		},
 		{
 			name:  "timeouts",
