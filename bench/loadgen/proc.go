@@ -78,6 +78,42 @@ func kB(line []byte) int64 {
 	return n << 10
 }
 
+// SystemSample is the machine's CPU time so far, from /proc/stat, summed
+// over all cores.
+type SystemSample struct {
+	// Busy is every non-idle time: user, nice, system, interrupts, steal.
+	Busy time.Duration
+	// SoftIRQ is the part of Busy spent in interrupts, such as the
+	// loopback network's: the kernel also charges it to the process it
+	// interrupted, so processes' CPU times add up to Busy.
+	SoftIRQ time.Duration
+}
+
+// SampleSystem reads the machine's CPU time; zero when /proc/stat cannot
+// be read.
+func SampleSystem() SystemSample {
+	data, err := os.ReadFile("/proc/stat")
+	if err != nil {
+		return SystemSample{}
+	}
+	line, _, _ := bytes.Cut(data, []byte{'\n'})
+	f := bytes.Fields(line)
+	if len(f) < 9 || string(f[0]) != "cpu" {
+		return SystemSample{}
+	}
+	var v [8]int64 // user nice system idle iowait irq softirq steal
+	for i := range v {
+		v[i], _ = strconv.ParseInt(string(f[i+1]), 10, 64)
+	}
+	tick := func(n int64) time.Duration { return time.Duration(n) * time.Second / clockTicks }
+	return SystemSample{Busy: tick(v[0] + v[1] + v[2] + v[5] + v[6] + v[7]), SoftIRQ: tick(v[5] + v[6])}
+}
+
+// Sub returns the busy and interrupt time between an earlier sample and s.
+func (s SystemSample) Sub(earlier SystemSample) (busy, softirq time.Duration) {
+	return s.Busy - earlier.Busy, s.SoftIRQ - earlier.SoftIRQ
+}
+
 // SelfCPU returns the CPU time this process (the load generator) has used.
 func SelfCPU() time.Duration {
 	var ru syscall.Rusage
@@ -133,4 +169,18 @@ func SettleRSS(ctx context.Context, pid int, st Settle) (ProcSample, bool, time.
 		case <-tick.C:
 		}
 	}
+}
+
+// Background measures, over d, how busy the machine is with processes
+// other than this one (and the relays it runs, when they idle): percent of
+// one core.
+func Background(ctx context.Context, d time.Duration) float64 {
+	s0, g0, t0 := SampleSystem(), SelfCPU(), time.Now()
+	select {
+	case <-time.After(d):
+	case <-ctx.Done():
+	}
+	s1, g1 := SampleSystem(), SelfCPU()
+	busy, _ := s1.Sub(s0)
+	return 100 * max(busy-(g1-g0), 0).Seconds() / time.Since(t0).Seconds()
 }

@@ -33,6 +33,8 @@ const (
 	MetricCPUPerMsg    = "cpu_us_per_msg"     // server CPU microseconds per message
 	MetricServerCPU    = "server_cpu_pct"     // server CPU, percent of one core
 	MetricGenCPU       = "gen_cpu_pct"        // load generator CPU, percent of one core
+	MetricOtherCPU     = "other_cpu_pct"      // CPU of every other process, percent of one core
+	MetricSoftIRQ      = "softirq_cpu_pct"    // the kernel's network softirq time, percent of one core
 	MetricP50          = "p50_us"             // round trip percentiles, microseconds
 	MetricP99          = "p99_us"             //
 	MetricP999         = "p999_us"            //
@@ -73,10 +75,10 @@ type Config struct {
 	// before the devices connect; Settle, once they idle (devices).
 	BaseSettle, Settle Settle
 	// Logger receives progress. Default: discard.
-	Logger *slog.Logger
+	Logger *slog.Logger `json:"-"`
 	// OnMeasure, when set, is called as a measured phase starts, with its
 	// length (0 when not known in advance): a hook to start a profile.
-	OnMeasure func(window time.Duration)
+	OnMeasure func(window time.Duration) `json:"-"`
 }
 
 // DefaultConfig is a full run's configuration.
@@ -441,7 +443,7 @@ func (r *run) load(ctx context.Context, spec loadSpec) (Result, error) {
 		wg.Wait()
 		return Result{}, err
 	}
-	n0, g0 := sumDone(pairs), SelfCPU()
+	n0, g0, sys0 := sumDone(pairs), SelfCPU(), SampleSystem()
 	measuring.Store(true)
 	if r.cfg.OnMeasure != nil {
 		r.cfg.OnMeasure(r.cfg.Duration)
@@ -449,7 +451,7 @@ func (r *run) load(ctx context.Context, spec loadSpec) (Result, error) {
 	serr := sleep(ctx, r.cfg.Duration)
 	measuring.Store(false)
 	s1, err := r.sample()
-	n1, g1 := sumDone(pairs), SelfCPU()
+	n1, g1, sys1 := sumDone(pairs), SelfCPU(), SampleSystem()
 	close(stop)
 	wg.Wait()
 	if serr != nil {
@@ -478,6 +480,9 @@ func (r *run) load(ctx context.Context, spec loadSpec) (Result, error) {
 	m[MetricRate] = float64(msgs) / window.Seconds()
 	m[MetricServerCPU] = 100 * cpu.Seconds() / window.Seconds()
 	m[MetricGenCPU] = 100 * (g1 - g0).Seconds() / window.Seconds()
+	other, softirq := sys1.Sub(sys0)
+	m[MetricOtherCPU] = 100 * max(other-cpu-(g1-g0), 0).Seconds() / window.Seconds()
+	m[MetricSoftIRQ] = 100 * softirq.Seconds() / window.Seconds()
 	m[MetricRSS] = mib(s1.RSS)
 	m[MetricPeakRSS] = mib(s1.HWM)
 	if msgs > 0 {

@@ -1,0 +1,234 @@
+// Command p2pbench measures p2pd against the reference relay on Node's
+// socket.io 4, side by side on one machine: see the README's Performance
+// section. bench/run.sh builds what it needs and runs it.
+package main
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"os/signal"
+	"runtime/debug"
+	"syscall"
+	"time"
+
+	"github.com/alecthomas/kong"
+
+	"github.com/p2prelay/p2prelay/bench/harness"
+	"github.com/p2prelay/p2prelay/bench/loadgen"
+)
+
+// CLI is p2pbench's command line.
+type CLI struct {
+	Run     RunCmd     `cmd:"" default:"withargs" help:"Run the side-by-side benchmark (the default command)."`
+	Profile ProfileCmd `cmd:"" help:"Run one scenario against a p2pd build that serves pprof (P2PD_PPROF) and save its CPU and allocation profiles."`
+	One     OneCmd     `cmd:"" help:"Run one scenario against a relay that is already running, and print what it measured."`
+	Verbose bool       `help:"Log progress to stderr." short:"v"`
+}
+
+// ScenarioFlags say what the scenarios do.
+type ScenarioFlags struct {
+	LatencyPairs    int           `help:"Pairs making sequential ack round trips (latency)." default:"4"`
+	Pairs           int           `help:"Pairs driving the throughput scenarios (ack, emit)." default:"32"`
+	AckWindow       int           `help:"Acks each pair keeps outstanding (ack)." default:"16"`
+	EmitWindow      int           `help:"Messages each pair keeps in flight, sent but not yet delivered (emit)." default:"64"`
+	Payload         int           `help:"Characters of the string each message carries." default:"64"`
+	Warmup          time.Duration `help:"Load before each measured window." default:"1s"`
+	Duration        time.Duration `help:"Measured window of the load scenarios." default:"5s"`
+	Devices         int           `help:"Devices the devices scenario connects and pairs (even)." default:"5000"`
+	PairWindow      int           `help:"Pairing requests in flight at once (devices)." default:"256"`
+	DialConcurrency int           `help:"Connections opened at once." default:"64"`
+}
+
+func (f ScenarioFlags) config() loadgen.Config {
+	c := loadgen.DefaultConfig()
+	c.LatencyPairs, c.Pairs, c.AckWindow, c.EmitWindow = f.LatencyPairs, f.Pairs, f.AckWindow, f.EmitWindow
+	c.Payload, c.Warmup, c.Duration = f.Payload, f.Warmup, f.Duration
+	c.Devices, c.PairWindow, c.DialConcurrency = f.Devices, f.PairWindow, f.DialConcurrency
+	return c
+}
+
+// RelayFlags say how to start the relays.
+type RelayFlags struct {
+	P2PD         string        `name:"p2pd" help:"The p2pd binary." required:"" type:"existingfile"`
+	Node         string        `help:"The Node.js binary." default:"node"`
+	NodeRelay    string        `help:"The reference relay's script." default:"bench/node-relay/relay.mjs" type:"existingfile"`
+	NodeUntuned  bool          `help:"Run the reference relay without the tunings socket.io's documentation recommends."`
+	PingInterval time.Duration `help:"Heartbeat interval of both relays." default:"25s"`
+	PingTimeout  time.Duration `help:"Heartbeat timeout of both relays." default:"20s"`
+}
+
+func (f RelayFlags) settings() harness.Settings {
+	s := harness.DefaultSettings
+	s.PingInterval, s.PingTimeout = f.PingInterval, f.PingTimeout
+	return s
+}
+
+func (f RelayFlags) p2pd(env ...string) (harness.Relay, error) {
+	var tok [16]byte
+	if _, err := rand.Read(tok[:]); err != nil {
+		return harness.Relay{}, err
+	}
+	return harness.P2PD(f.P2PD, hex.EncodeToString(tok[:]), f.settings(), env...), nil
+}
+
+// RunCmd runs the benchmark.
+type RunCmd struct {
+	RelayFlags
+	ScenarioFlags
+	Rounds     int      `help:"Rounds; the relays alternate which goes first." default:"5"`
+	Scenarios  []string `help:"Scenarios each round runs." default:"latency,ack,emit,devices" enum:"latency,ack,emit,devices"`
+	BigDevices int      `help:"Devices of the final idle run on each relay; 0 skips it." default:"10000"`
+	Quick      bool     `help:"A quick look (about a minute): 1 round, 0.5s warm-up, 2s windows, 1,000 devices, no big run."`
+	Out        string   `help:"Directory for the relays' logs and results.json (default: a new temporary directory)." type:"path"`
+	Strict     bool     `help:"Exit with status 3 when a target is missed."`
+}
+
+// Run runs the benchmark.
+func (c *RunCmd) Run(ctx context.Context, log *slog.Logger) error {
+	cfg := c.config()
+	rounds, big := c.Rounds, c.BigDevices
+	if c.Quick {
+		rounds, big = 1, 0
+		cfg.Warmup, cfg.Duration, cfg.Devices = 500*time.Millisecond, 2*time.Second, 1000
+		cfg.Settle = loadgen.Settle{Every: 250 * time.Millisecond, Min: 2 * time.Second, Stable: time.Second, Max: 5 * time.Second, Tolerance: 0.01}
+	}
+	out, err := outDir(c.Out)
+	if err != nil {
+		return err
+	}
+	p2pd, err := c.p2pd()
+	if err != nil {
+		return err
+	}
+	node := harness.Node(c.Node, c.NodeRelay, c.settings(), c.NodeUntuned)
+	res, err := harness.Bench(ctx, harness.Options{
+		Relays:     [2]harness.Relay{p2pd, node},
+		Rounds:     rounds,
+		Scenarios:  c.Scenarios,
+		Config:     cfg,
+		BigDevices: big,
+		OutDir:     out,
+		Out:        os.Stdout,
+		Logger:     log,
+	})
+	if err != nil {
+		return err
+	}
+	if c.Strict {
+		for _, v := range res.Verdicts {
+			if v.Target != 0 && !v.Pass {
+				return exitError{3, harness.ErrFailed}
+			}
+		}
+	}
+	return nil
+}
+
+// ProfileCmd profiles p2pd under one scenario.
+type ProfileCmd struct {
+	RelayFlags
+	ScenarioFlags
+	Scenario string        `arg:"" help:"Scenario to profile: latency, ack, emit or devices." enum:"latency,ack,emit,devices" default:"ack"`
+	Seconds  time.Duration `help:"Length of the CPU profile of the devices scenario (the load scenarios profile their measured window)." default:"10s"`
+	Out      string        `help:"Directory for the profiles (default: a new temporary directory)." type:"path"`
+}
+
+// Run profiles.
+func (c *ProfileCmd) Run(ctx context.Context, log *slog.Logger) error {
+	out, err := outDir(c.Out)
+	if err != nil {
+		return err
+	}
+	p2pd, err := c.p2pd()
+	if err != nil {
+		return err
+	}
+	return harness.Profile(ctx, harness.ProfileOptions{
+		Relay: p2pd, Scenario: c.Scenario, Config: c.config(), Seconds: c.Seconds,
+		OutDir: out, Out: os.Stdout, Logger: log,
+	})
+}
+
+// OneCmd runs one scenario against a running relay.
+type OneCmd struct {
+	ScenarioFlags
+	Scenario string `arg:"" help:"Scenario: latency, ack, emit or devices." enum:"latency,ack,emit,devices"`
+	URL      string `name:"url" help:"The relay's URL (http://127.0.0.1:PORT)." required:""`
+	PID      int    `name:"pid" help:"The relay's process id, whose CPU time and memory are measured." required:""`
+	Check    bool   `help:"Run the protocol check first."`
+	JSON     bool   `name:"json" help:"Print the result as JSON."`
+}
+
+// Run runs the scenario.
+func (c *OneCmd) Run(ctx context.Context, log *slog.Logger) error {
+	cfg := c.config()
+	cfg.Logger = log
+	if err := harness.RaiseFileLimit(max(cfg.Devices, 2*cfg.Pairs) + 256); err != nil {
+		return err
+	}
+	if c.Check {
+		if err := loadgen.Check(ctx, c.URL); err != nil {
+			return err
+		}
+	}
+	res, err := loadgen.Run(ctx, cfg, c.Scenario, loadgen.Target{URL: c.URL, PID: c.PID})
+	if err != nil {
+		return err
+	}
+	if c.JSON {
+		enc := json.NewEncoder(os.Stdout)
+		enc.SetIndent("", "  ")
+		return enc.Encode(res)
+	}
+	fmt.Println(harness.Summary(res))
+	return nil
+}
+
+// outDir returns dir, created, or a new temporary directory.
+func outDir(dir string) (string, error) {
+	if dir == "" {
+		return os.MkdirTemp("", "p2pbench-")
+	}
+	return dir, os.MkdirAll(dir, 0o755)
+}
+
+type exitError struct {
+	code int
+	err  error
+}
+
+func (e exitError) Error() string { return e.err.Error() }
+
+func main() {
+	// The generator's garbage collector runs less often: its memory does
+	// not matter here, its CPU time does (the relay's share of the cores).
+	debug.SetGCPercent(400)
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	var cli CLI
+	kctx := kong.Parse(&cli,
+		kong.Name("p2pbench"),
+		kong.Description("Measure p2pd against the reference relay on Node's socket.io 4, side by side."),
+		kong.UsageOnError(),
+		kong.BindTo(ctx, (*context.Context)(nil)),
+	)
+	level := slog.LevelWarn
+	if cli.Verbose {
+		level = slog.LevelDebug
+	}
+	kctx.Bind(slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level})))
+	if err := kctx.Run(); err != nil {
+		fmt.Fprintln(os.Stderr, "p2pbench:", err)
+		var ee exitError
+		if errors.As(err, &ee) {
+			os.Exit(ee.code)
+		}
+		os.Exit(1)
+	}
+}

@@ -1,0 +1,226 @@
+package harness
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"slices"
+	"syscall"
+	"time"
+
+	"github.com/p2prelay/p2prelay/bench/loadgen"
+)
+
+// Options configure a benchmark run.
+type Options struct {
+	// Relays are the relays compared, p2pd first: ratios are Relays[0]
+	// over Relays[1].
+	Relays [2]Relay
+	// Rounds is how many times every scenario runs on each relay; the
+	// order of the relays alternates from one round to the next.
+	Rounds int
+	// Scenarios run each round, in this order.
+	Scenarios []string
+	// Config is what the scenarios do.
+	Config loadgen.Config
+	// BigDevices, when positive, ends the run with one devices scenario of
+	// that many devices on each relay (the "10,000 idle devices" run).
+	BigDevices int
+	// OutDir receives the relays' logs and results.json.
+	OutDir string
+	// Out receives the report.
+	Out io.Writer
+	// Logger receives progress.
+	Logger *slog.Logger
+}
+
+// Record is one scenario's run on one relay.
+type Record struct {
+	Round   int     `json:"round"` // 0 for the big run
+	Relay   string  `json:"relay"`
+	Elapsed float64 `json:"elapsed_s"`
+	loadgen.Result
+}
+
+// Results is everything a run measured.
+type Results struct {
+	Started time.Time      `json:"started"`
+	Elapsed float64        `json:"elapsed_s"`
+	Relays  [2]string      `json:"relays"`
+	Argv    [2][]string    `json:"argv"`
+	Rounds  int            `json:"rounds"`
+	Config  loadgen.Config `json:"config"`
+	Records []Record       `json:"records"`
+	// Background is how busy the machine was with other processes before
+	// each round (and the big run), percent of one core.
+	Background []float64 `json:"background_cpu_pct"`
+	Big        []Record  `json:"big,omitempty"`
+	Verdicts   []Verdict `json:"verdicts"`
+}
+
+// Bench runs the benchmark and prints its report.
+func Bench(ctx context.Context, o Options) (*Results, error) {
+	if err := o.Config.Validate(); err != nil {
+		return nil, err
+	}
+	if o.Rounds < 1 {
+		return nil, fmt.Errorf("rounds must be at least 1, got %d", o.Rounds)
+	}
+	if o.Logger == nil {
+		o.Logger = slog.New(slog.DiscardHandler)
+	}
+	if err := os.MkdirAll(filepath.Join(o.OutDir, "logs"), 0o755); err != nil {
+		return nil, err
+	}
+	need := max(o.Config.Devices, o.BigDevices, 2*o.Config.Pairs) + 256
+	if err := RaiseFileLimit(need); err != nil {
+		return nil, err
+	}
+	res := &Results{Started: time.Now(), Rounds: o.Rounds, Config: o.Config}
+	for i, r := range o.Relays {
+		res.Relays[i] = r.Name
+		res.Argv[i] = r.Argv
+	}
+	b := &bench{o: o, res: res}
+
+	fmt.Fprintf(o.Out, "protocol check:")
+	for _, r := range o.Relays {
+		if err := b.check(ctx, r); err != nil {
+			fmt.Fprintln(o.Out)
+			return nil, err
+		}
+		fmt.Fprintf(o.Out, " %s ok", r.Name)
+	}
+	fmt.Fprintln(o.Out)
+
+	for round := 1; round <= o.Rounds; round++ {
+		order := []Relay{o.Relays[0], o.Relays[1]}
+		if round%2 == 0 {
+			slices.Reverse(order)
+		}
+		fmt.Fprintf(o.Out, "\nround %d/%d (%s first)%s\n", round, o.Rounds, order[0].Name, b.background(ctx))
+		for _, sc := range o.Scenarios {
+			for _, r := range order {
+				rec, err := b.once(ctx, round, r, sc, o.Config)
+				if err != nil {
+					return res, err
+				}
+				res.Records = append(res.Records, rec)
+				fmt.Fprintf(o.Out, "  %-8s %-5s %s\n", sc, r.Name, Summary(rec.Result))
+			}
+		}
+	}
+	if o.BigDevices > 0 {
+		cfg := o.Config
+		cfg.Devices = o.BigDevices
+		fmt.Fprintf(o.Out, "\n%d idle paired devices%s\n", o.BigDevices, b.background(ctx))
+		for _, r := range o.Relays {
+			rec, err := b.once(ctx, 0, r, loadgen.ScenarioDevices, cfg)
+			if err != nil {
+				return res, err
+			}
+			res.Big = append(res.Big, rec)
+			fmt.Fprintf(o.Out, "  %-8s %-5s %s\n", loadgen.ScenarioDevices, r.Name, Summary(rec.Result))
+		}
+	}
+	res.Elapsed = time.Since(res.Started).Seconds()
+	res.Verdicts = Judge(res)
+	PrintReport(o.Out, res)
+	path := filepath.Join(o.OutDir, "results.json")
+	data, err := json.MarshalIndent(res, "", "  ")
+	if err != nil {
+		return res, err
+	}
+	if err := os.WriteFile(path, data, 0o644); err != nil {
+		return res, err
+	}
+	fmt.Fprintf(o.Out, "\nresults: %s (relay logs in %s)\n", path, filepath.Join(o.OutDir, "logs"))
+	return res, nil
+}
+
+type bench struct {
+	o   Options
+	res *Results
+}
+
+// BusyThreshold is the CPU use of other processes, in percent of one core,
+// above which the figures are flagged as disturbed.
+const BusyThreshold = 10
+
+// background measures how busy the machine is before a round and returns
+// a warning to print when it is too busy to measure.
+func (b *bench) background(ctx context.Context) string {
+	bg := loadgen.Background(ctx, time.Second)
+	b.res.Background = append(b.res.Background, bg)
+	if bg > BusyThreshold {
+		return fmt.Sprintf("  WARNING: other processes use %.0f%% of a core: figures will be disturbed", bg)
+	}
+	return ""
+}
+
+// check starts a relay and runs the protocol check on it.
+func (b *bench) check(ctx context.Context, r Relay) error {
+	p, err := r.Start(ctx, filepath.Join(b.o.OutDir, "logs", "check-"+r.Name+".log"))
+	if err != nil {
+		return err
+	}
+	defer p.Stop()
+	if err := loadgen.Check(ctx, p.URL); err != nil {
+		return fmt.Errorf("%s fails the protocol check, so the figures would not compare like with like: %w", r.Name, err)
+	}
+	return nil
+}
+
+// once runs one scenario on a fresh relay process.
+func (b *bench) once(ctx context.Context, round int, r Relay, sc string, cfg loadgen.Config) (Record, error) {
+	rec := Record{Round: round, Relay: r.Name}
+	name := fmt.Sprintf("r%d-%s-%s.log", round, sc, r.Name)
+	if round == 0 {
+		name = fmt.Sprintf("big-%s-%s.log", sc, r.Name)
+	}
+	start := time.Now()
+	p, err := r.Start(ctx, filepath.Join(b.o.OutDir, "logs", name))
+	if err != nil {
+		return rec, err
+	}
+	defer p.Stop()
+	cfg.Logger = b.o.Logger.With("relay", r.Name, "round", round)
+	res, err := loadgen.Run(ctx, cfg, sc, loadgen.Target{URL: p.URL, PID: p.PID})
+	if exited, how := p.Exited(); exited {
+		return rec, fmt.Errorf("%s, %s round %d: %w (%v); see %s", r.Name, sc, round, errStopped, how, p.Log)
+	}
+	if err != nil {
+		return rec, fmt.Errorf("%s, %s round %d: %w", r.Name, sc, round, err)
+	}
+	rec.Result = res
+	rec.Elapsed = time.Since(start).Seconds()
+	return rec, nil
+}
+
+// RaiseFileLimit raises this process's open-file limit to its hard limit,
+// which the relays it starts inherit, and fails when that leaves fewer
+// than need descriptors.
+func RaiseFileLimit(need int) error {
+	var lim syscall.Rlimit
+	if err := syscall.Getrlimit(syscall.RLIMIT_NOFILE, &lim); err != nil {
+		return err
+	}
+	// Set it even when Go already raised it at start-up: only a limit the
+	// program set itself is passed on to the processes it starts.
+	lim.Cur = lim.Max
+	if err := syscall.Setrlimit(syscall.RLIMIT_NOFILE, &lim); err != nil {
+		return fmt.Errorf("raise the open-file limit: %w", err)
+	}
+	if lim.Cur < uint64(need) {
+		return fmt.Errorf("the open-file limit is %d, and this run needs %d: raise it (ulimit -n) or connect fewer devices", lim.Cur, need)
+	}
+	return nil
+}
+
+// ErrFailed is returned when a target was missed.
+var ErrFailed = errors.New("p2pd missed a target")

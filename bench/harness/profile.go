@@ -1,0 +1,133 @@
+package harness
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"log/slog"
+	"math"
+	"net/http"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/p2prelay/p2prelay/bench/loadgen"
+)
+
+// PprofEnv is the environment variable that makes a p2pd build serve
+// net/http/pprof on the loopback address it names ("127.0.0.1:0" picks a
+// port), logging `msg="pprof serving" addr=HOST:PORT`.
+const PprofEnv = "P2PD_PPROF"
+
+// ProfileOptions configure a profiling run.
+type ProfileOptions struct {
+	// Relay is a p2pd that honours PprofEnv.
+	Relay Relay
+	// Scenario is the scenario profiled.
+	Scenario string
+	// Config is what the scenario does.
+	Config loadgen.Config
+	// Seconds is how long the CPU profile of the devices scenario lasts
+	// (the load scenarios profile their measured window).
+	Seconds time.Duration
+	// OutDir receives the profiles and the relay's log.
+	OutDir string
+	// Out receives the report; Logger, progress.
+	Out    io.Writer
+	Logger *slog.Logger
+}
+
+// Profile runs one scenario against a p2pd serving pprof and saves a CPU
+// profile of the measured window and allocation profiles from before and
+// after it.
+func Profile(ctx context.Context, o ProfileOptions) error {
+	if err := os.MkdirAll(o.OutDir, 0o755); err != nil {
+		return err
+	}
+	if o.Logger == nil {
+		o.Logger = slog.New(slog.DiscardHandler)
+	}
+	if err := RaiseFileLimit(max(o.Config.Devices, 2*o.Config.Pairs) + 256); err != nil {
+		return err
+	}
+	r := o.Relay
+	r.Env = append(r.Env, PprofEnv+"=127.0.0.1:0")
+	p, err := r.Start(ctx, filepath.Join(o.OutDir, "relay.log"))
+	if err != nil {
+		return err
+	}
+	defer p.Stop()
+	addr, err := p.awaitLine(ctx, pprofReady, 5*time.Second)
+	if err != nil {
+		return fmt.Errorf("%s serves no pprof (it must honour %s): %w", r.Name, PprofEnv, err)
+	}
+	base := "http://" + addr + "/debug/pprof/"
+	save := func(path, name string) error {
+		return fetch(ctx, base+path, filepath.Join(o.OutDir, name))
+	}
+
+	cpuDone := make(chan error, 1)
+	started := false
+	var hookErr error
+	cfg := o.Config
+	cfg.Logger = o.Logger
+	cfg.OnMeasure = func(window time.Duration) {
+		if window == 0 {
+			window = o.Seconds
+		}
+		started = true
+		hookErr = save("allocs", "allocs-before.pprof")
+		secs := int(math.Ceil(window.Seconds()))
+		go func() { cpuDone <- save(fmt.Sprintf("profile?seconds=%d", secs), "cpu.pprof") }()
+	}
+	res, err := loadgen.Run(ctx, cfg, o.Scenario, loadgen.Target{URL: p.URL, PID: p.PID})
+	if err != nil {
+		return err
+	}
+	if !started {
+		return fmt.Errorf("scenario %s never started measuring", o.Scenario)
+	}
+	if hookErr != nil {
+		return hookErr
+	}
+	if err := <-cpuDone; err != nil {
+		return err
+	}
+	for path, name := range map[string]string{"allocs": "allocs-after.pprof", "heap": "heap.pprof", "goroutine": "goroutine.pprof"} {
+		if err := save(path, name); err != nil {
+			return err
+		}
+	}
+	fmt.Fprintf(o.Out, "%s %s: %s\n", r.Name, o.Scenario, Summary(res))
+	fmt.Fprintf(o.Out, "profiles in %s:\n", o.OutDir)
+	fmt.Fprintf(o.Out, "  go tool pprof -top %s %s\n", r.Argv[0], filepath.Join(o.OutDir, "cpu.pprof"))
+	fmt.Fprintf(o.Out, "  go tool pprof -top -sample_index=alloc_space -base %s %s %s\n", filepath.Join(o.OutDir, "allocs-before.pprof"),
+		r.Argv[0], filepath.Join(o.OutDir, "allocs-after.pprof"))
+	return nil
+}
+
+// fetch saves what url answers in file.
+func fetch(ctx context.Context, url, file string) error {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+	if err != nil {
+		return err
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		msg, _ := io.ReadAll(io.LimitReader(resp.Body, 512))
+		return fmt.Errorf("GET %s: %s: %s", url, resp.Status, msg)
+	}
+	f, err := os.Create(file)
+	if err != nil {
+		return err
+	}
+	if _, err := io.Copy(f, resp.Body); err != nil {
+		f.Close()
+		return err
+	}
+	return f.Close()
+}

@@ -1,0 +1,266 @@
+package harness
+
+import (
+	"fmt"
+	"io"
+	"math"
+	"slices"
+	"strconv"
+	"strings"
+	"text/tabwriter"
+
+	"github.com/p2prelay/p2prelay/bench/loadgen"
+)
+
+// Axis is one figure compared between the two relays.
+type Axis struct {
+	Scenario string `json:"scenario"`
+	Metric   string `json:"metric"`
+	Label    string `json:"label"`
+	Unit     string `json:"unit"`
+	// Higher is true when more is better.
+	Higher bool `json:"higher_is_better"`
+	// Target bounds the ratio p2pd/node: at least Target when Higher, at
+	// most Target otherwise. Zero: the axis is context, with no target.
+	Target float64 `json:"target,omitempty"`
+	// Issue marks the targets the performance issue names; the others
+	// follow from "p2pd must beat it on every axis".
+	Issue bool `json:"issue,omitempty"`
+}
+
+// Axes are the compared figures, targets first.
+var Axes = []Axis{
+	{loadgen.ScenarioAck, loadgen.MetricRate, "ack throughput", "acks/s", true, 1.25, true},
+	{loadgen.ScenarioAck, loadgen.MetricCPUPerMsg, "server CPU per relayed message, acks", "µs", false, 0.8, true},
+	{loadgen.ScenarioEmit, loadgen.MetricCPUPerMsg, "server CPU per relayed message, emits", "µs", false, 0.8, true},
+	{loadgen.ScenarioLatency, loadgen.MetricP99, "ack round trip p99", "µs", false, 1.0, true},
+	{loadgen.ScenarioDevices, loadgen.MetricMemPerDevice, "memory per idle paired device", "KiB", false, 1.0, true},
+	{loadgen.ScenarioDevices, loadgen.MetricPair, "time to pair the devices", "s", false, 1.0, true},
+	{loadgen.ScenarioEmit, loadgen.MetricRate, "delivered throughput, emits", "msg/s", true, 1.0, false},
+	{loadgen.ScenarioLatency, loadgen.MetricP50, "ack round trip p50", "µs", false, 1.0, false},
+
+	{loadgen.ScenarioLatency, loadgen.MetricP999, "ack round trip p99.9", "µs", false, 0, false},
+	{loadgen.ScenarioLatency, loadgen.MetricRate, "sequential round trips", "/s", true, 0, false},
+	{loadgen.ScenarioDevices, loadgen.MetricConnect, "time to connect the devices", "s", false, 0, false},
+	{loadgen.ScenarioDevices, loadgen.MetricIdleCPU, "server CPU, devices idle", "% core", false, 0, false},
+	{loadgen.ScenarioDevices, loadgen.MetricRSS, "server RSS, devices idle", "MiB", false, 0, false},
+	{loadgen.ScenarioLatency, loadgen.MetricServerCPU, "server CPU, latency", "% core", false, 0, false},
+	{loadgen.ScenarioLatency, loadgen.MetricGenCPU, "generator CPU, latency", "% core", false, 0, false},
+	{loadgen.ScenarioAck, loadgen.MetricServerCPU, "server CPU, acks", "% core", false, 0, false},
+	{loadgen.ScenarioAck, loadgen.MetricGenCPU, "generator CPU, acks", "% core", false, 0, false},
+	{loadgen.ScenarioEmit, loadgen.MetricServerCPU, "server CPU, emits", "% core", false, 0, false},
+	{loadgen.ScenarioEmit, loadgen.MetricGenCPU, "generator CPU, emits", "% core", false, 0, false},
+	{loadgen.ScenarioAck, loadgen.MetricRSS, "server RSS after acks", "MiB", false, 0, false},
+	{loadgen.ScenarioLatency, loadgen.MetricOtherCPU, "other processes' CPU, latency", "% core", false, 0, false},
+	{loadgen.ScenarioAck, loadgen.MetricOtherCPU, "other processes' CPU, acks", "% core", false, 0, false},
+	{loadgen.ScenarioEmit, loadgen.MetricOtherCPU, "other processes' CPU, emits", "% core", false, 0, false},
+	{loadgen.ScenarioEmit, loadgen.MetricSoftIRQ, "kernel interrupt CPU, emits", "% core", false, 0, false},
+}
+
+// Verdict is one axis judged: the medians over the rounds, their ratio,
+// and whether p2pd met the target.
+type Verdict struct {
+	Axis
+	Median [2]float64   `json:"median"` // p2pd, node
+	Rounds [2][]float64 `json:"rounds"` // every round's figure
+	Ratio  float64      `json:"ratio"`  // p2pd / node
+	Pass   bool         `json:"pass"`
+}
+
+// Judge computes the verdicts of every axis some record measured.
+func Judge(res *Results) []Verdict {
+	var out []Verdict
+	for _, ax := range Axes {
+		v := Verdict{Axis: ax}
+		for _, rec := range res.Records {
+			if rec.Scenario != ax.Scenario {
+				continue
+			}
+			val, ok := rec.Metrics[ax.Metric]
+			if !ok {
+				continue
+			}
+			i := slices.Index(res.Relays[:], rec.Relay)
+			if i < 0 {
+				continue
+			}
+			v.Rounds[i] = append(v.Rounds[i], val)
+		}
+		if len(v.Rounds[0]) == 0 || len(v.Rounds[1]) == 0 {
+			continue
+		}
+		v.Median = [2]float64{Median(v.Rounds[0]), Median(v.Rounds[1])}
+		if v.Median[1] != 0 {
+			v.Ratio = v.Median[0] / v.Median[1]
+		}
+		switch {
+		case ax.Target == 0:
+		case ax.Higher:
+			v.Pass = v.Ratio >= ax.Target
+		default:
+			v.Pass = v.Median[1] > 0 && v.Ratio <= ax.Target
+		}
+		out = append(out, v)
+	}
+	return out
+}
+
+// Median returns the median of vals (the mean of the middle two for an
+// even count).
+func Median(vals []float64) float64 {
+	if len(vals) == 0 {
+		return math.NaN()
+	}
+	s := slices.Clone(vals)
+	slices.Sort(s)
+	n := len(s)
+	if n%2 == 1 {
+		return s[n/2]
+	}
+	return (s[n/2-1] + s[n/2]) / 2
+}
+
+// spread is the range of vals relative to their median, in percent.
+func spread(vals []float64) float64 {
+	m := Median(vals)
+	if len(vals) < 2 || m == 0 {
+		return 0
+	}
+	return 100 * (slices.Max(vals) - slices.Min(vals)) / math.Abs(m)
+}
+
+// PrintReport prints the verdicts and the big run.
+func PrintReport(w io.Writer, res *Results) {
+	fmt.Fprintf(w, "\nmedians of %d round(s); ratio = %s/%s; spread = (max-min)/median over the rounds\n\n",
+		res.Rounds, res.Relays[0], res.Relays[1])
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	fmt.Fprintf(tw, "axis\t%s\t%s\tratio\ttarget\t\tspread %s\tspread %s\t\n", res.Relays[0], res.Relays[1], res.Relays[0], res.Relays[1])
+	context := false
+	for _, v := range res.Verdicts {
+		if v.Target == 0 && !context {
+			context = true
+			fmt.Fprintf(tw, "context, no target:\t\t\t\t\t\t\t\t\n")
+		}
+		target, verdict := "", ""
+		if v.Target != 0 {
+			op := "<="
+			if v.Higher {
+				op = ">="
+			}
+			target = fmt.Sprintf("%s %.2fx", op, v.Target)
+			verdict = "FAIL"
+			if v.Pass {
+				verdict = "PASS"
+			}
+			if !v.Issue {
+				verdict += " (beat)"
+			}
+		}
+		fmt.Fprintf(tw, "%s (%s)\t%s\t%s\t%.2fx\t%s\t%s\t%.0f%%\t%.0f%%\t\n", v.Label, v.Unit,
+			Number(v.Median[0]), Number(v.Median[1]), v.Ratio, target, verdict, spread(v.Rounds[0]), spread(v.Rounds[1]))
+	}
+	_ = tw.Flush()
+	for _, rec := range res.Big {
+		m := rec.Metrics
+		fmt.Fprintf(w, "\n%s with %s idle paired devices: RSS %s MiB (%s MiB before they connected; %s KiB per device), %s",
+			rec.Relay, Number(m[loadgen.MetricDevices]), Number(m[loadgen.MetricRSS]), Number(m[loadgen.MetricRSSBase]),
+			Number(m[loadgen.MetricMemPerDevice]), verdictWord(rec))
+	}
+	if len(res.Big) > 0 {
+		fmt.Fprintln(w)
+	}
+	fails := 0
+	for _, v := range res.Verdicts {
+		if v.Target != 0 && !v.Pass {
+			fails++
+		}
+	}
+	fmt.Fprintf(w, "\n%d of %d targets met; took %s\n", countTargets(res.Verdicts)-fails, countTargets(res.Verdicts), seconds(res.Elapsed))
+	for _, rec := range append(slices.Clone(res.Records), res.Big...) {
+		if rec.Errors > 0 {
+			fmt.Fprintf(w, "WARNING: %s, %s round %d: %d errors, first: %s\n", rec.Relay, rec.Scenario, rec.Round, rec.Errors, rec.FirstError)
+		}
+		for _, n := range rec.Notes {
+			fmt.Fprintf(w, "note: %s, %s round %d: %s\n", rec.Relay, rec.Scenario, rec.Round, n)
+		}
+	}
+}
+
+func verdictWord(rec Record) string {
+	if rec.Errors > 0 {
+		return fmt.Sprintf("with %d errors", rec.Errors)
+	}
+	return "all connected and paired"
+}
+
+func countTargets(vs []Verdict) int {
+	n := 0
+	for _, v := range vs {
+		if v.Target != 0 {
+			n++
+		}
+	}
+	return n
+}
+
+// Summary is one line about one scenario's result.
+func Summary(r loadgen.Result) string {
+	m := r.Metrics
+	var s string
+	switch r.Scenario {
+	case loadgen.ScenarioLatency:
+		s = fmt.Sprintf("p50 %s µs  p99 %s µs  p99.9 %s µs  (%s round trips/s; CPU: server %s%%, generator %s%%, others %s%%)",
+			Number(m[loadgen.MetricP50]), Number(m[loadgen.MetricP99]), Number(m[loadgen.MetricP999]),
+			Number(m[loadgen.MetricRate]), Number(m[loadgen.MetricServerCPU]), Number(m[loadgen.MetricGenCPU]),
+			Number(m[loadgen.MetricOtherCPU]))
+	case loadgen.ScenarioAck, loadgen.ScenarioEmit:
+		s = fmt.Sprintf("%s msg/s  %s µs server CPU/msg  (CPU: server %s%%, generator %s%%, others %s%%; RSS %s MiB)",
+			Number(m[loadgen.MetricRate]), Number(m[loadgen.MetricCPUPerMsg]),
+			Number(m[loadgen.MetricServerCPU]), Number(m[loadgen.MetricGenCPU]), Number(m[loadgen.MetricOtherCPU]),
+			Number(m[loadgen.MetricRSS]))
+	case loadgen.ScenarioDevices:
+		s = fmt.Sprintf("%s devices: connect %s s  pair %s s  %s KiB/device  (RSS %s -> %s MiB, idle CPU %s%%)",
+			Number(m[loadgen.MetricDevices]), Number(m[loadgen.MetricConnect]), Number(m[loadgen.MetricPair]),
+			Number(m[loadgen.MetricMemPerDevice]), Number(m[loadgen.MetricRSSBase]), Number(m[loadgen.MetricRSS]),
+			Number(m[loadgen.MetricIdleCPU]))
+	}
+	if r.Errors > 0 {
+		s += fmt.Sprintf("  ERRORS %d: %s", r.Errors, r.FirstError)
+	}
+	return s
+}
+
+// Number formats a figure with three significant digits at most below
+// 100, and thousands separators above.
+func Number(v float64) string {
+	switch a := math.Abs(v); {
+	case math.IsNaN(v):
+		return "-"
+	case a >= 100:
+		return thousands(strconv.FormatFloat(math.Round(v), 'f', 0, 64))
+	case a >= 10:
+		return strconv.FormatFloat(v, 'f', 1, 64)
+	default:
+		return strconv.FormatFloat(v, 'f', 2, 64)
+	}
+}
+
+func thousands(s string) string {
+	neg := strings.HasPrefix(s, "-")
+	s = strings.TrimPrefix(s, "-")
+	var b strings.Builder
+	for i, c := range s {
+		if i > 0 && (len(s)-i)%3 == 0 {
+			b.WriteByte(',')
+		}
+		b.WriteRune(c)
+	}
+	if neg {
+		return "-" + b.String()
+	}
+	return b.String()
+}
+
+func seconds(s float64) string {
+	return fmt.Sprintf("%dm%02ds", int(s)/60, int(s)%60)
+}
