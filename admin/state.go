@@ -81,6 +81,20 @@ func (s *State) Apply(d Delta) error {
 			s.dropPair(a)
 		}
 		delete(s.Devices, d.ID)
+	case KindDeviceUpdated:
+		if d.Device == nil {
+			return nil
+		}
+		if dev, ok := s.Devices[d.ID]; ok {
+			dev.Transport = d.Device.Transport
+		}
+	case KindPairRequested:
+		for _, id := range [...]string{d.ID, d.Peer} {
+			if dev, ok := s.Devices[id]; ok && dev.Peer == "" {
+				dev.Pairing = other(d, id)
+				dev.Available = false
+			}
+		}
 	case KindPairCreated:
 		s.pairCreated(d)
 	case KindPairEnded:
@@ -189,4 +203,12 @@ func (s *State) PairOf(id string) (*Pair, bool) {
 	}
 	p, ok := s.Pairs[a]
 	return p, ok
+}
+
+// other returns the side of a pair delta that is not id.
+func other(d Delta, id string) string {
+	if d.ID == id {
+		return d.Peer
+	}
+	return d.ID
 }

@@ -74,6 +74,8 @@ type Kind string
 const (
 	KindDeviceConnected    Kind = "device_connected"
 	KindDeviceDisconnected Kind = "device_disconnected"
+	KindDeviceUpdated      Kind = "device_updated" // its transport changed
+	KindPairRequested      Kind = "pair_requested" // a pairing handshake began: ID asked Peer
 	KindPairCreated        Kind = "pair_created"
 	KindPairEnded          Kind = "pair_ended"
 	KindPairRefused        Kind = "pair_refused"
@@ -98,7 +100,8 @@ type Delta struct {
 	ID string `json:"id,omitempty"`
 	// Peer is, for pairs, the other side.
 	Peer string `json:"peer,omitempty"`
-	// Device is the device that connected (device_connected).
+	// Device is the device that connected or changed (device_connected,
+	// device_updated).
 	Device *Device `json:"device,omitempty"`
 	// Reason says why a device left or a pair ended.
 	Reason string `json:"reason,omitempty"`
@@ -126,6 +129,13 @@ func (d Delta) Summary() string {
 		return fmt.Sprintf("%s connected from %s (%s, %s, EIO %d)", d.ID, d.Device.Address, d.Device.Transport, d.Device.Generation, d.Device.EngineIO)
 	case KindDeviceDisconnected:
 		return fmt.Sprintf("%s disconnected (%s)", d.ID, d.Reason)
+	case KindDeviceUpdated:
+		if d.Device == nil {
+			return fmt.Sprintf("%s changed", d.ID)
+		}
+		return fmt.Sprintf("%s now on %s", d.ID, d.Device.Transport)
+	case KindPairRequested:
+		return fmt.Sprintf("%s asked to pair with %s", d.ID, d.Peer)
 	case KindPairCreated:
 		return fmt.Sprintf("%s paired with %s (%s asked)", d.ID, d.Peer, d.ID)
 	case KindPairEnded:

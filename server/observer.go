@@ -13,6 +13,8 @@ type EventKind string
 const (
 	DeviceConnected    EventKind = "device_connected"
 	DeviceDisconnected EventKind = "device_disconnected"
+	DeviceUpdated      EventKind = "device_updated" // its transport changed (polling -> websocket)
+	PairRequested      EventKind = "pair_requested" // a handshake began: ID asked Peer
 	PairCreated        EventKind = "pair_created"
 	PairEnded          EventKind = "pair_ended"
 	PairRefused        EventKind = "pair_refused"
@@ -32,15 +34,16 @@ const (
 type Event struct {
 	Kind   EventKind     `json:"kind"`
 	Time   time.Time     `json:"time"`
-	Device *Device       `json:"device,omitempty"` // DeviceConnected
+	Device *Device       `json:"device,omitempty"` // DeviceConnected, DeviceUpdated
 	ID     string        `json:"id,omitempty"`     // the device concerned; for pairs, the side that asked
 	Peer   string        `json:"peer,omitempty"`   // for pairs, the other side
 	Reason string        `json:"reason,omitempty"` // DeviceDisconnected, PairEnded
 	Code   protocol.Code `json:"code,omitempty"`   // PairRefused
 }
 
-// Observer receives the relay's events, in the order they happened for any
-// one device. OnEvent is called on the relay's hot path: it must not block.
+// Observer receives the relay's events in the order the changes they report
+// happened. OnEvent is called with the relay's state lock held: it must
+// return quickly, must not block, and must not call back into the relay.
 type Observer interface {
 	OnEvent(Event)
 }

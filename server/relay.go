@@ -58,6 +58,11 @@ type Relay struct {
 	store Store
 	obs   Observer
 
+	// order is held across every change of device and pair state and the
+	// publication of the events that report it, so observers receive the
+	// events in the order the changes happened. It is taken before hmu.
+	order sync.Mutex
+
 	mu       sync.RWMutex // guards sessions
 	sessions map[string]*Session
 
@@ -152,11 +157,6 @@ func (r *Relay) admit(info ConnInfo) (takeover bool, err error) {
 // Join registers a connected device. On error the caller must tell the
 // device (SERVER_ERROR) and close the connection.
 func (r *Relay) Join(info ConnInfo, c Conn) (*Session, error) {
-	takeover, err := r.admit(info)
-	if err != nil {
-		r.countRefusal(err)
-		return nil, err
-	}
 	dev := Device{
 		ID:          info.DeviceID,
 		ConnID:      info.ConnID,
@@ -166,11 +166,6 @@ func (r *Relay) Join(info ConnInfo, c Conn) (*Session, error) {
 		EngineIO:    info.EngineIO,
 		ConnectedAt: r.cfg.Now(),
 	}
-	td, err := r.store.Add(dev, takeover)
-	if err != nil {
-		r.countRefusal(err)
-		return nil, err
-	}
 	s := &Session{id: info.DeviceID, connID: info.ConnID, gen: info.Gen, conn: c, acks: make(map[uint64]*pendingAck)}
 	if r.cfg.Rate > 0 {
 		s.limit = rate.NewLimiter(rate.Limit(r.cfg.Rate), r.cfg.Burst)
@@ -178,35 +173,80 @@ func (r *Relay) Join(info ConnInfo, c Conn) (*Session, error) {
 	if r.cfg.PairRate > 0 {
 		s.pairLimit = rate.NewLimiter(rate.Limit(r.cfg.PairRate), r.cfg.PairBurst)
 	}
+
+	r.order.Lock()
+	takeover, err := r.admit(info)
+	var td *Teardown
+	if err == nil {
+		td, err = r.store.Add(dev, takeover)
+	}
+	if err != nil {
+		r.order.Unlock()
+		r.countRefusal(err)
+		return nil, err
+	}
 	r.mu.Lock()
 	old := r.sessions[s.id]
 	r.sessions[s.id] = s
 	r.mu.Unlock()
+	if td != nil {
+		r.publishTeardown(td, "taken over", ReasonTakeover)
+	}
+	r.publish(Event{Kind: DeviceConnected, Device: &dev, ID: s.id})
+	r.order.Unlock()
+
 	if td != nil && old != nil {
 		r.log.Info("device id taken over", "id", s.id, "old_conn", old.connID, "new_conn", s.connID)
 		old.conn.Emit(protocol.EventServerError, protocol.Errorf(protocol.CodeTakenOver, "device id %q was claimed by a new connection", s.id).Error())
-		r.endSession(old, td, "taken over", ReasonTakeover)
+		r.endSession(old, td, "taken over")
 		old.conn.Disconnect()
 	}
 	r.stats.connects.Add(1)
 	r.log.Info("device connected", "id", s.id, "gen", s.gen.String(), "addr", info.Address, "transport", dev.Transport, "eio", info.EngineIO)
-	r.publish(Event{Kind: DeviceConnected, Device: &dev, ID: s.id})
 	return s, nil
 }
 
 // Leave ends a session whose connection closed. It is safe to call more
 // than once.
 func (r *Relay) Leave(s *Session, reason string) {
-	td, ok := r.store.Remove(s.id, s.connID)
-	if !ok {
-		td = nil
-	}
-	r.endSession(s, td, reason, ReasonDisconnect)
+	r.endSession(s, r.remove(s, reason, ReasonDisconnect), reason)
 }
 
-// endSession tears a session down: it forgets the session, fails the acks
-// waiting on it, and settles what the store teardown ended.
-func (r *Relay) endSession(s *Session, td *Teardown, reason, pairReason string) {
+// remove takes s's device out of the store, if s still holds it, and
+// publishes what that ended. It returns the teardown, nil when s no longer
+// held the id.
+func (r *Relay) remove(s *Session, reason, pairReason string) *Teardown {
+	r.order.Lock()
+	defer r.order.Unlock()
+	td, ok := r.store.Remove(s.id, s.connID)
+	if !ok {
+		return nil
+	}
+	r.publishTeardown(td, reason, pairReason)
+	return td
+}
+
+// publishTeardown publishes, in order, what a device's removal ended: its
+// pair, its handshakes, then the device itself. r.order must be held.
+func (r *Relay) publishTeardown(td *Teardown, reason, pairReason string) {
+	id := td.Device.ID
+	if td.Pair != nil {
+		r.publish(Event{Kind: PairEnded, ID: td.Pair.A, Peer: td.Pair.B, Reason: pairReason})
+	}
+	for _, hs := range td.Handshakes {
+		if hs.Dst == id {
+			r.stats.pairOutcome(protocol.CodeOffline)
+		}
+		r.publish(Event{Kind: PairRefused, ID: hs.Src, Peer: hs.Dst, Code: protocol.CodeOffline})
+	}
+	r.publish(Event{Kind: DeviceDisconnected, ID: id, Reason: reason})
+}
+
+// endSession tears a session down after its device left the store: it
+// forgets the session, fails the acks waiting on it, tells its peer, and
+// answers the sources of the handshakes it was the target of. td is what
+// the store removal ended, nil when there was nothing.
+func (r *Relay) endSession(s *Session, td *Teardown, reason string) {
 	r.mu.Lock()
 	if r.sessions[s.id] == s {
 		delete(r.sessions, s.id)
@@ -232,12 +272,10 @@ func (r *Relay) endSession(s *Session, td *Teardown, reason, pairReason string) 
 		return
 	}
 	if td.Pair != nil {
-		other := td.Pair.Other(s.id)
-		if os := r.session(other); os != nil {
+		if os := r.session(td.Pair.Other(s.id)); os != nil {
 			os.conn.Emit(protocol.EventDisconnect)
 		}
-		r.log.Info("pair ended", "a", td.Pair.A, "b", td.Pair.B, "reason", pairReason)
-		r.publish(Event{Kind: PairEnded, ID: td.Pair.A, Peer: td.Pair.B, Reason: pairReason})
+		r.log.Info("pair ended", "a", td.Pair.A, "b", td.Pair.B, "reason", reason)
 	}
 	for _, hs := range td.Handshakes {
 		ps := r.takeShake(hs.ID)
@@ -246,12 +284,24 @@ func (r *Relay) endSession(s *Session, td *Teardown, reason, pairReason string) 
 		}
 		ps.timer.Stop()
 		if hs.Dst == s.id {
-			r.answerRefused(hs, ps.srcAck, protocol.Errorf(protocol.CodeOffline, "device %q disconnected during pairing", s.id))
+			r.answerSource(hs, ps.srcAck, protocol.Errorf(protocol.CodeOffline, "device %q disconnected during pairing", s.id))
 		}
 	}
 	r.stats.disconnects.Add(1)
 	r.log.Info("device disconnected", "id", s.id, "reason", reason)
-	r.publish(Event{Kind: DeviceDisconnected, ID: s.id, Reason: reason})
+}
+
+// transportChanged publishes a device's new transport (after an upgrade
+// from polling to websocket).
+func (r *Relay) transportChanged(s *Session) {
+	r.order.Lock()
+	defer r.order.Unlock()
+	d, ok := r.store.Get(s.id)
+	if !ok || d.ConnID != s.connID {
+		return
+	}
+	d.Transport = s.conn.Transport()
+	r.publish(Event{Kind: DeviceUpdated, ID: s.id, Device: &d})
 }
 
 // Handle processes one event from a device. ack is nil when the device sent
@@ -330,6 +380,7 @@ func (r *Relay) handleRegister(s *Session, args []any, ack Ack) {
 		return
 	}
 
+	r.order.Lock()
 	r.hmu.Lock()
 	res, err := r.store.BeginPair(s.id, target)
 	var crossed *pendingShake
@@ -344,12 +395,21 @@ func (r *Relay) handleRegister(s *Session, args []any, ack Ack) {
 		delete(r.shakes, res.Crossed.ID)
 	}
 	r.hmu.Unlock()
-
+	var perr *protocol.Error
 	switch {
 	case err != nil:
-		perr := asProtocolError(err)
+		perr = asProtocolError(err)
 		r.stats.pairOutcome(perr.Code)
 		r.publish(Event{Kind: PairRefused, ID: s.id, Peer: target, Code: perr.Code})
+	case res.Pair != nil:
+		r.paired(*res.Pair)
+	case res.Handshake != nil:
+		r.publish(Event{Kind: PairRequested, ID: s.id, Peer: target})
+	}
+	r.order.Unlock()
+
+	switch {
+	case perr != nil:
 		r.refuse(s, perr, ack, ackFalse)
 	case res.Already:
 		ack(true)
@@ -358,7 +418,7 @@ func (r *Relay) handleRegister(s *Session, args []any, ack Ack) {
 			crossed.timer.Stop()
 			crossed.srcAck(true)
 		}
-		r.paired(*res.Pair)
+		r.log.Info("paired", "a", res.Pair.A, "b", res.Pair.B)
 		ack(true)
 	default:
 		r.askTarget(*res.Handshake)
@@ -436,10 +496,23 @@ func (r *Relay) timeoutShake(id uint64) {
 // source true; otherwise it answers false with refusal. It reports false
 // when the handshake had already ended.
 func (r *Relay) settleShake(id uint64, accept bool, refusal *protocol.Error) bool {
+	r.order.Lock()
 	out, err := r.store.EndPair(id, accept)
 	if err != nil {
+		r.order.Unlock()
 		return false
 	}
+	if out.Pair != nil {
+		r.paired(*out.Pair)
+	} else {
+		if refusal == nil {
+			refusal = protocol.Errorf(protocol.CodeRefused, "device %q refused to pair", out.Handshake.Dst)
+		}
+		r.stats.pairOutcome(refusal.Code)
+		r.publish(Event{Kind: PairRefused, ID: out.Handshake.Src, Peer: out.Handshake.Dst, Code: refusal.Code})
+	}
+	r.order.Unlock()
+
 	ps := r.takeShake(id)
 	if ps == nil {
 		// Store and relay disagree only if the store is shared and another
@@ -448,21 +521,17 @@ func (r *Relay) settleShake(id uint64, accept bool, refusal *protocol.Error) boo
 	}
 	ps.timer.Stop()
 	if out.Pair != nil {
-		r.paired(*out.Pair)
+		r.log.Info("paired", "a", out.Pair.A, "b", out.Pair.B)
 		ps.srcAck(true)
 		return true
 	}
-	if refusal == nil {
-		refusal = protocol.Errorf(protocol.CodeRefused, "device %q refused to pair", out.Handshake.Dst)
-	}
-	r.answerRefused(out.Handshake, ps.srcAck, refusal)
+	r.answerSource(out.Handshake, ps.srcAck, refusal)
 	return true
 }
 
-// answerRefused tells a pairing source its request failed.
-func (r *Relay) answerRefused(hs Handshake, srcAck Ack, refusal *protocol.Error) {
-	r.stats.pairOutcome(refusal.Code)
-	r.publish(Event{Kind: PairRefused, ID: hs.Src, Peer: hs.Dst, Code: refusal.Code})
+// answerSource tells a pairing source its request failed; the refusal
+// was counted and published when the handshake ended.
+func (r *Relay) answerSource(hs Handshake, srcAck Ack, refusal *protocol.Error) {
 	if src := r.session(hs.Src); src != nil {
 		r.refuse(src, refusal, srcAck, ackFalse)
 	}
@@ -476,7 +545,8 @@ func (r *Relay) takeShake(id uint64) *pendingShake {
 	return ps
 }
 
-// paired records a new pair's bookkeeping, logs it and publishes it.
+// paired resets a new pair's counters and publishes it. r.order must be
+// held.
 func (r *Relay) paired(p Pair) {
 	for _, id := range [...]string{p.A, p.B} {
 		if s := r.session(id); s != nil {
@@ -484,12 +554,11 @@ func (r *Relay) paired(p Pair) {
 		}
 	}
 	r.stats.pairOutcome("")
-	r.log.Info("paired", "a", p.A, "b", p.B)
 	r.publish(Event{Kind: PairCreated, ID: p.A, Peer: p.B})
 }
 
 func (r *Relay) handleUnregister(s *Session, ack Ack) {
-	p, ok := r.store.Unpair(s.id)
+	p, ok := r.unpair(s.id, ReasonUnregister)
 	if !ok {
 		r.refuse(s, protocol.Errorf(protocol.CodeNotPaired, "you are not paired"), ack, ackFalse)
 		return
@@ -498,6 +567,17 @@ func (r *Relay) handleUnregister(s *Session, ack Ack) {
 	if ack != nil {
 		ack(true)
 	}
+}
+
+// unpair ends id's pair and publishes it.
+func (r *Relay) unpair(id, reason string) (Pair, bool) {
+	r.order.Lock()
+	defer r.order.Unlock()
+	p, ok := r.store.Unpair(id)
+	if ok {
+		r.publish(Event{Kind: PairEnded, ID: p.A, Peer: p.B, Reason: reason})
+	}
+	return p, ok
 }
 
 // unpaired tells the sides of an ended pair, except skip (the side that
@@ -518,7 +598,6 @@ func (r *Relay) unpaired(p Pair, skip, reason string) {
 		}
 	}
 	r.log.Info("pair ended", "a", p.A, "b", p.B, "reason", reason)
-	r.publish(Event{Kind: PairEnded, ID: p.A, Peer: p.B, Reason: reason})
 }
 
 func (r *Relay) handleEmit(s *Session, args []any, ack Ack, withAck bool) {
@@ -752,19 +831,16 @@ func (r *Relay) Kick(id string) error {
 	if s == nil {
 		return protocol.Errorf(protocol.CodeOffline, "device %q is not connected", id)
 	}
-	td, ok := r.store.Remove(s.id, s.connID)
-	if !ok {
-		td = nil
-	}
+	td := r.remove(s, "kicked", ReasonKicked)
 	s.conn.Emit(protocol.EventServerError, protocol.Errorf(protocol.CodeKicked, "disconnected by an operator").Error())
-	r.endSession(s, td, "kicked", ReasonKicked)
+	r.endSession(s, td, "kicked")
 	s.conn.Disconnect()
 	return nil
 }
 
 // Unpair breaks the pair device id is in; both sides are told.
 func (r *Relay) Unpair(id string) (Pair, error) {
-	p, ok := r.store.Unpair(id)
+	p, ok := r.unpair(id, ReasonBroken)
 	if !ok {
 		return Pair{}, protocol.Errorf(protocol.CodeNotPaired, "device %q is not paired", id)
 	}
@@ -778,7 +854,7 @@ func (r *Relay) Unpair(id string) (Pair, error) {
 func (r *Relay) Shutdown(ctx context.Context) error {
 	r.closing.Store(true)
 	for _, p := range r.store.Pairs() {
-		if _, ok := r.store.Unpair(p.A); !ok {
+		if _, ok := r.unpair(p.A, ReasonShutdown); !ok {
 			continue
 		}
 		for _, id := range [...]string{p.A, p.B} {
@@ -786,7 +862,6 @@ func (r *Relay) Shutdown(ctx context.Context) error {
 				s.conn.Emit(protocol.EventDisconnect)
 			}
 		}
-		r.publish(Event{Kind: PairEnded, ID: p.A, Peer: p.B, Reason: ReasonShutdown})
 	}
 	r.mu.RLock()
 	all := make([]*Session, 0, len(r.sessions))

@@ -112,6 +112,7 @@ func (r *Relay) admitSocket(s *socket.Socket, next func(*socket.ExtendedError)) 
 		r.Leave(sess, reason)
 	}
 	_ = s.On("disconnect", leave)
+	_ = s.Conn().On("upgrade", func(...any) { r.transportChanged(sess) })
 	// If the transport closes before socket.io completes the connection,
 	// no "disconnect" comes: the engine's close still ends the session.
 	_ = s.Conn().Once("close", leave)
