@@ -3,11 +3,11 @@
 // tests of p2ppeer. It prints one JSON object per line on stdout.
 //
 //   node gen1-device.mjs --url URL --id ID [--transport websocket|polling] listen
-//        [--events a,b] [--reply JSON] [--mute]
+//        [--events a,b] [--reply JSON] [--delay MS] [--mute]
 //     Wait for pairing requests (accept when free, as the original did; with
 //     --mute, never answer them) and print every event named in --events;
-//     answer acknowledgements with --reply, or echo the arguments. Runs
-//     until SIGTERM or SIGINT.
+//     answer acknowledgements with --reply, or echo the arguments, after
+//     --delay milliseconds. Runs until SIGTERM or SIGINT.
 //
 //   node gen1-device.mjs --url URL --id ID send TARGET EVENT [ARG...] [--ack]
 //     Pair with TARGET, send EVENT (each ARG is JSON when it parses, else a
@@ -29,6 +29,7 @@ const { values: opts, positionals } = parseArgs({
     transport: { type: 'string', default: 'websocket' },
     events: { type: 'string', default: '' },
     reply: { type: 'string' },
+    delay: { type: 'string', default: '0' },
     mute: { type: 'boolean', default: false },
     ack: { type: 'boolean', default: false },
   },
@@ -64,8 +65,9 @@ try {
   fail(`connect: ${err.message}`);
 }
 print('connected', { id: opts.id });
+let stopping = false;
 dev.socket.on('disconnect', (reason) => {
-  if (mode === 'listen') fail(`disconnected: ${reason}`);
+  if (mode === 'listen' && !stopping) fail(`disconnected: ${reason}`);
 });
 dev.socket.on('P2P_DISCONNECT', () => print('unpaired'));
 
@@ -82,12 +84,13 @@ if (mode === 'listen') {
       const ack = args.length > 0 && typeof args[args.length - 1] === 'function' ? args.pop() : null;
       print('event', { event: name, args, ack: ack !== null });
       if (ack) {
-        if (opts.reply !== undefined) ack(arg(opts.reply));
-        else ack(...args);
+        const answer = () => (opts.reply !== undefined ? ack(arg(opts.reply)) : ack(...args));
+        setTimeout(answer, Number(opts.delay) || 0);
       }
     });
   }
   const stop = () => {
+    stopping = true;
     dev.close();
     process.exit(0);
   };
@@ -120,6 +123,7 @@ if (mode === 'listen') {
   } catch (err) {
     fail(`${event}: ${err.message}`);
   }
+  // Let node exit by itself once the socket has closed: exiting at once
+  // could cut off the goodbye a polling connection still has to send.
   dev.close();
-  process.exit(0);
 }

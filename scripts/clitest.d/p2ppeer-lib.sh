@@ -1,0 +1,151 @@
+#!/usr/bin/env bash
+# Helpers for the p2ppeer command-line tests (p2ppeer-*.sh), which source
+# this file. Run by itself, it checks the helpers: a relay starts on a free
+# port, p2ppeer reaches it, and everything started is stopped.
+set -euo pipefail
+
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
+: "${BIN:=$ROOT/bin}"
+WORK=$(mktemp -d)
+PIDS=()
+FDS=()
+
+cleanup() {
+	local fd pid
+	for fd in "${FDS[@]}"; do eval "exec $fd>&-" 2>/dev/null || true; done
+	# Devices first, relays last, so the relays have no one left to drain.
+	local i
+	for ((i = ${#PIDS[@]} - 1; i >= 0; i--)); do
+		kill "${PIDS[i]}" 2>/dev/null || true
+		wait "${PIDS[i]}" 2>/dev/null || true
+	done
+	rm -rf "$WORK"
+}
+trap cleanup EXIT
+
+# fail MESSAGE: report, show the logs, exit 1.
+fail() {
+	echo "FAIL: $*" >&2
+	local f
+	for f in "$WORK"/*.out "$WORK"/*.err "$WORK"/*.log; do
+		[ -s "$f" ] || continue
+		echo "--- ${f##*/}" >&2
+		tail -n 30 "$f" >&2
+	done
+	exit 1
+}
+
+# wait_for DESCRIPTION SECONDS COMMAND...: retry COMMAND until it succeeds.
+wait_for() {
+	local what=$1 secs=$2
+	shift 2
+	local deadline=$((SECONDS + secs))
+	until "$@"; do
+		[ "$SECONDS" -lt "$deadline" ] || fail "timed out waiting for $what"
+		sleep 0.05
+	done
+}
+
+# start_relay [P2PD FLAGS...]: run p2pd on a free loopback port (or on
+# RELAY_ADDR when set); sets URL, PORT and RELAY_PID.
+start_relay() {
+	local log="$WORK/p2pd-$((${#PIDS[@]})).log"
+	: >"$log"
+	"$BIN/p2pd" --listen "${RELAY_ADDR:-127.0.0.1:0}" "$@" 2>"$log" &
+	RELAY_PID=$!
+	PIDS+=("$RELAY_PID")
+	wait_for "p2pd to serve" 10 grep -q 'msg="p2pd serving"' "$log"
+	PORT=$(sed -n 's/.*msg="p2pd serving" addr=127\.0\.0\.1:\([0-9]*\).*/\1/p' "$log" | head -n 1)
+	[ -n "$PORT" ] || fail "no port in the p2pd log"
+	URL="http://127.0.0.1:$PORT"
+}
+
+# stop PID: end a background process with SIGTERM; STATUS is its exit code.
+stop() {
+	kill -TERM "$1" 2>/dev/null || true
+	STATUS=0
+	wait "$1" || STATUS=$?
+}
+
+# peer NAME ARGS...: run p2ppeer against the relay in the background,
+# stdout to $WORK/NAME.out and stderr to $WORK/NAME.err; sets LAST_PID.
+peer() {
+	local name=$1
+	shift
+	: >"$WORK/$name.out"
+	"$BIN/p2ppeer" --url "$URL" "$@" >"$WORK/$name.out" 2>"$WORK/$name.err" &
+	LAST_PID=$!
+	PIDS+=("$LAST_PID")
+}
+
+# gen1 NAME ARGS...: run the generation-1 JavaScript device in the
+# background, output to $WORK/NAME.out; sets LAST_PID.
+gen1() {
+	local name=$1
+	shift
+	[ -d "$ROOT/compat/node_modules/sio2" ] || npm ci --prefix "$ROOT/compat" --no-audit --no-fund --loglevel=error >/dev/null
+	: >"$WORK/$name.out"
+	node "$ROOT/compat/interop/gen1-device.mjs" --url "$URL" "$@" >"$WORK/$name.out" 2>"$WORK/$name.err" &
+	LAST_PID=$!
+	PIDS+=("$LAST_PID")
+}
+
+# has FILE PATTERN: FILE has a line matching the fixed string PATTERN.
+has() { grep -qF -- "$2" "$1"; }
+
+# connected NAME: wait until device NAME (p2ppeer --json, or gen1) says it
+# is connected.
+connected() {
+	wait_for "$1 to connect" 10 has "$WORK/$1.out" '"type":"connected"'
+}
+
+# run_p2ppeer WANT_STATUS ARGS...: run p2ppeer in the foreground; OUT and
+# ERR hold what it printed; fail unless it exits with WANT_STATUS.
+run_p2ppeer() {
+	local want=$1
+	shift
+	local status=0
+	"$BIN/p2ppeer" --url "$URL" "$@" >"$WORK/run.stdout" 2>"$WORK/run.stderr" </dev/null || status=$?
+	OUT=$(cat "$WORK/run.stdout")
+	ERR=$(cat "$WORK/run.stderr")
+	[ "$status" -eq "$want" ] || fail "p2ppeer $* exited $status, want $want; stdout: $OUT; stderr: $ERR"
+}
+
+# json FILE EXPR: parse FILE, one JSON object per line, each with a type,
+# into objs and print the JSON of the JavaScript expression EXPR.
+json() {
+	node -e '
+		const fs = require("fs");
+		const [file, expr] = process.argv.slice(1);
+		const objs = fs.readFileSync(file, "utf8").split("\n").filter(Boolean).map((line, i) => {
+			let o;
+			try { o = JSON.parse(line); } catch (e) { throw new Error(`line ${i + 1} is not JSON: ${line}`); }
+			if (typeof o.type !== "string") throw new Error(`line ${i + 1} has no type: ${line}`);
+			return o;
+		});
+		const of = (t) => objs.filter((o) => o.type === t);
+		console.log(JSON.stringify(eval(expr)));
+	' "$1" "$2"
+}
+
+# expect_json FILE EXPR WANT: the JSON of EXPR over FILE is WANT.
+expect_json() {
+	local got
+	got=$(json "$1" "$2") || fail "cannot read $1 as JSON lines"
+	[ "$got" = "$3" ] || fail "${1##*/}: $2 = $got, want $3"
+}
+
+# plain FILE: FILE has no terminal escape sequences.
+plain() {
+	if grep -q $'\e\[' "$1"; then fail "${1##*/} has colour codes"; fi
+}
+
+if [ "${BASH_SOURCE[0]}" = "$0" ]; then
+	start_relay
+	run_p2ppeer 0 devices
+	[ "$OUT" = "no devices" ] || fail "devices on an empty relay printed: $OUT"
+	run_p2ppeer 0 --version
+	stop "$RELAY_PID"
+	[ "$STATUS" -eq 0 ] || fail "p2pd exited $STATUS after SIGTERM"
+	echo "p2ppeer test helpers work"
+fi
