@@ -128,6 +128,9 @@ json() {
 	' "$1" "$2"
 }
 
+# json_is FILE EXPR WANT: succeed when the JSON of EXPR over FILE is WANT.
+json_is() { [ "$(json "$1" "$2" 2>/dev/null)" = "$3" ]; }
+
 # expect_json FILE EXPR WANT: the JSON of EXPR over FILE is WANT.
 expect_json() {
 	local got

@@ -1,0 +1,58 @@
+#!/usr/bin/env bash
+# The interactive prompt of p2ppeer connect, in a real terminal (tmux): an
+# event that arrives while a line is being typed prints above it, and the
+# line is still there to finish.
+source "$(dirname "$0")/p2ppeer-lib.sh"
+command -v tmux >/dev/null || fail "tmux is required (make deps installs it)"
+TMUX_SOCKET="p2ppeer-clitest-$$"
+trap 'tmux -L "$TMUX_SOCKET" kill-server 2>/dev/null || true; cleanup' EXIT
+
+start_relay
+
+# screen: what the terminal shows, without colours.
+screen() { tmux -L "$TMUX_SOCKET" capture-pane -p -t prompt; }
+# shows TEXT: the terminal shows TEXT somewhere.
+shows() { screen | grep -qF -- "$1"; }
+# last_line: the terminal's last line with something on it.
+last_line() { screen | sed '/^[[:space:]]*$/d' | tail -n 1; }
+keys() { tmux -L "$TMUX_SOCKET" send-keys -t prompt "$@"; }
+
+tmux -L "$TMUX_SOCKET" new-session -d -s prompt -x 120 -y 30 \
+	"'$BIN/p2ppeer' --url '$URL' --id A connect; echo \"exit status \$?\"; sleep 30"
+wait_for "the prompt" 10 shows 'A>'
+
+# B pairs with A from a script.
+mkfifo "$WORK/b.in"
+: >"$WORK/B.out"
+"$BIN/p2ppeer" --url "$URL" --id B --json connect --target A <"$WORK/b.in" >"$WORK/B.out" 2>"$WORK/B.err" &
+B_PID=$!
+PIDS+=("$B_PID")
+exec 7>"$WORK/b.in"
+FDS+=(7)
+wait_for "B to pair" 10 has "$WORK/B.out" '"type":"paired","peer":"A"'
+wait_for "the prompt to name the peer" 10 shows 'A<>B>'
+
+# Half a line typed, then an event arrives.
+keys -l 'emit hel'
+wait_for "the typed text" 5 shows 'A<>B> emit hel'
+echo 'emit ping {"n": 1}' >&7
+wait_for "the event on screen" 10 shows 'event     ping {"n":1} from B'
+[ "$(last_line)" = 'A<>B> emit hel' ] || fail "the line being typed was broken: $(screen)"
+
+# Finish the line; it is sent as typed.
+keys -l 'lo 2'
+keys Enter
+wait_for "B to get hello" 10 has "$WORK/B.out" '"event":"hello","args":[2]'
+keys -l 'ack question "a b"'
+keys Enter
+wait_for "the answer on screen" 10 shows 'answer    question -> "a b"'
+keys -l 'help'
+keys Enter
+wait_for "the help" 10 shows 'ack EVENT [ARG...]'
+keys -l 'quit'
+keys Enter
+wait_for "connect to exit" 10 shows 'exit status 0'
+wait_for "B to see A unpair" 10 has "$WORK/B.out" '"type":"unpaired","peer":"A","reason":"ended"'
+echo quit >&7
+wait "$B_PID" || fail "B exited $?"
+echo "prompt ok"
