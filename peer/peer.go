@@ -191,7 +191,7 @@ func (p *Peer) adopt(s *client.Socket) {
 		},
 		disconnect: func(args ...any) {
 			if current() {
-				p.onDisconnect(args...)
+				p.onDisconnect(s, args...)
 			}
 		},
 	}

@@ -6,15 +6,15 @@ import (
 	"time"
 
 	client "github.com/zishang520/socket.io/clients/socket/v3"
-
 	sio "github.com/zishang520/socket.io/servers/socket/v3"
 
 	"github.com/p2prelay/p2prelay/protocol"
 )
 
-// The socket's listeners. They run on the socket's goroutine, in the order
-// the packets arrived: they update the state at once and queue the
-// callbacks for the dispatcher.
+// The socket's listeners (installed by adopt, which drops what a socket no
+// longer current or a closed peer hears). They run on the socket's
+// goroutine, in the order the packets arrived: they update the state at
+// once and queue the callbacks for the dispatcher.
 
 // onAny receives every event the relay sends.
 func (p *Peer) onAny(args ...any) {
@@ -28,12 +28,6 @@ func (p *Peer) onAny(args ...any) {
 		if fn, ok := rest[n-1].(sio.Ack); ok {
 			ack, rest = fn, rest[:n-1]
 		}
-	}
-	p.mu.Lock()
-	closed := p.closed
-	p.mu.Unlock()
-	if closed {
-		return
 	}
 	switch name {
 	case protocol.EventRegister:
@@ -114,9 +108,23 @@ func (p *Peer) onServerError(args []any) {
 		protocol.CodeIDInUse, protocol.CodeUnauthorized, protocol.CodeBadID, protocol.CodeServerFull:
 		p.connErr = e
 	}
-	if p.pairing != "" {
+	if p.pairing != "" && pairingRefusal(e.Code) {
+		// The refusal of the Pair under way, most likely: the relay sends
+		// it just before the ack's false. (A refusal with the same code of
+		// another request at the same moment could be taken for it.)
 		p.pairErr = e
 	}
+}
+
+// pairingRefusal reports whether the relay refuses a P2P_REGISTER with
+// this code.
+func pairingRefusal(code protocol.Code) bool {
+	switch code {
+	case protocol.CodeOffline, protocol.CodeSelf, protocol.CodeBusy, protocol.CodeRefused,
+		protocol.CodeTimeout, protocol.CodeBadID, protocol.CodeBadRequest, protocol.CodeRateLimited:
+		return true
+	}
+	return false
 }
 
 // onEvent hands a relayed event to its handler.
@@ -165,10 +173,15 @@ func (p *Peer) onConnect(s *client.Socket) {
 	}
 }
 
-// onDisconnect runs when the current connection closed.
-func (p *Peer) onDisconnect(args ...any) {
+// onDisconnect runs when connection s, the current one, closed. One that
+// was never up is a failed attempt, which Dial or reconnect handles.
+func (p *Peer) onDisconnect(s *client.Socket, args ...any) {
 	reason, _ := firstString(args)
 	p.mu.Lock()
+	if p.upSock != s {
+		p.mu.Unlock()
+		return
+	}
 	p.connected = false
 	p.upSock = nil // a socket given to New connects again itself
 	connErr := p.connErr
