@@ -213,3 +213,11 @@ func Node(node, script string, s Settings, untuned bool) Relay {
 	}
 	return r
 }
+
+// Pinned returns the relay started on the CPUs cpus names (taskset's
+// list syntax, such as "1"), through taskset, which execs it: the process
+// id stays the relay's.
+func (r Relay) Pinned(cpus string) Relay {
+	r.Argv = append([]string{"taskset", "-c", cpus}, r.Argv...)
+	return r
+}

@@ -78,40 +78,82 @@ func kB(line []byte) int64 {
 	return n << 10
 }
 
-// SystemSample is the machine's CPU time so far, from /proc/stat, summed
-// over all cores.
-type SystemSample struct {
-	// Busy is every non-idle time: user, nice, system, interrupts, steal.
-	Busy time.Duration
-	// SoftIRQ is the part of Busy spent in interrupts, such as the
-	// loopback network's: the kernel also charges it to the process it
-	// interrupted, so processes' CPU times add up to Busy.
-	SoftIRQ time.Duration
+// Others is the CPU time used so far by every process but this one and
+// the relay, read from /proc/*/stat: what else competes for the cores.
+// A process that ends is counted through its parent's time for waited-for
+// children; a process started since the earlier sample counts whole.
+type Others struct {
+	exclude [2]int
+	cpu     map[int]time.Duration
 }
 
-// SampleSystem reads the machine's CPU time; zero when /proc/stat cannot
-// be read.
-func SampleSystem() SystemSample {
+// SampleOthers reads the CPU time of every process but this one and relay.
+func SampleOthers(relay int) Others {
+	o := Others{exclude: [2]int{os.Getpid(), relay}, cpu: make(map[int]time.Duration)}
+	dir, err := os.ReadDir("/proc")
+	if err != nil {
+		return o
+	}
+	for _, e := range dir {
+		pid, err := strconv.Atoi(e.Name())
+		if err != nil || pid == o.exclude[0] || pid == o.exclude[1] {
+			continue
+		}
+		stat, err := os.ReadFile("/proc/" + e.Name() + "/stat")
+		if err != nil {
+			continue
+		}
+		i := bytes.LastIndexByte(stat, ')')
+		if i < 0 {
+			continue
+		}
+		f := bytes.Fields(stat[i+1:])
+		if len(f) < 15 {
+			continue
+		}
+		var ticks int64
+		for _, field := range f[11:15] { // utime, stime, cutime, cstime
+			n, _ := strconv.ParseInt(string(field), 10, 64)
+			ticks += n
+		}
+		o.cpu[pid] = time.Duration(ticks) * time.Second / clockTicks
+	}
+	return o
+}
+
+// Since returns the CPU time the other processes used between an earlier
+// sample and o. A process that ended in between reappears, whole, in its
+// parent's time for children: its time before the earlier sample is
+// taken off again.
+func (o Others) Since(earlier Others) time.Duration {
+	var d time.Duration
+	for pid, t := range o.cpu {
+		d += t - earlier.cpu[pid]
+	}
+	for pid, t := range earlier.cpu {
+		if _, ok := o.cpu[pid]; !ok {
+			d -= t
+		}
+	}
+	return max(d, 0)
+}
+
+// SoftIRQ returns the machine's interrupt time so far (all cores), from
+// /proc/stat: mostly the loopback network's work, which the kernel charges
+// to whichever process it interrupts, or to none.
+func SoftIRQ() time.Duration {
 	data, err := os.ReadFile("/proc/stat")
 	if err != nil {
-		return SystemSample{}
+		return 0
 	}
 	line, _, _ := bytes.Cut(data, []byte{'\n'})
 	f := bytes.Fields(line)
-	if len(f) < 9 || string(f[0]) != "cpu" {
-		return SystemSample{}
+	if len(f) < 8 || string(f[0]) != "cpu" {
+		return 0
 	}
-	var v [8]int64 // user nice system idle iowait irq softirq steal
-	for i := range v {
-		v[i], _ = strconv.ParseInt(string(f[i+1]), 10, 64)
-	}
-	tick := func(n int64) time.Duration { return time.Duration(n) * time.Second / clockTicks }
-	return SystemSample{Busy: tick(v[0] + v[1] + v[2] + v[5] + v[6] + v[7]), SoftIRQ: tick(v[5] + v[6])}
-}
-
-// Sub returns the busy and interrupt time between an earlier sample and s.
-func (s SystemSample) Sub(earlier SystemSample) (busy, softirq time.Duration) {
-	return s.Busy - earlier.Busy, s.SoftIRQ - earlier.SoftIRQ
+	irq, _ := strconv.ParseInt(string(f[6]), 10, 64)
+	soft, _ := strconv.ParseInt(string(f[7]), 10, 64)
+	return time.Duration(irq+soft) * time.Second / clockTicks
 }
 
 // SelfCPU returns the CPU time this process (the load generator) has used.
@@ -171,16 +213,13 @@ func SettleRSS(ctx context.Context, pid int, st Settle) (ProcSample, bool, time.
 	}
 }
 
-// Background measures, over d, how busy the machine is with processes
-// other than this one (and the relays it runs, when they idle): percent of
-// one core.
+// Background measures, over d, how much CPU other processes use: percent
+// of one core.
 func Background(ctx context.Context, d time.Duration) float64 {
-	s0, g0, t0 := SampleSystem(), SelfCPU(), time.Now()
+	o0, t0 := SampleOthers(0), time.Now()
 	select {
 	case <-time.After(d):
 	case <-ctx.Done():
 	}
-	s1, g1 := SampleSystem(), SelfCPU()
-	busy, _ := s1.Sub(s0)
-	return 100 * max(busy-(g1-g0), 0).Seconds() / time.Since(t0).Seconds()
+	return 100 * SampleOthers(0).Since(o0).Seconds() / time.Since(t0).Seconds()
 }

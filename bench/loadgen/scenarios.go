@@ -34,7 +34,7 @@ const (
 	MetricServerCPU    = "server_cpu_pct"     // server CPU, percent of one core
 	MetricGenCPU       = "gen_cpu_pct"        // load generator CPU, percent of one core
 	MetricOtherCPU     = "other_cpu_pct"      // CPU of every other process, percent of one core
-	MetricSoftIRQ      = "softirq_cpu_pct"    // the kernel's network softirq time, percent of one core
+	MetricSoftIRQ      = "softirq_cpu_pct"    // the kernel's interrupt time (loopback network), percent of one core
 	MetricP50          = "p50_us"             // round trip percentiles, microseconds
 	MetricP99          = "p99_us"             //
 	MetricP999         = "p999_us"            //
@@ -86,8 +86,8 @@ func DefaultConfig() Config {
 	return Config{
 		LatencyPairs:    4,
 		Pairs:           32,
-		AckWindow:       16,
-		EmitWindow:      64,
+		AckWindow:       64,
+		EmitWindow:      256,
 		Payload:         64,
 		Warmup:          time.Second,
 		Duration:        5 * time.Second,
@@ -443,7 +443,7 @@ func (r *run) load(ctx context.Context, spec loadSpec) (Result, error) {
 		wg.Wait()
 		return Result{}, err
 	}
-	n0, g0, sys0 := sumDone(pairs), SelfCPU(), SampleSystem()
+	n0, g0, o0, irq0 := sumDone(pairs), SelfCPU(), SampleOthers(r.t.PID), SoftIRQ()
 	measuring.Store(true)
 	if r.cfg.OnMeasure != nil {
 		r.cfg.OnMeasure(r.cfg.Duration)
@@ -451,7 +451,7 @@ func (r *run) load(ctx context.Context, spec loadSpec) (Result, error) {
 	serr := sleep(ctx, r.cfg.Duration)
 	measuring.Store(false)
 	s1, err := r.sample()
-	n1, g1, sys1 := sumDone(pairs), SelfCPU(), SampleSystem()
+	n1, g1, o1, irq1 := sumDone(pairs), SelfCPU(), SampleOthers(r.t.PID), SoftIRQ()
 	close(stop)
 	wg.Wait()
 	if serr != nil {
@@ -480,9 +480,8 @@ func (r *run) load(ctx context.Context, spec loadSpec) (Result, error) {
 	m[MetricRate] = float64(msgs) / window.Seconds()
 	m[MetricServerCPU] = 100 * cpu.Seconds() / window.Seconds()
 	m[MetricGenCPU] = 100 * (g1 - g0).Seconds() / window.Seconds()
-	other, softirq := sys1.Sub(sys0)
-	m[MetricOtherCPU] = 100 * max(other-cpu-(g1-g0), 0).Seconds() / window.Seconds()
-	m[MetricSoftIRQ] = 100 * softirq.Seconds() / window.Seconds()
+	m[MetricOtherCPU] = 100 * o1.Since(o0).Seconds() / window.Seconds()
+	m[MetricSoftIRQ] = 100 * (irq1 - irq0).Seconds() / window.Seconds()
 	m[MetricRSS] = mib(s1.RSS)
 	m[MetricPeakRSS] = mib(s1.HWM)
 	if msgs > 0 {

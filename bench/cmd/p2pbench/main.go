@@ -35,8 +35,8 @@ type CLI struct {
 type ScenarioFlags struct {
 	LatencyPairs    int           `help:"Pairs making sequential ack round trips (latency)." default:"4"`
 	Pairs           int           `help:"Pairs driving the throughput scenarios (ack, emit)." default:"32"`
-	AckWindow       int           `help:"Acks each pair keeps outstanding (ack)." default:"16"`
-	EmitWindow      int           `help:"Messages each pair keeps in flight, sent but not yet delivered (emit)." default:"64"`
+	AckWindow       int           `help:"Acks each pair keeps outstanding (ack)." default:"64"`
+	EmitWindow      int           `help:"Messages each pair keeps in flight, sent but not yet delivered (emit)." default:"256"`
 	Payload         int           `help:"Characters of the string each message carries." default:"64"`
 	Warmup          time.Duration `help:"Load before each measured window." default:"1s"`
 	Duration        time.Duration `help:"Measured window of the load scenarios." default:"5s"`
@@ -87,6 +87,7 @@ type RunCmd struct {
 	Quick      bool     `help:"A quick look (about a minute): 1 round, 0.5s warm-up, 2s windows, 1,000 devices, no big run."`
 	Out        string   `help:"Directory for the relays' logs and results.json (default: a new temporary directory)." type:"path"`
 	Strict     bool     `help:"Exit with status 3 when a target is missed."`
+	Pin        bool     `help:"Pin the load generator to CPU 0 and each relay to CPU 1: a one-core comparison in which the generator never competes with the relay for a core."`
 }
 
 // Run runs the benchmark.
@@ -107,6 +108,12 @@ func (c *RunCmd) Run(ctx context.Context, log *slog.Logger) error {
 		return err
 	}
 	node := harness.Node(c.Node, c.NodeRelay, c.settings(), c.NodeUntuned)
+	if c.Pin {
+		if err := harness.PinSelf(0); err != nil {
+			return err
+		}
+		p2pd, node = p2pd.Pinned("1"), node.Pinned("1")
+	}
 	res, err := harness.Bench(ctx, harness.Options{
 		Relays:     [2]harness.Relay{p2pd, node},
 		Rounds:     rounds,

@@ -1,0 +1,83 @@
+package harness
+
+import (
+	"bytes"
+	"math"
+	"strings"
+	"testing"
+
+	"github.com/p2prelay/p2prelay/bench/loadgen"
+)
+
+func TestMedian(t *testing.T) {
+	for _, tc := range []struct {
+		in   []float64
+		want float64
+	}{
+		{[]float64{3}, 3},
+		{[]float64{5, 1, 3}, 3},
+		{[]float64{4, 1, 3, 2}, 2.5},
+	} {
+		if got := Median(tc.in); got != tc.want {
+			t.Errorf("Median(%v) = %v, want %v", tc.in, got, tc.want)
+		}
+	}
+	if !math.IsNaN(Median(nil)) {
+		t.Error("Median of nothing is not NaN")
+	}
+}
+
+func TestNumber(t *testing.T) {
+	for v, want := range map[float64]string{1234567: "1,234,567", 123.4: "123", 12.34: "12.3", 1.234: "1.23", -4321: "-4,321", math.NaN(): "-"} {
+		if got := Number(v); got != want {
+			t.Errorf("Number(%v) = %q, want %q", v, got, want)
+		}
+	}
+}
+
+// TestJudge checks medians, ratios and verdicts in both directions, and
+// that an axis no record measured is left out.
+func TestJudge(t *testing.T) {
+	rec := func(round int, relay, sc string, m map[string]float64) Record {
+		return Record{Round: round, Relay: relay, Result: loadgen.Result{Scenario: sc, Metrics: m}}
+	}
+	res := &Results{Relays: [2]string{"p2pd", "node"}, Rounds: 3}
+	for i, v := range []struct{ p2pdRate, nodeRate, p2pdCPU, nodeCPU float64 }{
+		{130, 100, 8, 10}, {120, 100, 9, 10}, {140, 110, 7, 10},
+	} {
+		res.Records = append(res.Records,
+			rec(i+1, "p2pd", loadgen.ScenarioAck, map[string]float64{loadgen.MetricRate: v.p2pdRate, loadgen.MetricCPUPerMsg: v.p2pdCPU}),
+			rec(i+1, "node", loadgen.ScenarioAck, map[string]float64{loadgen.MetricRate: v.nodeRate, loadgen.MetricCPUPerMsg: v.nodeCPU}))
+	}
+	vs := Judge(res)
+	byLabel := map[string]Verdict{}
+	for _, v := range vs {
+		byLabel[v.Label] = v
+	}
+	tput, ok := byLabel["ack throughput"]
+	if !ok || tput.Median != [2]float64{130, 100} || tput.Ratio != 1.3 || !tput.Pass {
+		t.Errorf("ack throughput verdict %+v", tput)
+	}
+	cpu := byLabel["server CPU per relayed message, acks"]
+	if cpu.Median != [2]float64{8, 10} || math.Abs(cpu.Ratio-0.8) > 1e-9 || !cpu.Pass {
+		t.Errorf("CPU verdict %+v", cpu)
+	}
+	if _, ok := byLabel["ack round trip p99"]; ok {
+		t.Error("a verdict for an axis nothing measured")
+	}
+	res.Records[0].Metrics[loadgen.MetricRate] = 50 // p2pd median drops to 120: 1.2x
+	for _, v := range Judge(res) {
+		if v.Label == "ack throughput" && v.Pass {
+			t.Errorf("1.2x passed a 1.25x target: %+v", v)
+		}
+	}
+
+	res.Verdicts = Judge(res)
+	var out bytes.Buffer
+	PrintReport(&out, res)
+	for _, want := range []string{"ack throughput (acks/s)", "FAIL", "PASS", ">= 1.25x", "<= 0.80x"} {
+		if !strings.Contains(out.String(), want) {
+			t.Errorf("report lacks %q:\n%s", want, out.String())
+		}
+	}
+}
