@@ -434,6 +434,12 @@ func (p *Peer) Pair(ctx context.Context, target string) error {
 			refusal := p.pairErr
 			p.pairErr = nil
 			p.mu.Unlock()
+			if len(vals) > 1 {
+				// The relay says why right after false.
+				if e := protocol.ParseAckError(vals[1:2]); e != nil {
+					refusal = e
+				}
+			}
 			if refusal == nil {
 				refusal = protocol.Errorf(protocol.CodeRefused, "device %q did not pair", target)
 			}

@@ -341,7 +341,7 @@ func (r *Relay) Handle(s *Session, event string, args []any, ack Ack) {
 type ackShape int
 
 const (
-	ackFalse ackShape = iota // P2P_REGISTER, P2P_UNREGISTER: false
+	ackFalse ackShape = iota // P2P_REGISTER, P2P_UNREGISTER: false, {"error": {...}}
 	ackError                 // relay requests: {"error": {...}}
 )
 
@@ -355,7 +355,9 @@ func (r *Relay) refuse(s *Session, err *protocol.Error, ack Ack, shape ackShape)
 	}
 	switch shape {
 	case ackFalse:
-		ack(false)
+		// The original clients read only the first value; the error object
+		// after it tells newer ones why without relying on SERVER_ERROR.
+		ack(false, err.AckPayload())
 	default:
 		ack(err.AckPayload())
 	}

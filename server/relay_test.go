@@ -183,8 +183,12 @@ func TestPairingRefusedAtOnce(t *testing.T) {
 		{c, nil, protocol.CodeBadRequest},
 	}
 	for _, tc := range cases {
-		if v := tc.dev.Request(protocol.EventRegister, tc.target); len(v) != 1 || v[0] != false {
-			t.Fatalf("register %v answered %v, want [false]", tc.target, v)
+		v := tc.dev.Request(protocol.EventRegister, tc.target)
+		if len(v) != 2 || v[0] != false {
+			t.Fatalf("register %v answered %v, want [false, error]", tc.target, v)
+		}
+		if e := protocol.ParseAckError(v[1:]); e == nil || e.Code != tc.code {
+			t.Fatalf("register %v: ack error %v, want %s", tc.target, v[1], tc.code)
 		}
 		if e := tc.dev.ServerError(); e.Code != tc.code {
 			t.Fatalf("register %v: %v, want %s", tc.target, e, tc.code)
