@@ -46,8 +46,9 @@ func (g *Globals) client() (*admin.Client, error) {
 	return admin.NewClient(admin.ClientConfig{URL: g.URL, Token: g.Token})
 }
 
-// Exit codes besides 0 (success), 1 (any other failure) and kong's 80 (usage).
+// Exit codes besides 0 (success) and 1 (any other failure).
 const (
+	exitUsage        = 2 // the command line is wrong
 	exitUnauthorized = 3 // the relay refused the token
 	exitUnreachable  = 4 // the relay could not be reached
 )
@@ -80,7 +81,6 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) (code int
 	parser, err := kong.New(&cli,
 		kong.Name("p2pctl"),
 		kong.Description("The p2prelay control center: a live dashboard of devices and pairs, and commands for scripts."),
-		kong.UsageOnError(),
 		kong.Vars{"version": version.String()},
 		kong.Writers(stdout, stderr),
 		kong.Exit(func(code int) { panic(exitRequest(code)) }),
@@ -102,7 +102,10 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) (code int
 		}
 	}()
 	kctx, err := parser.Parse(args)
-	parser.FatalIfErrorf(err)
+	if err != nil {
+		fmt.Fprintln(stderr, "p2pctl: "+err.Error()+" (see p2pctl --help)")
+		return exitUsage
+	}
 	if err := kctx.Run(); err != nil {
 		fmt.Fprintln(stderr, "p2pctl: "+strings.ReplaceAll(err.Error(), "\n", " "))
 		return exitCode(err)

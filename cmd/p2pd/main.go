@@ -152,13 +152,21 @@ func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	var cli CLI
-	kctx := kong.Parse(&cli,
+	parser, err := kong.New(&cli,
 		kong.Name("p2pd"),
 		kong.Description("The P2P relay: devices connect with an id, pair 1:1 and send events to their peer."),
-		kong.UsageOnError(),
 		kong.Vars{"version": version.String()},
 		kong.BindTo(ctx, (*context.Context)(nil)),
 	)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "p2pd:", err)
+		os.Exit(1)
+	}
+	kctx, err := parser.Parse(os.Args[1:])
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "p2pd: %v (see p2pd --help)\n", err)
+		os.Exit(2)
+	}
 	if err := kctx.Run(); err != nil {
 		fmt.Fprintln(os.Stderr, "p2pd:", err)
 		os.Exit(1)
