@@ -22,5 +22,7 @@ if [ "${1:-}" = "profile" ]; then
 	shift
 	"$bin/p2pbench" profile --p2pd "$bin/p2pd-pprof" "$@"
 else
-	"$bin/p2pbench" run --p2pd "$bin/p2pd" "$@"
+	label="commit $(git rev-parse --short HEAD 2>/dev/null || echo unknown)"
+	git diff --quiet HEAD -- . ':!bench' 2>/dev/null || label="$label with uncommitted changes"
+	"$bin/p2pbench" run --p2pd "$bin/p2pd" --label "$label" "$@"
 fi

@@ -33,6 +33,11 @@ type Options struct {
 	BigDevices int
 	// OutDir receives the relays' logs and results.json.
 	OutDir string
+	// QuietWait is how long each measurement may wait for other processes
+	// to leave the cores alone (below BusyThreshold) before it starts.
+	QuietWait time.Duration
+	// Machine describes where the run takes place.
+	Machine Machine
 	// Out receives the report.
 	Out io.Writer
 	// Logger receives progress.
@@ -41,26 +46,26 @@ type Options struct {
 
 // Record is one scenario's run on one relay.
 type Record struct {
-	Round   int     `json:"round"` // 0 for the big run
-	Relay   string  `json:"relay"`
-	Elapsed float64 `json:"elapsed_s"`
+	Round int `json:"round"` // 0 for the big run
+	// Background is what other processes used just before, percent of one core.
+	Background float64 `json:"background_cpu_pct"`
+	Relay      string  `json:"relay"`
+	Elapsed    float64 `json:"elapsed_s"`
 	loadgen.Result
 }
 
 // Results is everything a run measured.
 type Results struct {
-	Started time.Time      `json:"started"`
-	Elapsed float64        `json:"elapsed_s"`
-	Relays  [2]string      `json:"relays"`
-	Argv    [2][]string    `json:"argv"`
-	Rounds  int            `json:"rounds"`
-	Config  loadgen.Config `json:"config"`
-	Records []Record       `json:"records"`
-	// Background is how busy the machine was with other processes before
-	// each round (and the big run), percent of one core.
-	Background []float64 `json:"background_cpu_pct"`
-	Big        []Record  `json:"big,omitempty"`
-	Verdicts   []Verdict `json:"verdicts"`
+	Started  time.Time      `json:"started"`
+	Machine  Machine        `json:"machine"`
+	Elapsed  float64        `json:"elapsed_s"`
+	Relays   [2]string      `json:"relays"`
+	Argv     [2][]string    `json:"argv"`
+	Rounds   int            `json:"rounds"`
+	Config   loadgen.Config `json:"config"`
+	Records  []Record       `json:"records"`
+	Big      []Record       `json:"big,omitempty"`
+	Verdicts []Verdict      `json:"verdicts"`
 }
 
 // Bench runs the benchmark and prints its report.
@@ -81,7 +86,8 @@ func Bench(ctx context.Context, o Options) (*Results, error) {
 	if err := RaiseFileLimit(need); err != nil {
 		return nil, err
 	}
-	res := &Results{Started: time.Now(), Rounds: o.Rounds, Config: o.Config}
+	res := &Results{Started: time.Now(), Machine: o.Machine, Rounds: o.Rounds, Config: o.Config}
+	fmt.Fprintf(o.Out, "machine: %s\n", o.Machine)
 	for i, r := range o.Relays {
 		res.Relays[i] = r.Name
 		res.Argv[i] = r.Argv
@@ -103,7 +109,7 @@ func Bench(ctx context.Context, o Options) (*Results, error) {
 		if round%2 == 0 {
 			slices.Reverse(order)
 		}
-		fmt.Fprintf(o.Out, "\nround %d/%d (%s first)%s\n", round, o.Rounds, order[0].Name, b.background(ctx))
+		fmt.Fprintf(o.Out, "\nround %d/%d (%s first)\n", round, o.Rounds, order[0].Name)
 		for _, sc := range o.Scenarios {
 			for _, r := range order {
 				rec, err := b.once(ctx, round, r, sc, o.Config)
@@ -118,7 +124,7 @@ func Bench(ctx context.Context, o Options) (*Results, error) {
 	if o.BigDevices > 0 {
 		cfg := o.Config
 		cfg.Devices = o.BigDevices
-		fmt.Fprintf(o.Out, "\n%d idle paired devices%s\n", o.BigDevices, b.background(ctx))
+		fmt.Fprintf(o.Out, "\n%d idle paired devices\n", o.BigDevices)
 		for _, r := range o.Relays {
 			rec, err := b.once(ctx, 0, r, loadgen.ScenarioDevices, cfg)
 			if err != nil {
@@ -149,18 +155,19 @@ type bench struct {
 }
 
 // BusyThreshold is the CPU use of other processes, in percent of one core,
-// above which the figures are flagged as disturbed.
+// above which a measurement counts as disturbed.
 const BusyThreshold = 10
 
-// background measures how busy the machine is before a round and returns
-// a warning to print when it is too busy to measure.
-func (b *bench) background(ctx context.Context) string {
-	bg := loadgen.Background(ctx, time.Second)
-	b.res.Background = append(b.res.Background, bg)
-	if bg > BusyThreshold {
-		return fmt.Sprintf("  WARNING: other processes use %.0f%% of a core: figures will be disturbed", bg)
+// awaitQuiet waits, up to QuietWait, until other processes use at most
+// BusyThreshold of a core, and returns what they used last.
+func (b *bench) awaitQuiet(ctx context.Context) float64 {
+	deadline := time.Now().Add(b.o.QuietWait)
+	for {
+		bg := loadgen.Background(ctx, 500*time.Millisecond)
+		if bg <= BusyThreshold || !time.Now().Before(deadline) || ctx.Err() != nil {
+			return bg
+		}
 	}
-	return ""
 }
 
 // check starts a relay and runs the protocol check on it.
@@ -183,6 +190,7 @@ func (b *bench) once(ctx context.Context, round int, r Relay, sc string, cfg loa
 	if round == 0 {
 		name = fmt.Sprintf("big-%s-%s.log", sc, r.Name)
 	}
+	rec.Background = b.awaitQuiet(ctx)
 	start := time.Now()
 	p, err := r.Start(ctx, filepath.Join(b.o.OutDir, "logs", name))
 	if err != nil {

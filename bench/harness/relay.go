@@ -12,6 +12,7 @@ import (
 	"os"
 	"os/exec"
 	"regexp"
+	"runtime"
 	"strings"
 	"syscall"
 	"time"
@@ -220,4 +221,54 @@ func Node(node, script string, s Settings, untuned bool) Relay {
 func (r Relay) Pinned(cpus string) Relay {
 	r.Argv = append([]string{"taskset", "-c", cpus}, r.Argv...)
 	return r
+}
+
+// Machine describes where a run took place, for its report.
+type Machine struct {
+	CPUs   int    `json:"cpus"`
+	Model  string `json:"cpu_model"`
+	Kernel string `json:"kernel"`
+	Go     string `json:"go"`
+	Node   string `json:"node"`
+	P2PD   string `json:"p2pd"`
+	Pinned bool   `json:"pinned"`
+	// Label names what was measured, such as the commit p2pd was built from.
+	Label string `json:"label,omitempty"`
+}
+
+// Describe fills in a Machine; node and p2pd are the binaries run.
+func Describe(node, p2pd string, pinned bool) Machine {
+	m := Machine{CPUs: runtime.NumCPU(), Go: runtime.Version(), Pinned: pinned}
+	if info, err := os.ReadFile("/proc/cpuinfo"); err == nil {
+		for _, line := range strings.Split(string(info), "\n") {
+			if k, v, ok := strings.Cut(line, ":"); ok && strings.TrimSpace(k) == "model name" {
+				m.Model = strings.TrimSpace(v)
+				break
+			}
+		}
+	}
+	if rel, err := os.ReadFile("/proc/sys/kernel/osrelease"); err == nil {
+		m.Kernel = strings.TrimSpace(string(rel))
+	}
+	version := func(bin string) string {
+		out, err := exec.Command(bin, "--version").Output()
+		if err != nil {
+			return "unknown"
+		}
+		return strings.TrimSpace(string(out))
+	}
+	m.Node, m.P2PD = version(node), version(p2pd)
+	return m
+}
+
+func (m Machine) String() string {
+	pin := ""
+	if m.Pinned {
+		pin = "; pinned: generator on CPU 0, relays on CPU 1"
+	}
+	label := ""
+	if m.Label != "" {
+		label = " (" + m.Label + ")"
+	}
+	return fmt.Sprintf("%d CPUs (%s), Linux %s; generator built with %s; node %s; p2pd %s%s%s", m.CPUs, m.Model, m.Kernel, m.Go, m.Node, m.P2PD, label, pin)
 }

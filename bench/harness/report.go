@@ -54,6 +54,7 @@ var Axes = []Axis{
 	{loadgen.ScenarioLatency, loadgen.MetricOtherCPU, "other processes' CPU, latency", "% core", false, 0, false},
 	{loadgen.ScenarioAck, loadgen.MetricOtherCPU, "other processes' CPU, acks", "% core", false, 0, false},
 	{loadgen.ScenarioEmit, loadgen.MetricOtherCPU, "other processes' CPU, emits", "% core", false, 0, false},
+	{loadgen.ScenarioDevices, loadgen.MetricOtherCPU, "other processes' CPU, devices", "% core", false, 0, false},
 	{loadgen.ScenarioEmit, loadgen.MetricSoftIRQ, "kernel interrupt CPU, emits", "% core", false, 0, false},
 }
 
@@ -176,7 +177,18 @@ func PrintReport(w io.Writer, res *Results) {
 		}
 	}
 	fmt.Fprintf(w, "\n%d of %d targets met; took %s\n", countTargets(res.Verdicts)-fails, countTargets(res.Verdicts), seconds(res.Elapsed))
-	for _, rec := range append(slices.Clone(res.Records), res.Big...) {
+	all := append(slices.Clone(res.Records), res.Big...)
+	disturbed := 0
+	for _, rec := range all {
+		if rec.Metrics[loadgen.MetricOtherCPU] > BusyThreshold {
+			disturbed++
+		}
+	}
+	if disturbed > 0 {
+		fmt.Fprintf(w, "WARNING: other processes used more than %d%% of a core during %d of %d measurements: "+
+			"the figures are disturbed and the spreads wide; run again on an idle machine\n", BusyThreshold, disturbed, len(all))
+	}
+	for _, rec := range all {
 		if rec.Errors > 0 {
 			fmt.Fprintf(w, "WARNING: %s, %s round %d: %d errors, first: %s\n", rec.Relay, rec.Scenario, rec.Round, rec.Errors, rec.FirstError)
 		}
@@ -219,10 +231,10 @@ func Summary(r loadgen.Result) string {
 			Number(m[loadgen.MetricServerCPU]), Number(m[loadgen.MetricGenCPU]), Number(m[loadgen.MetricOtherCPU]),
 			Number(m[loadgen.MetricRSS]))
 	case loadgen.ScenarioDevices:
-		s = fmt.Sprintf("%s devices: connect %s s  pair %s s  %s KiB/device  (RSS %s -> %s MiB, idle CPU %s%%)",
+		s = fmt.Sprintf("%s devices: connect %s s  pair %s s  %s KiB/device  (RSS %s -> %s MiB, idle CPU %s%%; others %s%%)",
 			Number(m[loadgen.MetricDevices]), Number(m[loadgen.MetricConnect]), Number(m[loadgen.MetricPair]),
 			Number(m[loadgen.MetricMemPerDevice]), Number(m[loadgen.MetricRSSBase]), Number(m[loadgen.MetricRSS]),
-			Number(m[loadgen.MetricIdleCPU]))
+			Number(m[loadgen.MetricIdleCPU]), Number(m[loadgen.MetricOtherCPU]))
 	}
 	if r.Errors > 0 {
 		s += fmt.Sprintf("  ERRORS %d: %s", r.Errors, r.FirstError)

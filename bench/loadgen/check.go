@@ -69,8 +69,13 @@ func Check(ctx context.Context, relayURL string) error {
 		}
 		switch ackShape {
 		case "false":
-			if err := expect(step, got, false); err != nil {
-				return err
+			// false, followed by the error object since the protocol
+			// gave the reason (an older relay answers false alone).
+			if len(got) == 0 || got[0] != false {
+				return fmt.Errorf("%s: ack answered %v, want false", step, got)
+			}
+			if e, ok := ackErrorCode(got[1:]); len(got) > 1 && (!ok || e != code) {
+				return fmt.Errorf("%s: ack answered %v, want false with an error %s", step, got, code)
 			}
 		default:
 			e, _ := ackErrorCode(got)

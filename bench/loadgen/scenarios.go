@@ -584,6 +584,7 @@ func (r *run) devices(ctx context.Context, k int) (Result, error) {
 	if r.cfg.OnMeasure != nil {
 		r.cfg.OnMeasure(0)
 	}
+	o0 := SampleOthers(r.t.PID)
 	t0 := time.Now()
 	if err := r.connect(ctx, pairs); err != nil {
 		return res, err
@@ -622,6 +623,7 @@ func (r *run) devices(ctx context.Context, k int) (Result, error) {
 	m[MetricPeakRSS] = mib(s.HWM)
 	m[MetricMemPerDevice] = float64(s.RSS-base.RSS) / 1024 / float64(k)
 	m[MetricIdleCPU] = 100 * (s.CPU - idle0.CPU).Seconds() / s.At.Sub(idle0.At).Seconds()
+	m[MetricOtherCPU] = 100 * SampleOthers(r.t.PID).Since(o0).Seconds() / time.Since(t0).Seconds()
 	if ok {
 		m[MetricSettled] = 1
 	} else {

@@ -89,7 +89,8 @@ const devices = new Map();
 function refuse(dev, code, message, ack, shape) {
   dev.socket.emit("SERVER_ERROR", `${code}: ${message}`);
   if (typeof ack !== "function") return;
-  if (shape === "false") ack(false);
+  // A refused P2P_REGISTER or P2P_UNREGISTER answers false, then the reason.
+  if (shape === "false") ack(false, { error: { code, message } });
   else ack({ error: { code, message } });
 }
 

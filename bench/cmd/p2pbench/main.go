@@ -81,13 +81,15 @@ func (f RelayFlags) p2pd(env ...string) (harness.Relay, error) {
 type RunCmd struct {
 	RelayFlags
 	ScenarioFlags
-	Rounds     int      `help:"Rounds; the relays alternate which goes first." default:"5"`
-	Scenarios  []string `help:"Scenarios each round runs." default:"latency,ack,emit,devices" enum:"latency,ack,emit,devices"`
-	BigDevices int      `help:"Devices of the final idle run on each relay; 0 skips it." default:"10000"`
-	Quick      bool     `help:"A quick look (about a minute): 1 round, 0.5s warm-up, 2s windows, 1,000 devices, no big run."`
-	Out        string   `help:"Directory for the relays' logs and results.json (default: a new temporary directory)." type:"path"`
-	Strict     bool     `help:"Exit with status 3 when a target is missed."`
-	Pin        bool     `help:"Pin the load generator to CPU 0 and each relay to CPU 1: a one-core comparison in which the generator never competes with the relay for a core."`
+	Rounds     int           `help:"Rounds; the relays alternate which goes first." default:"5"`
+	Scenarios  []string      `help:"Scenarios each round runs." default:"latency,ack,emit,devices" enum:"latency,ack,emit,devices"`
+	BigDevices int           `help:"Devices of the final idle run on each relay; 0 skips it." default:"10000"`
+	Quick      bool          `help:"A quick look (about a minute): 1 round, 0.5s warm-up, 2s windows, 1,000 devices, no big run."`
+	Out        string        `help:"Directory for the relays' logs and results.json (default: a new temporary directory)." type:"path"`
+	Strict     bool          `help:"Exit with status 3 when a target is missed."`
+	QuietWait  time.Duration `help:"How long each measurement may wait for other processes to leave the cores alone." default:"5s"`
+	Label      string        `help:"What is measured, for the report (run.sh passes the commit p2pd is built from)."`
+	Pin        bool          `help:"Pin the load generator to CPU 0 and each relay to CPU 1: a one-core comparison in which the generator never competes with the relay for a core."`
 }
 
 // Run runs the benchmark.
@@ -120,6 +122,8 @@ func (c *RunCmd) Run(ctx context.Context, log *slog.Logger) error {
 		Scenarios:  c.Scenarios,
 		Config:     cfg,
 		BigDevices: big,
+		Machine:    c.machine(),
+		QuietWait:  c.QuietWait,
 		OutDir:     out,
 		Out:        os.Stdout,
 		Logger:     log,
@@ -135,6 +139,12 @@ func (c *RunCmd) Run(ctx context.Context, log *slog.Logger) error {
 		}
 	}
 	return nil
+}
+
+func (c *RunCmd) machine() harness.Machine {
+	m := harness.Describe(c.Node, c.P2PD, c.Pin)
+	m.Label = c.Label
+	return m
 }
 
 // ProfileCmd profiles p2pd under one scenario.
