@@ -51,7 +51,8 @@ const (
 
 // Config says what the scenarios do. Start from DefaultConfig.
 type Config struct {
-	// LatencyPairs pairs each make sequential ack round trips.
+	// LatencyPairs pairs each make sequential ack round trips: 1 measures
+	// a relay's latency with nothing else to do, more measure it loaded.
 	LatencyPairs int
 	// Pairs is how many pairs drive the throughput scenarios.
 	Pairs int
@@ -84,7 +85,7 @@ type Config struct {
 // DefaultConfig is a full run's configuration.
 func DefaultConfig() Config {
 	return Config{
-		LatencyPairs:    4,
+		LatencyPairs:    1,
 		Pairs:           32,
 		AckWindow:       64,
 		EmitWindow:      256,
@@ -217,25 +218,75 @@ var (
 const registerAck = 0
 
 // pair is two devices, a (which asks to pair and sends) and b (which
-// accepts and receives), and the credit that bounds a's messages in flight.
+// accepts and receives), and the load between them. Each completed
+// message (an ack at a, a delivery at b) sends the next one at once, from
+// the reader goroutine that saw it complete: the window of messages in
+// flight stays full without handing work from one goroutine to another.
 type pair struct {
 	aID, bID string
 	a, b     *Conn
-	tokens   chan struct{} // credit: one per message a may send now
-	done     atomic.Int64  // messages completed: acks at a, deliveries at b
-	paired   chan []byte   // the answer to a's P2P_REGISTER
-	pre, suf []byte        // a message is pre + sequence number + suf
+	paired   chan []byte // the answer to a's P2P_REGISTER
+	pre, suf []byte      // a message is pre + sequence number + suf
+	withAck  bool
+
+	load *loadState // set before the devices connect; nil outside load scenarios
+
+	sent atomic.Int64 // messages sent
+	done atomic.Int64 // messages completed: acks at a, deliveries at b
+
+	mu     sync.Mutex // guards buf, seq, sentAt, rtts
+	buf    []byte
+	seq    int64
+	sentAt time.Time
+	rtts   []time.Duration // round trips completed while measuring (window 1)
+}
+
+// loadState is what the pairs of a load scenario share.
+type loadState struct {
+	record    bool        // record round trips (window 1)
+	stopping  atomic.Bool // no more sends
+	measuring atomic.Bool // round trips count
+	errs      *errorLog
 }
 
 func newPair(prefix string, i int) *pair {
 	return &pair{aID: prefix + "a" + strconv.Itoa(i), bID: prefix + "b" + strconv.Itoa(i), paired: make(chan []byte, 1)}
 }
 
-// give returns one credit to the sender.
-func (p *pair) give() {
-	select {
-	case p.tokens <- struct{}{}:
-	default:
+// completed counts one completed message and sends the next.
+func (p *pair) completed() {
+	p.done.Add(1)
+	p.send(true)
+}
+
+// send sends a's next message, unless the load is stopping; after a
+// completion (window 1) it records the round trip that just ended.
+func (p *pair) send(afterCompletion bool) {
+	ls := p.load
+	if ls == nil || ls.stopping.Load() {
+		return
+	}
+	p.mu.Lock()
+	if ls.record && afterCompletion && ls.measuring.Load() {
+		p.rtts = append(p.rtts, time.Since(p.sentAt))
+	}
+	p.seq++
+	ack := int64(NoAck)
+	if p.withAck {
+		ack = p.seq
+	}
+	p.buf = AppendEvent(p.buf[:0], ack, p.pre)
+	p.buf = strconv.AppendInt(p.buf, p.seq, 10)
+	p.buf = append(p.buf, p.suf...)
+	p.sent.Add(1)
+	if ls.record {
+		p.sentAt = time.Now()
+	}
+	err := p.a.Send(p.buf)
+	p.mu.Unlock()
+	if err != nil {
+		p.sent.Add(-1)
+		ls.errs.add("%s: send: %v", p.aID, err)
 	}
 }
 
@@ -252,8 +303,7 @@ func (r *run) handlerA(p *pair) Handler {
 			if bytes.HasPrefix(pk.Data, ackErrorPrefix) {
 				r.errs.add("%s: ack answered with an error: %s", c.ID, truncate(pk.Data))
 			}
-			p.done.Add(1)
-			p.give()
+			p.completed()
 		default:
 			r.unexpected(c, pk)
 		}
@@ -272,8 +322,7 @@ func (r *run) handlerB(p *pair) Handler {
 				r.errs.add("%s: answer: %v", c.ID, err)
 			}
 		case pk.IsEvent("bench"):
-			p.done.Add(1)
-			p.give()
+			p.completed()
 		case pk.IsEvent("P2P_REGISTER") && pk.AckID != NoAck:
 			if err := c.Answer(pk.AckID, answerTrue); err != nil {
 				r.errs.add("%s: answer: %v", c.ID, err)
@@ -404,11 +453,17 @@ func (r *run) load(ctx context.Context, spec loadSpec) (Result, error) {
 	if spec.withAck {
 		event = "P2P_EMIT_ACKNOWLEDGE"
 	}
+	ls := &loadState{record: spec.record, errs: &r.errs}
 	for i := range pairs {
 		p := newPair(r.prefix, i)
-		p.tokens = make(chan struct{}, spec.window)
 		p.pre = []byte(`["` + event + `",{"targetClientId":` + strconv.Quote(p.bID) + `,"event":"bench","args":[{"seq":`)
 		p.suf = []byte(`,"body":"` + body + `"}]}]`)
+		p.buf = make([]byte, 0, len(p.pre)+len(p.suf)+48)
+		p.withAck = spec.withAck
+		p.load = ls
+		if spec.record {
+			p.rtts = make([]time.Duration, 0, 1<<14)
+		}
 		pairs[i] = p
 	}
 	defer r.closeAll(pairs)
@@ -418,42 +473,34 @@ func (r *run) load(ctx context.Context, spec loadSpec) (Result, error) {
 	if err := r.pairAll(ctx, pairs); err != nil {
 		return Result{}, err
 	}
-	for _, p := range pairs {
-		for range spec.window {
-			p.tokens <- struct{}{}
+	// The load starts: each pair fills its window, and every completion
+	// sends the next message from then on.
+	for range spec.window {
+		for _, p := range pairs {
+			p.send(false)
 		}
 	}
-
-	stop := make(chan struct{})
-	var measuring atomic.Bool
-	rtts := make([][]time.Duration, len(pairs))
-	var wg sync.WaitGroup
-	for i, p := range pairs {
-		wg.Go(func() { rtts[i] = r.drive(p, spec, stop, &measuring) })
-	}
+	stop := func() { ls.stopping.Store(true) }
 	r.log.Debug("load running", "pairs", spec.pairs, "window", spec.window)
 	if err := sleep(ctx, r.cfg.Warmup); err != nil {
-		close(stop)
-		wg.Wait()
+		stop()
 		return Result{}, err
 	}
 	s0, err := r.sample()
 	if err != nil {
-		close(stop)
-		wg.Wait()
+		stop()
 		return Result{}, err
 	}
 	n0, g0, o0, irq0 := sumDone(pairs), SelfCPU(), SampleOthers(r.t.PID), SoftIRQ()
-	measuring.Store(true)
+	ls.measuring.Store(true)
 	if r.cfg.OnMeasure != nil {
 		r.cfg.OnMeasure(r.cfg.Duration)
 	}
 	serr := sleep(ctx, r.cfg.Duration)
-	measuring.Store(false)
+	ls.measuring.Store(false)
 	s1, err := r.sample()
 	n1, g1, o1, irq1 := sumDone(pairs), SelfCPU(), SampleOthers(r.t.PID), SoftIRQ()
-	close(stop)
-	wg.Wait()
+	stop()
 	if serr != nil {
 		return Result{}, serr
 	}
@@ -462,7 +509,7 @@ func (r *run) load(ctx context.Context, spec loadSpec) (Result, error) {
 	}
 
 	res := Result{Metrics: map[string]float64{}}
-	if lost := r.drain(ctx, pairs, spec.window, 10*time.Second); lost > 0 {
+	if lost := r.drain(ctx, pairs, 10*time.Second); lost > 0 {
 		r.errs.add("%d messages still in flight 10s after the load stopped", lost)
 	}
 	for _, p := range pairs {
@@ -490,7 +537,12 @@ func (r *run) load(ctx context.Context, spec loadSpec) (Result, error) {
 		r.errs.add("no message completed in the measured window")
 	}
 	if spec.record {
-		all := slices.Concat(rtts...)
+		var all []time.Duration
+		for _, p := range pairs {
+			p.mu.Lock()
+			all = append(all, p.rtts...)
+			p.mu.Unlock()
+		}
 		slices.Sort(all)
 		if len(all) == 0 {
 			return res, errors.New("no round trip completed in the measured window")
@@ -502,57 +554,17 @@ func (r *run) load(ctx context.Context, spec loadSpec) (Result, error) {
 	return res, nil
 }
 
-// drive sends pair p's messages while it has credit, until stop. With
-// spec.record (window 1) it returns the round trips completed while
-// measuring.
-func (r *run) drive(p *pair, spec loadSpec, stop <-chan struct{}, measuring *atomic.Bool) []time.Duration {
-	var (
-		rtts []time.Duration
-		buf  = make([]byte, 0, len(p.pre)+len(p.suf)+48)
-		seq  int64
-		t0   time.Time
-	)
-	if spec.record {
-		rtts = make([]time.Duration, 0, 1<<14)
-	}
-	for {
-		select {
-		case <-stop:
-			return rtts
-		case <-p.tokens:
-		}
-		if spec.record && seq > 0 && measuring.Load() {
-			rtts = append(rtts, time.Since(t0))
-		}
-		seq++
-		ack := int64(NoAck)
-		if spec.withAck {
-			ack = seq
-		}
-		buf = AppendEvent(buf[:0], ack, p.pre)
-		buf = strconv.AppendInt(buf, seq, 10)
-		buf = append(buf, p.suf...)
-		if spec.record {
-			t0 = time.Now()
-		}
-		if err := p.a.Send(buf); err != nil {
-			r.errs.add("%s: send: %v", p.aID, err)
-			return rtts
-		}
-	}
-}
-
-// drain waits until every pair has its credit back (every message sent
-// was acked or delivered) and returns how many are still missing.
-func (r *run) drain(ctx context.Context, pairs []*pair, window int, wait time.Duration) int {
+// drain waits until every message sent has completed (acked or
+// delivered) and returns how many are still missing.
+func (r *run) drain(ctx context.Context, pairs []*pair, wait time.Duration) int64 {
 	deadline := time.Now().Add(wait)
 	for {
-		missing := 0
+		var missing int64
 		for _, p := range pairs {
-			missing += window - len(p.tokens)
+			missing += p.sent.Load() - p.done.Load()
 		}
-		if missing == 0 || time.Now().After(deadline) || ctx.Err() != nil {
-			return missing
+		if missing <= 0 || time.Now().After(deadline) || ctx.Err() != nil {
+			return max(missing, 0)
 		}
 		time.Sleep(10 * time.Millisecond)
 	}

@@ -33,7 +33,7 @@ type CLI struct {
 
 // ScenarioFlags say what the scenarios do.
 type ScenarioFlags struct {
-	LatencyPairs    int           `help:"Pairs making sequential ack round trips (latency)." default:"4"`
+	LatencyPairs    int           `help:"Pairs making sequential ack round trips (latency): 1 for a relay with nothing else to do, more for latency under load." default:"1"`
 	Pairs           int           `help:"Pairs driving the throughput scenarios (ack, emit)." default:"32"`
 	AckWindow       int           `help:"Acks each pair keeps outstanding (ack)." default:"64"`
 	EmitWindow      int           `help:"Messages each pair keeps in flight, sent but not yet delivered (emit)." default:"256"`
