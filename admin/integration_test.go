@@ -175,7 +175,7 @@ func TestSnapshotThenDeltasInOrder(t *testing.T) {
 	}
 
 	// A refused pairing: C asks A, who is busy.
-	if got := cdev.Request(protocol.EventRegister, "A"); len(got) != 1 || got[0] != false {
+	if got := cdev.Request(protocol.EventRegister, "A"); len(got) != 2 || got[0] != false {
 		t.Fatalf("register = %v", got)
 	}
 	// A unregisters, then D leaves.

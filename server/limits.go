@@ -1,6 +1,7 @@
 package server
 
 import (
+	"encoding/json"
 	"strconv"
 
 	"github.com/p2prelay/p2prelay/protocol"
@@ -61,6 +62,11 @@ func (z *sizer) walk(v any, depth int) {
 		for k, e := range x {
 			z.size += len(k) + 3
 			z.walk(e, depth+1)
+		}
+	case json.RawMessage: // a relayed value, still raw
+		z.size += len(x)
+		if depth+rawDepth(x) > MaxDepth+1 {
+			z.deep = true
 		}
 	case []byte:
 		z.size += len(x)

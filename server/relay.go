@@ -9,6 +9,7 @@ package server
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"log/slog"
 	"sort"
@@ -438,7 +439,7 @@ func (r *Relay) askTarget(hs Handshake) {
 	}
 	r.log.Debug("asking target to pair", "src", hs.Src, "dst", hs.Dst)
 	t.conn.EmitWithAck(protocol.EventRegister, []any{hs.Src}, func(answer []any) {
-		accept := len(answer) > 0 && answer[0] == true
+		accept := len(answer) > 0 && isTrue(answer[0])
 		r.targetAnswered(t, hs, accept)
 	})
 }
@@ -889,6 +890,18 @@ func asProtocolError(err error) *protocol.Error {
 		return pe
 	}
 	return protocol.Errorf(protocol.CodeBadRequest, "%v", err)
+}
+
+// isTrue reports whether a device's answer is the JSON value true, decoded
+// or still raw.
+func isTrue(v any) bool {
+	switch x := v.(type) {
+	case bool:
+		return x
+	case json.RawMessage:
+		return string(x) == "true"
+	}
+	return false
 }
 
 // truncate shortens s to at most n runes for logs and messages.

@@ -30,11 +30,12 @@ func Attach(io *socket.Server, cfg Config) (*Relay, error) {
 
 // NewSocketServerOptions returns socket.io server options that accept both
 // client generations: Engine.IO 3 (socket.io-client 2.x) and 4, over
-// polling and websocket.
+// polling and websocket, with the relay's parser (NewParser).
 func NewSocketServerOptions() *socket.ServerOptions {
 	opts := socket.DefaultServerOptions()
 	opts.SetAllowEIO3(true)
 	opts.SetServeClient(false)
+	opts.SetParser(NewParser())
 	return opts
 }
 

@@ -176,6 +176,27 @@ describe('large unicode strings arrive as sent', { concurrency: 4 }, () => {
   });
 });
 
+describe('values arrive exactly as sent', { concurrency: 4 }, () => {
+  // The relay passes relayed JSON through untouched: what one device's
+  // JSON.stringify wrote is what the other's JSON.parse reads.
+  forPairs('object key order, a lone surrogate and big integers, both ways through an ack', async (t, src, dst) => {
+    const ev = `exact-${uid()}`;
+    const box = dst.inbox(ev);
+    const obj = { zeta: 1, alpha: { y: 2, b: 3 }, 10: 'ten', 2: 'two' };
+    const lone = 'cut \ud83d here';
+    const answer = src.emitWithAck(ev, obj, lone, 12345678901234567890);
+    const m = await box.next();
+    assert.deepEqual(Object.keys(m.args[0]), Object.keys(obj), 'key order changed');
+    assert.deepEqual(Object.keys(m.args[0].alpha), ['y', 'b'], 'nested key order changed');
+    assert.equal(m.args[1], lone, 'the lone surrogate changed');
+    assert.equal(m.args[2], 12345678901234567890);
+    m.ack({ last: 1, first: 2 }, lone);
+    const back = await answer;
+    assert.deepEqual(Object.keys(back[0]), ['last', 'first'], 'ack key order changed');
+    assert.equal(back[1], lone, 'the lone surrogate changed in the ack');
+  });
+});
+
 describe('a relayed ack that cannot be answered', { concurrency: 8 }, () => {
   for (const [ka, kb] of PAIRS) {
     test(`the target drops before answering: the source gets OFFLINE at once (${kindName(ka)} to ${kindName(kb)})`, async (t) => {

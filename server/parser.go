@@ -1,0 +1,264 @@
+package server
+
+import (
+	"bytes"
+	"encoding/json"
+	"strconv"
+	"sync/atomic"
+
+	"github.com/zishang520/socket.io/parsers/socket/v3/parser"
+	"github.com/zishang520/socket.io/v3/pkg/types"
+
+	"github.com/p2prelay/p2prelay/protocol"
+)
+
+// NewParser returns the relay's socket.io parser. It decodes only what
+// routing needs and leaves relayed arguments as they came: the arguments of
+// P2P_EMIT and P2P_EMIT_ACKNOWLEDGE, and the values of acks, stay raw JSON
+// (json.RawMessage) on the way in and are written back byte for byte on the
+// way out. That saves decoding and re-encoding every relayed value, and it
+// delivers arguments exactly as sent: object keys keep their order, numbers
+// their precision, strings their escapes (a lone UTF-16 surrogate too).
+//
+// Everything else, binary packets included, goes to the library's own
+// decoder, so errors and limits are the library's.
+func NewParser() parser.Parser { return relayParser{} }
+
+type relayParser struct{}
+
+func (relayParser) NewEncoder() parser.Encoder { return parser.NewEncoder() }
+
+func (relayParser) NewDecoder() parser.Decoder {
+	d := &relayDecoder{EventEmitter: types.NewEventEmitter(), inner: parser.NewDecoder()}
+	_ = d.inner.On("decoded", func(args ...any) {
+		d.binary.Store(false)
+		d.Emit("decoded", args...)
+	})
+	return d
+}
+
+// relayDecoder decodes plain EVENT and ACK packets of the default namespace
+// itself and hands every other packet to the library's decoder.
+type relayDecoder struct {
+	types.EventEmitter
+	inner  parser.Decoder
+	binary atomic.Bool // the inner decoder is reassembling a binary packet
+}
+
+func (d *relayDecoder) Add(data any) error {
+	if sb, ok := data.(*types.StringBuffer); ok && !d.binary.Load() {
+		b := sb.Bytes()
+		if p := decodeFast(b); p != nil {
+			d.Emit("decoded", p)
+			return nil
+		}
+		if len(b) > 0 && (b[0] == '5' || b[0] == '6') {
+			d.binary.Store(true)
+		}
+	}
+	return d.inner.Add(data)
+}
+
+func (d *relayDecoder) Destroy() { d.inner.Destroy() }
+
+// decodeFast decodes a plain EVENT or ACK packet of the default namespace,
+// or returns nil when the packet is anything else or anything about it is
+// off, for the library's decoder to handle (and refuse) as it does.
+func decodeFast(b []byte) *parser.Packet {
+	if len(b) < 3 || (b[0] != '2' && b[0] != '3') {
+		return nil
+	}
+	typ := parser.EVENT
+	if b[0] == '3' {
+		typ = parser.ACK
+	}
+	i := 1
+	if b[i] == '/' { // a namespace other than "/"
+		return nil
+	}
+	p := &parser.Packet{Type: typ, Nsp: "/"}
+	start := i
+	for i < len(b) && b[i] >= '0' && b[i] <= '9' {
+		i++
+	}
+	if i > start {
+		if i-start > parser.DefaultMaxPacketIDLength {
+			return nil
+		}
+		id, err := strconv.ParseUint(string(b[start:i]), 10, 64)
+		if err != nil {
+			return nil
+		}
+		p.Id = &id
+	}
+	payload := bytes.TrimRight(b[skipSpace(b, i):], " \t\n\r")
+	if len(payload) == 0 || payload[0] != '[' || !json.Valid(payload) {
+		return nil
+	}
+	// The engine may reuse its buffer once Add returns, and the packet is
+	// handled later: keep a copy that the raw values can point into.
+	payload = bytes.Clone(payload)
+	elems := splitArray(payload)
+	if typ == parser.ACK {
+		p.Data = rawValues(elems)
+		return p
+	}
+	if len(elems) == 0 || elems[0][0] != '"' {
+		return nil // no event name, or not a string: the library decides
+	}
+	var event string
+	if err := json.Unmarshal(elems[0], &event); err != nil || parser.ReservedEvents.Has(event) {
+		return nil // a numeric or reserved event name: the library decides
+	}
+	data := make([]any, len(elems))
+	data[0] = event
+	for k, e := range elems[1:] {
+		var v any
+		if k == 0 && (event == protocol.EventEmit || event == protocol.EventEmitAck) && e[0] == '{' {
+			v = decodeRelayPayload(e)
+		} else if err := json.Unmarshal(e, &v); err != nil {
+			return nil
+		}
+		data[k+1] = v
+	}
+	p.Data = data
+	return p
+}
+
+// decodeRelayPayload decodes the {target, event, args} object of a relay
+// request, leaving the elements of args raw. Keys that routing does not
+// read are dropped.
+func decodeRelayPayload(obj []byte) map[string]any {
+	m := make(map[string]any, 3)
+	for _, kv := range splitObject(obj) {
+		var key string
+		if json.Unmarshal(kv[0], &key) != nil {
+			continue
+		}
+		switch key {
+		case protocol.KeyTargetClientID, protocol.KeyTargetDeviceID, protocol.KeyEvent:
+			var v any
+			_ = json.Unmarshal(kv[1], &v)
+			m[key] = v
+		case protocol.KeyArgs:
+			if kv[1][0] == '[' {
+				m[key] = rawValues(splitArray(kv[1]))
+				continue
+			}
+			var v any
+			_ = json.Unmarshal(kv[1], &v)
+			m[key] = v
+		}
+	}
+	return m
+}
+
+func rawValues(elems [][]byte) []any {
+	out := make([]any, len(elems))
+	for k, e := range elems {
+		out[k] = json.RawMessage(e)
+	}
+	return out
+}
+
+// splitArray returns the raw elements of a valid JSON array.
+func splitArray(b []byte) [][]byte {
+	var out [][]byte
+	i := skipSpace(b, 1)
+	for i < len(b) && b[i] != ']' {
+		end := scanValue(b, i)
+		out = append(out, b[i:end])
+		i = skipSpace(b, end)
+		if i < len(b) && b[i] == ',' {
+			i = skipSpace(b, i+1)
+		}
+	}
+	return out
+}
+
+// splitObject returns the raw key and value of each member of a valid JSON
+// object.
+func splitObject(b []byte) [][2][]byte {
+	var out [][2][]byte
+	i := skipSpace(b, 1)
+	for i < len(b) && b[i] != '}' {
+		kend := scanValue(b, i)
+		key := b[i:kend]
+		i = skipSpace(b, kend)
+		i = skipSpace(b, i+1) // the colon
+		vend := scanValue(b, i)
+		out = append(out, [2][]byte{key, b[i:vend]})
+		i = skipSpace(b, vend)
+		if i < len(b) && b[i] == ',' {
+			i = skipSpace(b, i+1)
+		}
+	}
+	return out
+}
+
+// scanValue returns the end of the valid JSON value that starts at i.
+func scanValue(b []byte, i int) int {
+	depth := 0
+	for ; i < len(b); i++ {
+		switch b[i] {
+		case '"':
+			i = skipString(b, i)
+			if depth == 0 {
+				return i + 1
+			}
+		case '[', '{':
+			depth++
+		case ']', '}':
+			if depth == 0 {
+				return i
+			}
+			depth--
+			if depth == 0 {
+				return i + 1
+			}
+		case ',', ' ', '\t', '\n', '\r':
+			if depth == 0 {
+				return i
+			}
+		}
+	}
+	return i
+}
+
+// skipString returns the index of the quote that closes the string
+// opening at i.
+func skipString(b []byte, i int) int {
+	for i++; i < len(b); i++ {
+		switch b[i] {
+		case '\\':
+			i++
+		case '"':
+			return i
+		}
+	}
+	return i
+}
+
+func skipSpace(b []byte, i int) int {
+	for i < len(b) && (b[i] == ' ' || b[i] == '\t' || b[i] == '\n' || b[i] == '\r') {
+		i++
+	}
+	return i
+}
+
+// rawDepth returns how deeply a valid JSON value nests.
+func rawDepth(b []byte) int {
+	depth, deepest := 0, 0
+	for i := 0; i < len(b); i++ {
+		switch b[i] {
+		case '"':
+			i = skipString(b, i)
+		case '[', '{':
+			depth++
+			deepest = max(deepest, depth)
+		case ']', '}':
+			depth--
+		}
+	}
+	return deepest
+}

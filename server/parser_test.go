@@ -1,0 +1,153 @@
+package server
+
+import (
+	"encoding/json"
+	"reflect"
+	"testing"
+
+	"github.com/zishang520/socket.io/parsers/socket/v3/parser"
+	"github.com/zishang520/socket.io/v3/pkg/types"
+)
+
+// libraryDecode decodes one text packet with the socket.io library's decoder.
+func libraryDecode(s string) (*parser.Packet, error) {
+	d := parser.NewDecoder()
+	var got *parser.Packet
+	_ = d.On("decoded", func(args ...any) { got, _ = args[0].(*parser.Packet) })
+	err := d.Add(types.NewStringBufferString(s))
+	return got, err
+}
+
+// normal decodes raw values, so fast and library results compare.
+func normal(v any) any {
+	switch x := v.(type) {
+	case json.RawMessage:
+		var out any
+		if err := json.Unmarshal(x, &out); err != nil {
+			return err
+		}
+		return out
+	case []any:
+		out := make([]any, len(x))
+		for i, e := range x {
+			out[i] = normal(e)
+		}
+		return out
+	case map[string]any:
+		out := make(map[string]any, len(x))
+		for k, e := range x {
+			out[k] = normal(e)
+		}
+		return out
+	}
+	return v
+}
+
+// relayKeysOnly keeps what decodeRelayPayload keeps of a library-decoded
+// relay request.
+func relayKeysOnly(data []any) []any {
+	if len(data) < 2 {
+		return data
+	}
+	if ev, _ := data[0].(string); ev != "P2P_EMIT" && ev != "P2P_EMIT_ACKNOWLEDGE" {
+		return data
+	}
+	m, ok := data[1].(map[string]any)
+	if !ok {
+		return data
+	}
+	kept := map[string]any{}
+	for _, k := range []string{"targetClientId", "targetDeviceId", "event", "args"} {
+		if v, ok := m[k]; ok {
+			kept[k] = v
+		}
+	}
+	out := append([]any{data[0], kept}, data[2:]...)
+	return out
+}
+
+func checkAgainstLibrary(t *testing.T, s string) {
+	t.Helper()
+	fast := decodeFast([]byte(s))
+	if fast == nil {
+		return
+	}
+	lib, err := libraryDecode(s)
+	if err != nil || lib == nil {
+		t.Fatalf("%q: fast decoded it, the library refused: %v", s, err)
+	}
+	if fast.Type != lib.Type || fast.Nsp != lib.Nsp || !reflect.DeepEqual(fast.Id, lib.Id) {
+		t.Fatalf("%q: header fast %v %q %v, library %v %q %v", s, fast.Type, fast.Nsp, fast.Id, lib.Type, lib.Nsp, lib.Id)
+	}
+	want := relayKeysOnly(lib.Data.([]any))
+	if got := normal(fast.Data); !reflect.DeepEqual(got, normal(want)) {
+		t.Fatalf("%q: data fast %#v, library %#v", s, got, want)
+	}
+}
+
+func TestDecodeFastAgreesWithLibrary(t *testing.T) {
+	for _, s := range decoderSeeds {
+		checkAgainstLibrary(t, s)
+	}
+	// What the fast path must take, and what it must leave.
+	for _, s := range []string{`2["x"]`, `21["x",1]`, `3[]`, `37[{"a":1},"b"]`, `2["P2P_EMIT",{"targetClientId":"B","event":"e","args":[1,{"b":2,"a":1}]}]`} {
+		if decodeFast([]byte(s)) == nil {
+			t.Errorf("%q not fast-decoded", s)
+		}
+	}
+	for _, s := range []string{`2/admin,["x"]`, `2[1]`, `2[null]`, `2[{}]`, `2["connect"]`, `51-["x",{"_placeholder":true,"num":0}]`, `2["x"`, `2{}`, `2`, `0`, `4"x"`, `2123456789012345678901["x"]`} {
+		if decodeFast([]byte(s)) != nil {
+			t.Errorf("%q fast-decoded, want it left to the library", s)
+		}
+	}
+}
+
+func TestRawArgumentsKeepTheirBytes(t *testing.T) {
+	in := `2["P2P_EMIT",{"args":[{"z":1,"a":2},"\ud83d",123456789012345678901234567890,1e400],"targetClientId":"B","event":"e","extra":true}]`
+	p := decodeFast([]byte(in))
+	if p == nil {
+		t.Fatal("not decoded")
+	}
+	args := p.Data.([]any)[1].(map[string]any)["args"].([]any)
+	var got []string
+	for _, a := range args {
+		got = append(got, string(a.(json.RawMessage)))
+	}
+	want := []string{`{"z":1,"a":2}`, `"\ud83d"`, `123456789012345678901234567890`, `1e400`}
+	if !reflect.DeepEqual(got, want) {
+		t.Fatalf("raw args %q, want %q", got, want)
+	}
+	// And the library's encoder writes them back unchanged.
+	enc := parser.NewEncoder().Encode(&parser.Packet{Type: parser.EVENT, Nsp: "/", Data: append([]any{"e"}, args...)})
+	if s := enc[0].String(); s != `2["e",{"z":1,"a":2},"\ud83d",123456789012345678901234567890,1e400]` {
+		t.Fatalf("encoded %s", s)
+	}
+}
+
+func TestRawDepth(t *testing.T) {
+	for s, want := range map[string]int{`1`: 0, `[]`: 1, `[[],{"a":[1]}]`: 3, `"[[["`: 0, `{"k":"]]"}`: 1} {
+		if got := rawDepth([]byte(s)); got != want {
+			t.Errorf("rawDepth(%s) = %d, want %d", s, got, want)
+		}
+	}
+}
+
+var decoderSeeds = []string{
+	`2["x"]`, `2 ["x", 1 , [2,3] ,{"a" : "b"} ]`, `21["x"]`, `3[]`, `31[true]`, `3["a\"]b",{"c":[]}]`,
+	`2["P2P_EMIT",{"targetClientId":"B","event":"e","args":[1,"a,b",{"c":"]"}]}]`,
+	`2["P2P_EMIT",{"targetClientId":"B","event":"e","args":"not an array"}]`,
+	`2["P2P_EMIT_ACKNOWLEDGE",{"targetDeviceId":"B","event":"e"},"extra"]`,
+	`2["P2P_EMIT","string payload"]`, `2["P2P_REGISTER","B"]`, `2["x"]trailing`, `2["\u00e9"]`,
+	`2[null]`, `2[true]`, `2[{}]`, `2[[]]`, `3null`, `2["P2P_EMIT",null]`,
+}
+
+// FuzzDecodeFast checks that whatever the fast decoder accepts, the
+// library's decoder accepts too, with the same meaning.
+func FuzzDecodeFast(f *testing.F) {
+	for _, s := range decoderSeeds {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		checkAgainstLibrary(t, s)
+	})
+}
