@@ -15,12 +15,12 @@ for tool in go node npm; do
 done
 bin="$(mktemp -d)"
 trap 'rm -rf "$bin"' EXIT
-go build -o "$bin/" ./cmd/p2pd ./bench/cmd/p2pbench ./bench/cmd/p2pd-pprof
+go build -o "$bin/" ./cmd/p2pd ./bench/cmd/p2pbench
 npm ci --prefix bench/node-relay --no-audit --no-fund --loglevel=error
 
 if [ "${1:-}" = "profile" ]; then
 	shift
-	"$bin/p2pbench" profile --p2pd "$bin/p2pd-pprof" "$@"
+	"$bin/p2pbench" profile --p2pd "$bin/p2pd" "$@"
 else
 	label="commit $(git rev-parse --short HEAD 2>/dev/null || echo unknown)"
 	git diff --quiet HEAD -- . ':!bench' 2>/dev/null || label="$label with uncommitted changes"

@@ -14,14 +14,14 @@ import (
 	"github.com/p2prelay/p2prelay/bench/loadgen"
 )
 
-// PprofEnv is the environment variable that makes a p2pd build serve
-// net/http/pprof on the loopback address it names ("127.0.0.1:0" picks a
-// port), logging `msg="pprof serving" addr=HOST:PORT`.
-const PprofEnv = "P2PD_PPROF"
+// PprofEnv is the environment variable of p2pd's --pprof-listen: p2pd
+// serves net/http/pprof on the address it names ("127.0.0.1:0" picks a
+// port) and logs `msg="serving pprof" addr=HOST:PORT`.
+const PprofEnv = "P2PD_PPROF_LISTEN"
 
 // ProfileOptions configure a profiling run.
 type ProfileOptions struct {
-	// Relay is a p2pd that honours PprofEnv.
+	// Relay is p2pd (it honours PprofEnv).
 	Relay Relay
 	// Scenario is the scenario profiled.
 	Scenario string
@@ -37,7 +37,7 @@ type ProfileOptions struct {
 	Logger *slog.Logger
 }
 
-// Profile runs one scenario against a p2pd serving pprof and saves a CPU
+// Profile runs one scenario against p2pd serving pprof and saves a CPU
 // profile of the measured window and allocation profiles from before and
 // after it.
 func Profile(ctx context.Context, o ProfileOptions) error {
@@ -98,12 +98,25 @@ func Profile(ctx context.Context, o ProfileOptions) error {
 			return err
 		}
 	}
+	// The binary goes with its profiles: pprof needs it for symbols.
+	bin := filepath.Join(o.OutDir, filepath.Base(r.Argv[0]))
+	if err := copyFile(r.Argv[0], bin); err != nil {
+		return err
+	}
 	fmt.Fprintf(o.Out, "%s %s: %s\n", r.Name, o.Scenario, Summary(res))
 	fmt.Fprintf(o.Out, "profiles in %s:\n", o.OutDir)
-	fmt.Fprintf(o.Out, "  go tool pprof -top %s %s\n", r.Argv[0], filepath.Join(o.OutDir, "cpu.pprof"))
+	fmt.Fprintf(o.Out, "  go tool pprof -top %s %s\n", bin, filepath.Join(o.OutDir, "cpu.pprof"))
 	fmt.Fprintf(o.Out, "  go tool pprof -top -sample_index=alloc_space -base %s %s %s\n", filepath.Join(o.OutDir, "allocs-before.pprof"),
-		r.Argv[0], filepath.Join(o.OutDir, "allocs-after.pprof"))
+		bin, filepath.Join(o.OutDir, "allocs-after.pprof"))
 	return nil
+}
+
+func copyFile(from, to string) error {
+	data, err := os.ReadFile(from)
+	if err != nil {
+		return err
+	}
+	return os.WriteFile(to, data, 0o755)
 }
 
 // fetch saves what url answers in file.

@@ -37,7 +37,7 @@ type Relay struct {
 var (
 	P2PDReady  = regexp.MustCompile(`msg="p2pd serving" addr=(\S+)`)
 	NodeReady  = regexp.MustCompile(`(?m)^listening (\S+)$`)
-	pprofReady = regexp.MustCompile(`msg="pprof serving" addr=(\S+)`)
+	pprofReady = regexp.MustCompile(`msg="serving pprof" addr=(\S+)`)
 )
 
 // Proc is a running relay. The caller must Stop it.
@@ -86,7 +86,7 @@ func (r Relay) Start(ctx context.Context, logPath string) (*Proc, error) {
 }
 
 // relayEnv is the harness's environment without P2PD_* variables, so that
-// nothing but the harness's flags configures p2pd.
+// nothing but the harness's flags (and Relay.Env) configures p2pd.
 func relayEnv() []string {
 	var env []string
 	for _, kv := range os.Environ() {

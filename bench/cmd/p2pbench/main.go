@@ -26,7 +26,7 @@ import (
 // CLI is p2pbench's command line.
 type CLI struct {
 	Run     RunCmd     `cmd:"" default:"withargs" help:"Run the side-by-side benchmark (the default command)."`
-	Profile ProfileCmd `cmd:"" help:"Run one scenario against a p2pd build that serves pprof (P2PD_PPROF) and save its CPU and allocation profiles."`
+	Profile ProfileCmd `cmd:"" help:"Run one scenario against p2pd serving pprof (--pprof-listen) and save its CPU and allocation profiles."`
 	One     OneCmd     `cmd:"" help:"Run one scenario against a relay that is already running, and print what it measured."`
 	Verbose bool       `help:"Log progress to stderr." short:"v"`
 }
