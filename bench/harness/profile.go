@@ -99,8 +99,8 @@ func Profile(ctx context.Context, o ProfileOptions) error {
 		}
 	}
 	// The binary goes with its profiles: pprof needs it for symbols.
-	bin := filepath.Join(o.OutDir, filepath.Base(r.Argv[0]))
-	if err := copyFile(r.Argv[0], bin); err != nil {
+	bin := filepath.Join(o.OutDir, filepath.Base(r.Bin))
+	if err := copyFile(r.Bin, bin); err != nil {
 		return err
 	}
 	fmt.Fprintf(o.Out, "%s %s: %s\n", r.Name, o.Scenario, Summary(res))

@@ -22,6 +22,8 @@ import (
 type Relay struct {
 	// Name is how reports call it: "p2pd" or "node".
 	Name string
+	// Bin is the relay's executable (p2pd, or node for the reference relay).
+	Bin string
 	// Argv is the command line; the relay must listen on 127.0.0.1 on a
 	// port it picks and say where in its output.
 	Argv []string
@@ -176,6 +178,7 @@ var DefaultSettings = Settings{PingInterval: 25 * time.Second, PingTimeout: 20 *
 func P2PD(bin, adminToken string, s Settings, env ...string) Relay {
 	return Relay{
 		Name: "p2pd",
+		Bin:  bin,
 		Argv: []string{bin,
 			"--listen", "127.0.0.1:0",
 			"--admin-token", adminToken,
@@ -198,6 +201,7 @@ func Node(node, script string, s Settings, untuned bool) Relay {
 	ms := func(d time.Duration) string { return fmt.Sprint(d.Milliseconds()) }
 	r := Relay{
 		Name: "node",
+		Bin:  node,
 		Argv: []string{node, script,
 			"--host", "127.0.0.1",
 			"--port", "0",

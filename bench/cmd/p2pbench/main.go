@@ -12,7 +12,9 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
+	"os/exec"
 	"os/signal"
+	"runtime"
 	"runtime/debug"
 	"syscall"
 	"time"
@@ -61,6 +63,7 @@ type RelayFlags struct {
 	NodeUntuned  bool          `help:"Run the reference relay without the tunings socket.io's documentation recommends."`
 	PingInterval time.Duration `help:"Heartbeat interval of both relays." default:"25s"`
 	PingTimeout  time.Duration `help:"Heartbeat timeout of both relays." default:"20s"`
+	Pin          bool          `help:"Pin the load generator to CPU 0 and the relay under test to CPU 1, so that each has a core of its own: reproducible figures, and a generator that never takes the relay's CPU. --no-pin lets them share both cores." default:"true" negatable:""`
 }
 
 func (f RelayFlags) settings() harness.Settings {
@@ -69,12 +72,28 @@ func (f RelayFlags) settings() harness.Settings {
 	return s
 }
 
-func (f RelayFlags) p2pd(env ...string) (harness.Relay, error) {
+// relays returns how to start p2pd and the reference relay, pinned to
+// CPU 1 (and this process to CPU 0) when f.Pin.
+func (f RelayFlags) relays() (p2pd, node harness.Relay, err error) {
 	var tok [16]byte
 	if _, err := rand.Read(tok[:]); err != nil {
-		return harness.Relay{}, err
+		return p2pd, node, err
 	}
-	return harness.P2PD(f.P2PD, hex.EncodeToString(tok[:]), f.settings(), env...), nil
+	p2pd = harness.P2PD(f.P2PD, hex.EncodeToString(tok[:]), f.settings())
+	node = harness.Node(f.Node, f.NodeRelay, f.settings(), f.NodeUntuned)
+	if !f.Pin {
+		return p2pd, node, nil
+	}
+	if runtime.NumCPU() < 2 {
+		return p2pd, node, errors.New("pinning needs two CPUs, this machine has one: pass --no-pin")
+	}
+	if _, err := exec.LookPath("taskset"); err != nil {
+		return p2pd, node, errors.New("pinning needs taskset (util-linux): install it or pass --no-pin")
+	}
+	if err := harness.PinSelf(0); err != nil {
+		return p2pd, node, err
+	}
+	return p2pd.Pinned("1"), node.Pinned("1"), nil
 }
 
 // RunCmd runs the benchmark.
@@ -89,7 +108,6 @@ type RunCmd struct {
 	Strict     bool          `help:"Exit with status 3 when a target is missed."`
 	QuietWait  time.Duration `help:"How long each measurement may wait for other processes to leave the cores alone." default:"5s"`
 	Label      string        `help:"What is measured, for the report (run.sh passes the commit p2pd is built from)."`
-	Pin        bool          `help:"Pin the load generator to CPU 0 and each relay to CPU 1: a one-core comparison in which the generator never competes with the relay for a core."`
 }
 
 // Run runs the benchmark.
@@ -105,16 +123,9 @@ func (c *RunCmd) Run(ctx context.Context, log *slog.Logger) error {
 	if err != nil {
 		return err
 	}
-	p2pd, err := c.p2pd()
+	p2pd, node, err := c.relays()
 	if err != nil {
 		return err
-	}
-	node := harness.Node(c.Node, c.NodeRelay, c.settings(), c.NodeUntuned)
-	if c.Pin {
-		if err := harness.PinSelf(0); err != nil {
-			return err
-		}
-		p2pd, node = p2pd.Pinned("1"), node.Pinned("1")
 	}
 	res, err := harness.Bench(ctx, harness.Options{
 		Relays:     [2]harness.Relay{p2pd, node},
@@ -162,7 +173,7 @@ func (c *ProfileCmd) Run(ctx context.Context, log *slog.Logger) error {
 	if err != nil {
 		return err
 	}
-	p2pd, err := c.p2pd()
+	p2pd, _, err := c.relays()
 	if err != nil {
 		return err
 	}
