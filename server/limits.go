@@ -1,7 +1,6 @@
 package server
 
 import (
-	"encoding/json"
 	"strconv"
 
 	"github.com/p2prelay/p2prelay/protocol"
@@ -63,9 +62,9 @@ func (z *sizer) walk(v any, depth int) {
 			z.size += len(k) + 3
 			z.walk(e, depth+1)
 		}
-	case json.RawMessage: // a relayed value, still raw
+	case protocol.RawArgs: // relayed values, still raw
 		z.size += len(x)
-		if depth+rawDepth(x) > MaxDepth+1 {
+		if depth+rawDepth(x) > MaxDepth {
 			z.deep = true
 		}
 	case []byte:

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"strconv"
 	"sync/atomic"
+	"unicode/utf8"
 
 	"github.com/zishang520/socket.io/parsers/socket/v3/parser"
 	"github.com/zishang520/socket.io/v3/pkg/types"
@@ -15,18 +16,19 @@ import (
 // NewParser returns the relay's socket.io parser. It decodes only what
 // routing needs and leaves relayed arguments as they came: the arguments of
 // P2P_EMIT and P2P_EMIT_ACKNOWLEDGE, and the values of acks, stay raw JSON
-// (json.RawMessage) on the way in and are written back byte for byte on the
-// way out. That saves decoding and re-encoding every relayed value, and it
-// delivers arguments exactly as sent: object keys keep their order, numbers
-// their precision, strings their escapes (a lone UTF-16 surrogate too).
+// (protocol.RawArgs) on the way in and are written back byte for byte on
+// the way out. That saves decoding and re-encoding every relayed value,
+// and it delivers arguments exactly as sent: object keys keep their order,
+// numbers their precision, strings their escapes (a lone UTF-16 surrogate
+// too).
 //
 // Everything else, binary packets included, goes to the library's own
-// decoder, so errors and limits are the library's.
+// decoder and encoder, so errors and limits are the library's.
 func NewParser() parser.Parser { return relayParser{} }
 
 type relayParser struct{}
 
-func (relayParser) NewEncoder() parser.Encoder { return parser.NewEncoder() }
+func (relayParser) NewEncoder() parser.Encoder { return relayEncoder{inner: parser.NewEncoder()} }
 
 func (relayParser) NewDecoder() parser.Decoder {
 	d := &relayDecoder{EventEmitter: types.NewEventEmitter(), inner: parser.NewDecoder()}
@@ -98,17 +100,22 @@ func decodeFast(b []byte) *parser.Packet {
 	// The engine may reuse its buffer once Add returns, and the packet is
 	// handled later: keep a copy that the raw values can point into.
 	payload = bytes.Clone(payload)
-	elems := splitArray(payload)
 	if typ == parser.ACK {
-		p.Data = rawValues(elems)
+		p.Data = []any{rawInner(payload)}
 		return p
 	}
+	elems := splitArray(payload)
 	if len(elems) == 0 || elems[0][0] != '"' {
 		return nil // no event name, or not a string: the library decides
 	}
-	var event string
-	if err := json.Unmarshal(elems[0], &event); err != nil || parser.ReservedEvents.Has(event) {
-		return nil // a numeric or reserved event name: the library decides
+	event, ok := plainString(elems[0])
+	if !ok {
+		if err := json.Unmarshal(elems[0], &event); err != nil {
+			return nil
+		}
+	}
+	if parser.ReservedEvents.Has(event) {
+		return nil // a reserved event name: the library decides
 	}
 	data := make([]any, len(elems))
 	data[0] = event
@@ -137,28 +144,129 @@ func decodeRelayPayload(obj []byte) map[string]any {
 		}
 		switch key {
 		case protocol.KeyTargetClientID, protocol.KeyTargetDeviceID, protocol.KeyEvent:
-			var v any
-			_ = json.Unmarshal(kv[1], &v)
-			m[key] = v
+			m[key] = decodeValue(kv[1])
 		case protocol.KeyArgs:
 			if kv[1][0] == '[' {
-				m[key] = rawValues(splitArray(kv[1]))
+				m[key] = rawInner(kv[1])
 				continue
 			}
-			var v any
-			_ = json.Unmarshal(kv[1], &v)
-			m[key] = v
+			m[key] = decodeValue(kv[1])
 		}
 	}
 	return m
 }
 
-func rawValues(elems [][]byte) []any {
-	out := make([]any, len(elems))
-	for k, e := range elems {
-		out[k] = json.RawMessage(e)
+// rawInner returns the elements of a valid JSON array, without its
+// brackets.
+func rawInner(arr []byte) protocol.RawArgs {
+	return protocol.RawArgs(bytes.TrimSpace(arr[1 : len(arr)-1]))
+}
+
+// decodeValue decodes a valid JSON value, strings without escapes the
+// quick way.
+func decodeValue(raw []byte) any {
+	if s, ok := plainString(raw); ok {
+		return s
 	}
-	return out
+	var v any
+	_ = json.Unmarshal(raw, &v)
+	return v
+}
+
+// plainString returns a JSON string that has no escapes and is valid
+// UTF-8 as a Go string.
+func plainString(raw []byte) (string, bool) {
+	if len(raw) < 2 || raw[0] != '"' || bytes.IndexByte(raw, '\\') >= 0 || !utf8.Valid(raw) {
+		return "", false
+	}
+	return string(raw[1 : len(raw)-1]), true
+}
+
+// firstRaw returns the first element of raw arguments, "" when none.
+func firstRaw(a protocol.RawArgs) []byte {
+	if len(a) == 0 {
+		return nil
+	}
+	return a[:scanValue(a, 0)]
+}
+
+// relayEncoder writes plain EVENT and ACK packets whose data is an event
+// name and raw arguments itself, and hands every other packet to the
+// library's encoder.
+type relayEncoder struct{ inner parser.Encoder }
+
+func (e relayEncoder) Encode(p *parser.Packet) []types.BufferInterface {
+	if b, ok := encodeFast(p); ok {
+		return []types.BufferInterface{types.NewStringBuffer(b)}
+	}
+	return e.inner.Encode(p)
+}
+
+// encodeFast encodes an EVENT or ACK packet made of an event name (for
+// EVENT) and raw arguments, or reports false.
+func encodeFast(p *parser.Packet) ([]byte, bool) {
+	if p.Type != parser.EVENT && p.Type != parser.ACK {
+		return nil, false
+	}
+	data, ok := p.Data.([]any)
+	if !ok {
+		return nil, false
+	}
+	size := 24 + len(p.Nsp)
+	for i, v := range data {
+		switch x := v.(type) {
+		case string:
+			if i != 0 || p.Type != parser.EVENT {
+				return nil, false
+			}
+			size += len(x) + 8
+		case protocol.RawArgs:
+			size += len(x) + 1
+		default:
+			return nil, false
+		}
+	}
+	b := make([]byte, 0, size)
+	b = append(b, byte('0'+p.Type))
+	if p.Nsp != "" && p.Nsp != "/" {
+		b = append(b, p.Nsp...)
+		b = append(b, ',')
+	}
+	if p.Id != nil {
+		b = strconv.AppendUint(b, *p.Id, 10)
+	}
+	b = append(b, '[')
+	first := true
+	for _, v := range data {
+		switch x := v.(type) {
+		case string:
+			b = appendJSONString(b, x)
+			first = false
+		case protocol.RawArgs:
+			if len(x) == 0 {
+				continue
+			}
+			if !first {
+				b = append(b, ',')
+			}
+			b = append(b, x...)
+			first = false
+		}
+	}
+	return append(b, ']'), true
+}
+
+// appendJSONString appends s as a JSON string.
+func appendJSONString(b []byte, s string) []byte {
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; c < 0x20 || c == '"' || c == '\\' || c >= utf8.RuneSelf {
+			q, _ := json.Marshal(s)
+			return append(b, q...)
+		}
+	}
+	b = append(b, '"')
+	b = append(b, s...)
+	return append(b, '"')
 }
 
 // splitArray returns the raw elements of a valid JSON array.

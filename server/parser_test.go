@@ -5,6 +5,8 @@ import (
 	"reflect"
 	"testing"
 
+	"github.com/p2prelay/p2prelay/protocol"
+
 	"github.com/zishang520/socket.io/parsers/socket/v3/parser"
 	"github.com/zishang520/socket.io/v3/pkg/types"
 )
@@ -21,12 +23,15 @@ func libraryDecode(s string) (*parser.Packet, error) {
 // normal decodes raw values, so fast and library results compare.
 func normal(v any) any {
 	switch x := v.(type) {
-	case json.RawMessage:
-		var out any
-		if err := json.Unmarshal(x, &out); err != nil {
+	case protocol.RawArgs:
+		var out []any
+		if err := json.Unmarshal(append(append([]byte("["), x...), ']'), &out); err != nil {
 			return err
 		}
-		return out
+		if out == nil {
+			out = []any{}
+		}
+		return normal(out)
 	case []any:
 		out := make([]any, len(x))
 		for i, e := range x {
@@ -80,8 +85,21 @@ func checkAgainstLibrary(t *testing.T, s string) {
 		t.Fatalf("%q: header fast %v %q %v, library %v %q %v", s, fast.Type, fast.Nsp, fast.Id, lib.Type, lib.Nsp, lib.Id)
 	}
 	want := relayKeysOnly(lib.Data.([]any))
-	if got := normal(fast.Data); !reflect.DeepEqual(got, normal(want)) {
+	got := normal(fast.Data)
+	if fast.Type == parser.ACK {
+		got = got.([]any)[0] // the ack's values, raw as one
+	}
+	if !reflect.DeepEqual(got, normal(want)) {
 		t.Fatalf("%q: data fast %#v, library %#v", s, got, want)
+	}
+	// What the relay would write back means the same to the library.
+	out := relayEncoder{inner: parser.NewEncoder()}.Encode(fast)
+	again, err := libraryDecode(out[0].String())
+	if err != nil {
+		t.Fatalf("%q re-encoded as %q, which the library refuses: %v", s, out[0].String(), err)
+	}
+	if !reflect.DeepEqual(normal(again.Data), normal(relayKeysOnly(lib.Data.([]any)))) && fast.Type == parser.ACK {
+		t.Fatalf("%q re-encoded as %q: %#v", s, out[0].String(), again.Data)
 	}
 }
 
@@ -103,24 +121,29 @@ func TestDecodeFastAgreesWithLibrary(t *testing.T) {
 }
 
 func TestRawArgumentsKeepTheirBytes(t *testing.T) {
-	in := `2["P2P_EMIT",{"args":[{"z":1,"a":2},"\ud83d",123456789012345678901234567890,1e400],"targetClientId":"B","event":"e","extra":true}]`
+	in := `2["P2P_EMIT",{"args":[ {"z":1,"a":2}, "\ud83d",123456789012345678901234567890,1e400 ],"targetClientId":"B","event":"e","extra":true}]`
 	p := decodeFast([]byte(in))
 	if p == nil {
 		t.Fatal("not decoded")
 	}
-	args := p.Data.([]any)[1].(map[string]any)["args"].([]any)
-	var got []string
-	for _, a := range args {
-		got = append(got, string(a.(json.RawMessage)))
+	args := p.Data.([]any)[1].(map[string]any)["args"].(protocol.RawArgs)
+	if want := `{"z":1,"a":2}, "\ud83d",123456789012345678901234567890,1e400`; string(args) != want {
+		t.Fatalf("raw args %s, want %s", args, want)
 	}
-	want := []string{`{"z":1,"a":2}`, `"\ud83d"`, `123456789012345678901234567890`, `1e400`}
-	if !reflect.DeepEqual(got, want) {
-		t.Fatalf("raw args %q, want %q", got, want)
-	}
-	// And the library's encoder writes them back unchanged.
-	enc := parser.NewEncoder().Encode(&parser.Packet{Type: parser.EVENT, Nsp: "/", Data: append([]any{"e"}, args...)})
-	if s := enc[0].String(); s != `2["e",{"z":1,"a":2},"\ud83d",123456789012345678901234567890,1e400]` {
+	// The relay's encoder writes them back unchanged, after the event name.
+	id := uint64(7)
+	enc := relayEncoder{inner: parser.NewEncoder()}.Encode(&parser.Packet{Type: parser.EVENT, Nsp: "/", Id: &id, Data: []any{"é\"", args}})
+	if s := enc[0].String(); s != `27["é\"",{"z":1,"a":2}, "\ud83d",123456789012345678901234567890,1e400]` {
 		t.Fatalf("encoded %s", s)
+	}
+	// An ack's values likewise, none included.
+	ack := decodeFast([]byte(`31[ ]`))
+	if s := (relayEncoder{inner: parser.NewEncoder()}).Encode(&parser.Packet{Type: parser.ACK, Nsp: "/", Id: &id, Data: ack.Data})[0].String(); s != `37[]` {
+		t.Fatalf("empty ack encoded %s", s)
+	}
+	// Anything else goes to the library's encoder.
+	if s := (relayEncoder{inner: parser.NewEncoder()}).Encode(&parser.Packet{Type: parser.EVENT, Nsp: "/admin", Data: []any{"x", 1.0}})[0].String(); s != `2/admin,["x",1]` {
+		t.Fatalf("library encoding %s", s)
 	}
 }
 

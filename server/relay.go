@@ -9,7 +9,6 @@ package server
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"log/slog"
 	"sort"
@@ -893,13 +892,13 @@ func asProtocolError(err error) *protocol.Error {
 }
 
 // isTrue reports whether a device's answer is the JSON value true, decoded
-// or still raw.
+// or still raw (the first of raw values).
 func isTrue(v any) bool {
 	switch x := v.(type) {
 	case bool:
 		return x
-	case json.RawMessage:
-		return string(x) == "true"
+	case protocol.RawArgs:
+		return string(firstRaw(x)) == "true"
 	}
 	return false
 }

@@ -77,7 +77,7 @@ func NewService(cfg ServiceConfig) (*Service, error) {
 		return nil, err
 	}
 	s := &Service{Relay: relay, IO: io, mux: http.NewServeMux()}
-	s.mux.Handle("/socket.io/", handler)
+	s.mux.Handle("/socket.io/", detachOnHijack(handler))
 	s.mux.HandleFunc("GET /healthz", s.healthz)
 	s.srv = &http.Server{Handler: s.mux, ReadHeaderTimeout: 10 * time.Second}
 	return s, nil
@@ -125,7 +125,7 @@ func (s *Service) healthz(w http.ResponseWriter, _ *http.Request) {
 // clean shutdown.
 func (s *Service) Serve(ln net.Listener) error {
 	s.serving.Store(true)
-	err := s.srv.Serve(ln)
+	err := s.srv.Serve(coalescingListener{ln})
 	if errors.Is(err, http.ErrServerClosed) {
 		return nil
 	}
@@ -135,7 +135,7 @@ func (s *Service) Serve(ln net.Listener) error {
 // ServeTLS is Serve over TLS with the given certificate and key files.
 func (s *Service) ServeTLS(ln net.Listener, certFile, keyFile string) error {
 	s.serving.Store(true)
-	err := s.srv.ServeTLS(ln, certFile, keyFile)
+	err := s.srv.ServeTLS(coalescingListener{ln}, certFile, keyFile)
 	if errors.Is(err, http.ErrServerClosed) {
 		return nil
 	}

@@ -88,3 +88,10 @@ func (r *Relay) Stats() Stats {
 	st.Pairs = len(r.store.Pairs())
 	return st
 }
+
+// Activity returns a number that changes whenever a device connects or
+// disconnects or a message or ack is relayed: cheap to poll, for callers
+// that act when the relay is quiet.
+func (r *Relay) Activity() uint64 {
+	return r.stats.connects.Load() + r.stats.disconnects.Load() + r.stats.messages.Load() + r.stats.acks.Load()
+}

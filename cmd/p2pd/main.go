@@ -55,6 +55,7 @@ type ServeCmd struct {
 	AdminFlags
 	SecurityFlags
 	LimitFlags
+	MemoryFlags
 	DebugFlags
 }
 
@@ -116,6 +117,12 @@ func (c *ServeCmd) Run(ctx context.Context) error {
 		return fmt.Errorf("--pprof-listen: %w", err)
 	}
 	defer stopPprof()
+	c.MemoryFlags.apply()
+	if c.IdleTrim > 0 {
+		trimCtx, stopTrim := context.WithCancel(ctx)
+		defer stopTrim()
+		go newTrimmer(c.IdleTrim, svc.Relay.Activity, log).run(trimCtx)
+	}
 	scheme := "http"
 	if c.TLSCert != "" {
 		scheme = "https"

@@ -1,0 +1,121 @@
+package server
+
+import (
+	"bytes"
+	"errors"
+	"io"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"sync"
+	"testing"
+	"time"
+)
+
+func TestCoalescingConnDeliversInOrderAndFlushesOnClose(t *testing.T) {
+	a, b := net.Pipe()
+	c := newCoalescingConn(a)
+	var want bytes.Buffer
+	got := make(chan []byte, 1)
+	go func() {
+		all, _ := io.ReadAll(b)
+		got <- all
+	}()
+	var wg sync.WaitGroup
+	var mu sync.Mutex // writers take turns, so the order is known
+	for w := 0; w < 4; w++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := 0; i < 200; i++ {
+				mu.Lock()
+				msg := []byte{byte(w), byte(i), '\n'}
+				want.Write(msg)
+				if _, err := c.Write(msg); err != nil {
+					t.Error(err)
+				}
+				mu.Unlock()
+			}
+		}()
+	}
+	wg.Wait()
+	if err := c.Close(); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case all := <-got:
+		if !bytes.Equal(all, want.Bytes()) {
+			t.Fatalf("received %d bytes, not what was written (%d bytes)", len(all), want.Len())
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("reader did not finish")
+	}
+	if _, err := c.Write([]byte("x")); !errors.Is(err, net.ErrClosed) {
+		t.Fatalf("write after close: %v", err)
+	}
+}
+
+func TestCoalescingConnReportsWriteErrors(t *testing.T) {
+	a, b := net.Pipe()
+	c := newCoalescingConn(a)
+	b.Close()
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		_, err := c.Write([]byte("hello"))
+		if err != nil {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("writes to a closed peer never failed")
+		}
+		time.Sleep(time.Millisecond)
+	}
+	_ = c.Close()
+}
+
+func TestCoalescingConnCloseDoesNotHangOnAPeerThatDoesNotRead(t *testing.T) {
+	a, _ := net.Pipe() // nobody reads the other end
+	c := newCoalescingConn(a)
+	if _, err := c.Write([]byte("stuck")); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan struct{})
+	go func() { _ = c.Close(); close(done) }()
+	select {
+	case <-done:
+	case <-time.After(closeWait + 5*time.Second):
+		t.Fatal("Close hung")
+	}
+}
+
+func TestDetachingWriterForgetsTheConnection(t *testing.T) {
+	seenc := make(chan http.ResponseWriter, 1)
+	h := detachOnHijack(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		c, _, err := w.(http.Hijacker).Hijack()
+		if err != nil {
+			t.Error(err)
+		} else {
+			c.Close()
+		}
+		seenc <- w
+	}))
+	srv := httptest.NewServer(h)
+	defer srv.Close()
+	req, _ := http.NewRequest("GET", srv.URL, nil)
+	req.Header.Set("Upgrade", "websocket")
+	if resp, err := http.DefaultClient.Do(req); err == nil {
+		resp.Body.Close()
+	}
+	seen := <-seenc
+	d, ok := seen.(*detachingWriter)
+	if !ok {
+		t.Fatalf("handler got %T, want *detachingWriter", seen)
+	}
+	if d.inner() != nil {
+		t.Fatal("the hijacked connection is still referenced")
+	}
+	if _, err := d.Write([]byte("x")); !errors.Is(err, http.ErrHijacked) {
+		t.Fatalf("write after hijack: %v", err)
+	}
+	d.Header().Set("X", "y") // must not panic
+}
