@@ -98,9 +98,13 @@ func (l coalescingListener) Accept() (net.Conn, error) {
 	return newCoalescingConn(c), nil
 }
 
-// maxPending bounds what a connection may hold unwritten; a writer beyond
-// it waits for the flush.
-const maxPending = 1 << 20
+// maxPending bounds what a connection may hold unwritten. A peer that lets
+// more pile up is not reading: its connection is closed rather than let
+// writers wait on it (they may be relaying for other devices).
+const maxPending = 8 << 20
+
+// errSlowReader ends a connection whose peer stopped reading.
+var errSlowReader = errors.New("peer is not reading: more than 8 MiB unsent")
 
 // closeWait bounds how long Close waits for pending bytes to go out.
 const closeWait = time.Second
@@ -112,13 +116,13 @@ const closeWait = time.Second
 // at once, and writing them together costs one call instead of many. A
 // write returns once its bytes are queued; a flusher goroutine, started
 // when there is something to write and gone when there is not, does the
-// writing. An error from it is returned by the next Write, and closes the
-// connection.
+// writing. Write never waits on the network. An error from the flusher is
+// returned by the next Write, and closes the connection.
 type coalescingConn struct {
 	net.Conn
 
 	mu       sync.Mutex // guards pending, spare, flushing, err, deadline, closed
-	cond     *sync.Cond // signalled when a flush finishes
+	cond     *sync.Cond // signalled when a flush ends
 	pending  []byte     // bytes written and not yet handed to the kernel
 	spare    []byte     // the previous flush's buffer, reused
 	flushing bool
@@ -136,8 +140,9 @@ func newCoalescingConn(c net.Conn) *coalescingConn {
 func (c *coalescingConn) Write(b []byte) (int, error) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	for c.err == nil && !c.closed && len(c.pending) > 0 && len(c.pending)+len(b) > maxPending {
-		c.cond.Wait()
+	if c.err == nil && len(c.pending) > 0 && len(c.pending)+len(b) > maxPending {
+		c.err = errSlowReader
+		_ = c.Conn.Close()
 	}
 	if c.err != nil {
 		return 0, c.err

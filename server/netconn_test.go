@@ -119,3 +119,17 @@ func TestDetachingWriterForgetsTheConnection(t *testing.T) {
 	}
 	d.Header().Set("X", "y") // must not panic
 }
+
+func TestCoalescingConnClosesOnAPeerThatStopsReading(t *testing.T) {
+	a, _ := net.Pipe() // nobody reads the other end
+	c := newCoalescingConn(a)
+	chunk := make([]byte, 1<<20)
+	var err error
+	for i := 0; i < 16 && err == nil; i++ {
+		_, err = c.Write(chunk)
+	}
+	if !errors.Is(err, errSlowReader) {
+		t.Fatalf("write to a peer that does not read: %v, want errSlowReader", err)
+	}
+	_ = c.Close()
+}

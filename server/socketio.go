@@ -5,6 +5,7 @@ import (
 	"time"
 
 	"github.com/zishang520/socket.io/servers/socket/v3"
+	"github.com/zishang520/socket.io/v3/pkg/types"
 
 	"github.com/p2prelay/p2prelay/protocol"
 )
@@ -30,12 +31,14 @@ func Attach(io *socket.Server, cfg Config) (*Relay, error) {
 
 // NewSocketServerOptions returns socket.io server options that accept both
 // client generations: Engine.IO 3 (socket.io-client 2.x) and 4, over
-// polling and websocket, with the relay's parser (NewParser).
+// polling and websocket, with the relay's parser (NewParser) and its
+// websocket transport.
 func NewSocketServerOptions() *socket.ServerOptions {
 	opts := socket.DefaultServerOptions()
 	opts.SetAllowEIO3(true)
 	opts.SetServeClient(false)
 	opts.SetParser(NewParser())
+	opts.SetTransports(types.NewSet[socket.TransportCtor](socket.Polling, websocketCtor{}))
 	return opts
 }
 

@@ -1,0 +1,212 @@
+package server
+
+import (
+	"bytes"
+	"errors"
+	"io"
+	"net"
+	"sync"
+	"time"
+
+	ws "github.com/gorilla/websocket"
+	"github.com/zishang520/socket.io/parsers/engine/v3/packet"
+	"github.com/zishang520/socket.io/servers/engine/v3/transports"
+	"github.com/zishang520/socket.io/v3/pkg/types"
+)
+
+// websocketCtor builds the relay's websocket transport, which the engine
+// takes through its TransportCtor extension point in place of its own.
+// It speaks the same wire protocol; what differs is the work per message:
+//
+//   - a message is read into a pooled scratch buffer and kept in one
+//     right-sized copy (the library's transport grows a fresh buffer per
+//     message, and its packet decoder copies it once more);
+//   - packets are written by the goroutine that sends them, under a lock,
+//     instead of being handed to a write-queue goroutine: writes go to the
+//     connection's coalescing buffer (coalescingConn) and never wait on
+//     the network, so this costs nothing and saves a goroutine hand-off
+//     per message.
+type websocketCtor struct{}
+
+func (websocketCtor) New(ctx *types.HttpContext) transports.Transport {
+	w := &wsTransport{Transport: transports.MakeTransport()}
+	w.Prototype(w)
+	w.Construct(ctx)
+	return w
+}
+
+func (websocketCtor) Name() string          { return transports.WEBSOCKET }
+func (websocketCtor) HandlesUpgrades() bool { return true }
+func (websocketCtor) UpgradesTo() []string  { return nil }
+
+// wsTransport is an Engine.IO websocket transport.
+type wsTransport struct {
+	transports.Transport
+
+	conn        *types.WebSocketConn
+	idleTimeout time.Duration
+
+	wmu sync.Mutex // guards writes on conn
+}
+
+// Construct sets the transport up on an upgraded connection and starts
+// reading once the engine allows it.
+func (w *wsTransport) Construct(ctx *types.HttpContext) {
+	w.Transport.Construct(ctx)
+	w.idleTimeout = ctx.IdleTimeout
+	w.conn = ctx.Websocket
+	_ = w.conn.On("error", func(errs ...any) {
+		var err error
+		if len(errs) > 0 {
+			err, _ = errs[0].(error)
+		}
+		w.OnError("websocket error", err)
+	})
+	_ = w.conn.Once("close", func(...any) { w.OnClose() })
+	w.SetWritable(true)
+	w.SetPerMessageDeflate(nil)
+	transports.StartReader(w, ctx.TransportReadPermission(), w.read)
+}
+
+func (w *wsTransport) Name() string          { return transports.WEBSOCKET }
+func (w *wsTransport) HandlesUpgrades() bool { return true }
+
+// scratch holds the buffers messages are read into before their copy.
+var scratch = sync.Pool{New: func() any { return new(bytes.Buffer) }}
+
+// maxScratch is the largest scratch buffer kept for reuse.
+const maxScratch = 64 << 10
+
+// read receives messages until the connection ends.
+func (w *wsTransport) read() {
+	defer w.conn.Emit("close")
+	for {
+		if w.idleTimeout > 0 {
+			_ = w.conn.SetReadDeadline(time.Now().Add(w.idleTimeout))
+		}
+		mt, r, err := w.conn.NextReader()
+		if err != nil {
+			w.fail(err)
+			return
+		}
+		switch mt {
+		case ws.TextMessage, ws.BinaryMessage:
+			b := scratch.Get().(*bytes.Buffer)
+			b.Reset()
+			_, err := b.ReadFrom(r)
+			data := bytes.Clone(b.Bytes())
+			if b.Cap() <= maxScratch {
+				scratch.Put(b)
+			}
+			if err != nil {
+				w.fail(err)
+				return
+			}
+			w.receive(mt, data)
+		case ws.CloseMessage:
+			return
+		}
+	}
+}
+
+// receive hands one message to the engine. A text MESSAGE packet of
+// Engine.IO 4, what nearly every message is, becomes a packet directly;
+// anything else goes through the library's packet decoder.
+func (w *wsTransport) receive(mt int, data []byte) {
+	if mt == ws.BinaryMessage {
+		w.OnData(types.NewBytesBuffer(data))
+		return
+	}
+	if w.Protocol() == 4 && len(data) > 0 && data[0] == '4' {
+		w.OnPacket(&packet.Packet{Type: packet.MESSAGE, Data: types.NewStringBuffer(data[1:])})
+		return
+	}
+	w.OnData(types.NewStringBuffer(data))
+}
+
+// fail reports a read error, as the library's transport does: a closed
+// connection is a close, anything else an error.
+func (w *wsTransport) fail(err error) {
+	if ws.IsUnexpectedCloseError(err) || errors.Is(err, net.ErrClosed) {
+		w.conn.Emit("close")
+		return
+	}
+	w.conn.Emit("error", err)
+}
+
+// Send writes packets, each as one websocket frame, then reports the
+// transport drained. It stays writable throughout: writes queue in the
+// connection's buffer and never wait on the network.
+func (w *wsTransport) Send(packets []*packet.Packet) {
+	w.wmu.Lock()
+	var err error
+	for _, p := range packets {
+		if err = w.write(p); err != nil {
+			break
+		}
+	}
+	w.wmu.Unlock()
+	if err != nil {
+		w.fail(err)
+		return
+	}
+	w.Emit("drain")
+}
+
+// write sends one packet. w.wmu must be held.
+func (w *wsTransport) write(p *packet.Packet) error {
+	compress := p.Options == nil || p.Options.Compress == nil || *p.Options.Compress
+	if sb, ok := p.Data.(*types.StringBuffer); ok && p.Type == packet.MESSAGE && (p.Options == nil || p.Options.WsPreEncodedFrame == nil) {
+		// Engine.IO 3 and 4 both write a text message as "4" + data.
+		return w.frame(ws.TextMessage, compress, sb.Len()+1, func(wr io.Writer) error {
+			if _, err := wr.Write([]byte{'4'}); err != nil {
+				return err
+			}
+			_, err := wr.Write(sb.Bytes())
+			return err
+		})
+	}
+	data, err := w.Parser().EncodePacket(p, w.SupportsBinary())
+	if err != nil {
+		return err
+	}
+	mt := ws.BinaryMessage
+	if _, ok := data.(*types.StringBuffer); ok {
+		mt = ws.TextMessage
+	}
+	return w.frame(mt, compress, data.Len(), func(wr io.Writer) error {
+		_, err := io.Copy(wr, data)
+		return err
+	})
+}
+
+// frame writes one websocket message of size bytes with fill.
+func (w *wsTransport) frame(mt int, compress bool, size int, fill func(io.Writer) error) error {
+	if pmd := w.PerMessageDeflate(); pmd == nil || size < pmd.Threshold {
+		compress = false
+	}
+	w.conn.EnableWriteCompression(compress)
+	wr, err := w.conn.NextWriter(mt)
+	if err != nil {
+		return err
+	}
+	if err := fill(wr); err != nil {
+		_ = wr.Close()
+		return err
+	}
+	return wr.Close()
+}
+
+// OnClose releases the connection on every close path.
+func (w *wsTransport) OnClose() {
+	w.Transport.OnClose()
+	_ = w.conn.Close()
+}
+
+// DoClose closes the transport.
+func (w *wsTransport) DoClose(fn types.Callable) {
+	defer func() { _ = w.conn.Close() }()
+	if fn != nil {
+		fn()
+	}
+}
