@@ -12,8 +12,36 @@ import (
 	"time"
 )
 
+// conns returns the two ends of a pipe and of a loopback TCP connection:
+// the first writes through a flusher only, the second also at once.
+func connPairs(t *testing.T) map[string][2]net.Conn {
+	t.Helper()
+	pa, pb := net.Pipe()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	accepted := make(chan net.Conn, 1)
+	go func() {
+		c, _ := ln.Accept()
+		accepted <- c
+	}()
+	ta, err := net.Dial("tcp", ln.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	tb := <-accepted
+	return map[string][2]net.Conn{"pipe": {pa, pb}, "tcp": {tb, ta}}
+}
+
 func TestCoalescingConnDeliversInOrderAndFlushesOnClose(t *testing.T) {
-	a, b := net.Pipe()
+	for name, p := range connPairs(t) {
+		t.Run(name, func(t *testing.T) { testInOrder(t, p[0], p[1]) })
+	}
+}
+
+func testInOrder(t *testing.T, a, b net.Conn) {
 	c := newCoalescingConn(a)
 	var want bytes.Buffer
 	got := make(chan []byte, 1)
@@ -30,6 +58,10 @@ func TestCoalescingConnDeliversInOrderAndFlushesOnClose(t *testing.T) {
 			for i := 0; i < 200; i++ {
 				mu.Lock()
 				msg := []byte{byte(w), byte(i), '\n'}
+				if i%50 == 0 {
+					// Now and then more than a socket takes at once.
+					msg = bytes.Repeat(msg, 300_000)
+				}
 				want.Write(msg)
 				if _, err := c.Write(msg); err != nil {
 					t.Error(err)
