@@ -3,6 +3,8 @@ package harness
 import (
 	"bytes"
 	"math"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 
@@ -79,5 +81,29 @@ func TestJudge(t *testing.T) {
 		if !strings.Contains(out.String(), want) {
 			t.Errorf("report lacks %q:\n%s", want, out.String())
 		}
+	}
+}
+
+func TestIdleBreakdown(t *testing.T) {
+	dir := t.TempDir()
+	file := filepath.Join(dir, "memstats.txt")
+	text := "heap profile: 1: 2 [3: 4] @ heap/1048576\n\n# runtime.MemStats\n# Alloc = 1\n# HeapAlloc = 2048000\n" +
+		"# HeapInuse = 4096000\n# Stack = 1024000 / 1024000\n# PauseNs = [1 2 3]\n"
+	if err := os.WriteFile(file, []byte(text), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	got, err := idleBreakdown(file, 1000)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := "idle, per device: live heap 2.0 KiB, heap spans in use 4.0 KiB, goroutine stacks 1.0 KiB"
+	if got != want {
+		t.Errorf("got %q, want %q", got, want)
+	}
+	if err := os.WriteFile(file, []byte("# HeapAlloc = 1\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := idleBreakdown(file, 1000); err == nil || !strings.Contains(err.Error(), "HeapInuse") {
+		t.Errorf("statistics missing: err = %v", err)
 	}
 }

@@ -9,6 +9,8 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"strconv"
+	"strings"
 	"time"
 
 	"github.com/p2prelay/p2prelay/bench/loadgen"
@@ -80,6 +82,17 @@ func Profile(ctx context.Context, o ProfileOptions) error {
 		secs := int(math.Ceil(window.Seconds()))
 		go func() { cpuDone <- save(fmt.Sprintf("profile?seconds=%d", secs), "cpu.pprof") }()
 	}
+	var idleErr error
+	cfg.OnIdle = func() {
+		// With every device still connected: a heap profile, the runtime's
+		// memory statistics after a collection, and the goroutines.
+		// The first collects garbage, so the statistics are of live memory.
+		for _, f := range [][2]string{{"heap?gc=1", "heap-idle.pprof"}, {"heap?debug=1", "memstats-idle.txt"}, {"goroutine", "goroutine-idle.pprof"}} {
+			if err := save(f[0], f[1]); err != nil && idleErr == nil {
+				idleErr = err
+			}
+		}
+	}
 	res, err := loadgen.Run(ctx, cfg, o.Scenario, loadgen.Target{URL: p.URL, PID: p.PID})
 	if err != nil {
 		return err
@@ -89,6 +102,9 @@ func Profile(ctx context.Context, o ProfileOptions) error {
 	}
 	if hookErr != nil {
 		return hookErr
+	}
+	if idleErr != nil {
+		return idleErr
 	}
 	if err := <-cpuDone; err != nil {
 		return err
@@ -104,11 +120,49 @@ func Profile(ctx context.Context, o ProfileOptions) error {
 		return err
 	}
 	fmt.Fprintf(o.Out, "%s %s: %s\n", r.Name, o.Scenario, Summary(res))
+	if o.Scenario == "devices" {
+		if line, err := idleBreakdown(filepath.Join(o.OutDir, "memstats-idle.txt"), o.Config.Devices); err == nil {
+			fmt.Fprintln(o.Out, line)
+		} else {
+			fmt.Fprintf(o.Out, "no idle memory breakdown: %v\n", err)
+		}
+	}
 	fmt.Fprintf(o.Out, "profiles in %s:\n", o.OutDir)
 	fmt.Fprintf(o.Out, "  go tool pprof -top %s %s\n", bin, filepath.Join(o.OutDir, "cpu.pprof"))
 	fmt.Fprintf(o.Out, "  go tool pprof -top -sample_index=alloc_space -base %s %s %s\n", filepath.Join(o.OutDir, "allocs-before.pprof"),
 		bin, filepath.Join(o.OutDir, "allocs-after.pprof"))
 	return nil
+}
+
+// idleBreakdown reads the runtime.MemStats lines of a heap?debug=1 answer
+// and says where an idle device's memory goes: live heap objects, heap
+// spans in use (live objects plus the free space around them), goroutine
+// stacks. Whole-process figures divided by devices, base included.
+func idleBreakdown(file string, devices int) (string, error) {
+	data, err := os.ReadFile(file)
+	if err != nil {
+		return "", err
+	}
+	stats := map[string]float64{}
+	for _, line := range strings.Split(string(data), "\n") {
+		name, value, ok := strings.Cut(strings.TrimPrefix(line, "# "), " = ")
+		if !ok || !strings.HasPrefix(line, "# ") {
+			continue
+		}
+		if v, _, _ := strings.Cut(value, " "); v != "" {
+			if f, err := strconv.ParseFloat(v, 64); err == nil {
+				stats[name] = f
+			}
+		}
+	}
+	for _, name := range []string{"HeapAlloc", "HeapInuse", "Stack"} {
+		if _, ok := stats[name]; !ok {
+			return "", fmt.Errorf("%s: no %s", file, name)
+		}
+	}
+	per := func(name string) float64 { return stats[name] / 1024 / float64(max(devices, 1)) }
+	return fmt.Sprintf("idle, per device: live heap %.1f KiB, heap spans in use %.1f KiB, goroutine stacks %.1f KiB",
+		per("HeapAlloc"), per("HeapInuse"), per("Stack")), nil
 }
 
 func copyFile(from, to string) error {

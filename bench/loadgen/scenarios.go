@@ -80,6 +80,10 @@ type Config struct {
 	// OnMeasure, when set, is called as a measured phase starts, with its
 	// length (0 when not known in advance): a hook to start a profile.
 	OnMeasure func(window time.Duration) `json:"-"`
+	// OnIdle, when set, is called by the devices scenario once the relay's
+	// memory has settled with every device connected and paired: a hook to
+	// take a heap profile of idle devices.
+	OnIdle func() `json:"-"`
 }
 
 // DefaultConfig is a full run's configuration.
@@ -619,6 +623,9 @@ func (r *run) devices(ctx context.Context, k int) (Result, error) {
 	}
 	if !ok {
 		res.Notes = append(res.Notes, fmt.Sprintf("RSS had not settled within %s", waited.Round(time.Second)))
+	}
+	if r.cfg.OnIdle != nil {
+		r.cfg.OnIdle()
 	}
 	for _, p := range pairs {
 		for _, c := range [...]*Conn{p.a, p.b} {
