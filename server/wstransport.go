@@ -2,8 +2,8 @@ package server
 
 import (
 	"bytes"
+	"encoding/binary"
 	"errors"
-	"io"
 	"net"
 	"sync"
 	"time"
@@ -25,7 +25,10 @@ import (
 //     instead of being handed to a write-queue goroutine: writes go to the
 //     connection's coalescing buffer (coalescingConn) and never wait on
 //     the network, so this costs nothing and saves a goroutine hand-off
-//     per message.
+//     per message;
+//   - a message is framed here and written with one copy, rather than
+//     through the websocket library's writer, which copies it into a
+//     buffer of its own and takes a lock and a write deadline per frame.
 type websocketCtor struct{}
 
 func (websocketCtor) New(ctx *types.HttpContext) transports.Transport {
@@ -155,46 +158,58 @@ func (w *wsTransport) Send(packets []*packet.Packet) {
 
 // write sends one packet. w.wmu must be held.
 func (w *wsTransport) write(p *packet.Packet) error {
-	compress := p.Options == nil || p.Options.Compress == nil || *p.Options.Compress
 	if sb, ok := p.Data.(*types.StringBuffer); ok && p.Type == packet.MESSAGE && (p.Options == nil || p.Options.WsPreEncodedFrame == nil) {
 		// Engine.IO 3 and 4 both write a text message as "4" + data.
-		return w.frame(ws.TextMessage, compress, sb.Len()+1, func(wr io.Writer) error {
-			if _, err := wr.Write([]byte{'4'}); err != nil {
-				return err
-			}
-			_, err := wr.Write(sb.Bytes())
-			return err
-		})
+		return w.frame(ws.TextMessage, '4', sb.Bytes())
 	}
 	data, err := w.Parser().EncodePacket(p, w.SupportsBinary())
 	if err != nil {
 		return err
 	}
-	mt := ws.BinaryMessage
+	op := byte(ws.BinaryMessage)
 	if _, ok := data.(*types.StringBuffer); ok {
-		mt = ws.TextMessage
+		op = ws.TextMessage
 	}
-	return w.frame(mt, compress, data.Len(), func(wr io.Writer) error {
-		_, err := io.Copy(wr, data)
-		return err
-	})
+	return w.frame(op, 0, data.Bytes())
 }
 
-// frame writes one websocket message of size bytes with fill.
-func (w *wsTransport) frame(mt int, compress bool, size int, fill func(io.Writer) error) error {
-	if pmd := w.PerMessageDeflate(); pmd == nil || size < pmd.Threshold {
-		compress = false
+// frames holds the buffers frames are built in.
+var frames = sync.Pool{New: func() any { return new([]byte) }}
+
+// frame writes one websocket message: a single final, unmasked and
+// uncompressed frame (RFC 6455, section 5.2) with prefix, when not 0, as
+// its first byte, then payload. The transport never compresses: it leaves
+// per-message deflate off. The frame goes out in one Write, so that it
+// never interleaves with the control frames (pongs, close) the websocket
+// library writes on the same connection; the connection's coalescing
+// buffer copies it, so building it in a pooled buffer is the only copy
+// between the packet and the kernel.
+func (w *wsTransport) frame(op byte, prefix byte, payload []byte) error {
+	n := len(payload)
+	if prefix != 0 {
+		n++
 	}
-	w.conn.EnableWriteCompression(compress)
-	wr, err := w.conn.NextWriter(mt)
-	if err != nil {
-		return err
+	bp := frames.Get().(*[]byte)
+	b := append((*bp)[:0], 0x80|op)
+	switch {
+	case n <= 125:
+		b = append(b, byte(n))
+	case n <= 0xffff:
+		b = append(b, 126, byte(n>>8), byte(n))
+	default:
+		b = append(b, 127)
+		b = binary.BigEndian.AppendUint64(b, uint64(n))
 	}
-	if err := fill(wr); err != nil {
-		_ = wr.Close()
-		return err
+	if prefix != 0 {
+		b = append(b, prefix)
 	}
-	return wr.Close()
+	b = append(b, payload...)
+	_, err := w.conn.NetConn().Write(b)
+	if cap(b) <= maxScratch {
+		*bp = b
+		frames.Put(bp)
+	}
+	return err
 }
 
 // OnClose releases the connection on every close path.
