@@ -11,6 +11,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/p2prelay/p2prelay/bench/loadgen"
@@ -69,6 +70,7 @@ func Profile(ctx context.Context, o ProfileOptions) error {
 	}
 
 	cpuDone := make(chan error, 1)
+	cpuErr := sync.OnceValue(func() error { return <-cpuDone })
 	started := false
 	var hookErr error
 	cfg := o.Config
@@ -85,9 +87,15 @@ func Profile(ctx context.Context, o ProfileOptions) error {
 	var idleErr error
 	cfg.OnIdle = func() {
 		// With every device still connected: a heap profile, the runtime's
-		// memory statistics after a collection, and the goroutines.
-		// The first collects garbage, so the statistics are of live memory.
-		for _, f := range [][2]string{{"heap?gc=1", "heap-idle.pprof"}, {"heap?debug=1", "memstats-idle.txt"}, {"goroutine", "goroutine-idle.pprof"}} {
+		// memory statistics after a collection, the goroutines, and what
+		// the relay does with its CPU while they idle.
+		// The first collects garbage, so the statistics are of live memory;
+		// the CPU profile waits for the scenario's to end.
+		if err := cpuErr(); err != nil {
+			idleErr = err
+			return
+		}
+		for _, f := range [][2]string{{"heap?gc=1", "heap-idle.pprof"}, {"heap?debug=1", "memstats-idle.txt"}, {"goroutine", "goroutine-idle.pprof"}, {"profile?seconds=5", "cpu-idle.pprof"}} {
 			if err := save(f[0], f[1]); err != nil && idleErr == nil {
 				idleErr = err
 			}
@@ -106,7 +114,7 @@ func Profile(ctx context.Context, o ProfileOptions) error {
 	if idleErr != nil {
 		return idleErr
 	}
-	if err := <-cpuDone; err != nil {
+	if err := cpuErr(); err != nil {
 		return err
 	}
 	for path, name := range map[string]string{"allocs": "allocs-after.pprof", "heap": "heap.pprof", "goroutine": "goroutine.pprof"} {
