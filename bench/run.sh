@@ -3,7 +3,7 @@
 # socket.io 4: builds p2pd and the benchmark, installs the reference relay's
 # npm packages, then runs p2pbench. Not part of the test suite.
 #
-#   bench/run.sh                 full run: 5 rounds, then 10,000 idle devices (about 8 minutes)
+#   bench/run.sh                 full run: 5 rounds, then 10,000 idle devices (about 6 minutes)
 #   bench/run.sh --quick         a quick look (about a minute)
 #   bench/run.sh --help          every option
 #   bench/run.sh profile ack     CPU and allocation profiles of p2pd under one scenario
