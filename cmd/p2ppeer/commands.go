@@ -12,8 +12,7 @@ import (
 
 // ListenCmd waits for pair requests and prints every event.
 type ListenCmd struct {
-	Accept string `help:"Pair requests to accept: any, none, or ids separated by commas." default:"any"`
-	Reply  string `help:"Answer acknowledgements with this value (JSON when it parses, else a string); by default, echo the event's arguments." placeholder:"JSON"`
+	AnswerFlags
 }
 
 // Run listens until interrupted (exit 0) or the relay closes the device.
@@ -22,11 +21,11 @@ func (c *ListenCmd) Run(g *Globals, env *Env, pr *printer) error {
 	if err != nil {
 		return err
 	}
-	accept, err := parseAccept(c.Accept)
+	sc, err := c.session(id)
 	if err != nil {
 		return err
 	}
-	s, err := openSession(env, g, pr, sessionConfig{id: id, accept: accept, reply: parseReply(c.Reply)})
+	s, err := openSession(env, g, pr, sc)
 	if err != nil {
 		return err
 	}

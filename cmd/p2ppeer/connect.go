@@ -15,8 +15,7 @@ import (
 type ConnectCmd struct {
 	Target string `help:"The device to pair with at once (else pair later with the pair command)."`
 	Wait   bool   `help:"Keep trying until the target is online and free."`
-	Accept string `help:"Pair requests to accept: any, none, or ids separated by commas." default:"any"`
-	Reply  string `help:"Answer acknowledgements with this value (JSON when it parses, else a string); by default, echo the event's arguments." placeholder:"JSON"`
+	AnswerFlags
 }
 
 // promptHelp lists the prompt's commands.
@@ -45,11 +44,11 @@ func (c *ConnectCmd) Run(g *Globals, env *Env, pr *printer) error {
 			return err
 		}
 	}
-	accept, err := parseAccept(c.Accept)
+	sc, err := c.session(id)
 	if err != nil {
 		return err
 	}
-	s, err := openSession(env, g, pr, sessionConfig{id: id, accept: accept, reply: parseReply(c.Reply)})
+	s, err := openSession(env, g, pr, sc)
 	if err != nil {
 		return err
 	}

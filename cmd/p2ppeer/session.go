@@ -279,6 +279,22 @@ func (s *session) failed() error {
 	return reportedError{s.firstErr}
 }
 
+// AnswerFlags say how a device that stays connected (connect, listen)
+// answers pair requests and acknowledgements.
+type AnswerFlags struct {
+	Accept string `help:"Pair requests to accept: any, none, or ids separated by commas." default:"any"`
+	Reply  string `help:"Answer acknowledgements with this value (JSON when it parses, else a string); by default, echo the event's arguments." placeholder:"JSON"`
+}
+
+// session returns the configuration of a session as device id.
+func (f AnswerFlags) session(id string) (sessionConfig, error) {
+	accept, err := parseAccept(f.Accept)
+	if err != nil {
+		return sessionConfig{}, err
+	}
+	return sessionConfig{id: id, accept: accept, reply: parseReply(f.Reply)}, nil
+}
+
 // parseAccept reads --accept: any, none, or ids separated by commas.
 func parseAccept(v string) (peer.AcceptPolicy, error) {
 	switch strings.TrimSpace(v) {
