@@ -15,6 +15,7 @@ import (
 	"github.com/alecthomas/kong"
 
 	"github.com/p2prelay/p2prelay/admin"
+	"github.com/p2prelay/p2prelay/internal/cmdline"
 	"github.com/p2prelay/p2prelay/internal/version"
 	"github.com/p2prelay/p2prelay/protocol"
 )
@@ -70,20 +71,15 @@ func main() {
 	os.Exit(code)
 }
 
-// exitRequest carries kong's exit code (after --help, --version or a usage
-// error) out of the parser.
-type exitRequest int
-
 // run parses args, runs the command and returns the exit code. Errors get
 // one line on stderr.
-func run(ctx context.Context, args []string, stdout, stderr io.Writer) (code int) {
+func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	var cli CLI
-	parser, err := kong.New(&cli,
+	parser, err := cmdline.New(&cli,
 		kong.Name("p2pctl"),
 		kong.Description("The p2prelay control center: a live dashboard of devices and pairs, and commands for scripts."),
 		kong.Vars{"version": version.String()},
 		kong.Writers(stdout, stderr),
-		kong.Exit(func(code int) { panic(exitRequest(code)) }),
 		kong.Bind(&cli.Globals),
 		kong.BindTo(ctx, (*context.Context)(nil)),
 		kong.BindTo(stdout, (*io.Writer)(nil)),
@@ -92,16 +88,10 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) (code int
 		fmt.Fprintln(stderr, "p2pctl:", err)
 		return 1
 	}
-	defer func() {
-		if r := recover(); r != nil {
-			req, ok := r.(exitRequest)
-			if !ok {
-				panic(r)
-			}
-			code = int(req)
-		}
-	}()
-	kctx, err := parser.Parse(args)
+	kctx, status, exited, err := cmdline.Parse(parser, args)
+	if exited {
+		return status
+	}
 	if err != nil {
 		fmt.Fprintln(stderr, "p2pctl: "+err.Error()+" (see p2pctl --help)")
 		return exitUsage

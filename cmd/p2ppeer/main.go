@@ -20,6 +20,7 @@ import (
 	"github.com/chzyer/readline"
 	"github.com/muesli/termenv"
 
+	"github.com/p2prelay/p2prelay/internal/cmdline"
 	"github.com/p2prelay/p2prelay/internal/version"
 	"github.com/p2prelay/p2prelay/peer"
 	"github.com/p2prelay/p2prelay/protocol"
@@ -146,17 +147,13 @@ func isConnectFailure(err error) bool {
 	return false
 }
 
-// exitPanic carries kong's exit (after --help or --version) out of run.
-type exitPanic int
-
 // run parses args, runs the command and returns the exit status.
-func run(env *Env, args []string) (status int) {
+func run(env *Env, args []string) int {
 	var cli CLI
-	parser, err := kong.New(&cli,
+	parser, err := cmdline.New(&cli,
 		kong.Name("p2ppeer"),
 		kong.Description("A device of the P2P relay, from the terminal and from scripts."),
 		kong.Writers(env.Stdout, env.Stderr),
-		kong.Exit(func(code int) { panic(exitPanic(code)) }),
 		kong.Vars{"version": version.String()},
 		kong.ConfigureHelp(kong.HelpOptions{Compact: true}),
 	)
@@ -164,16 +161,10 @@ func run(env *Env, args []string) (status int) {
 		fmt.Fprintln(env.Stderr, "p2ppeer:", err)
 		return exitFailure
 	}
-	defer func() {
-		if r := recover(); r != nil {
-			code, ok := r.(exitPanic)
-			if !ok {
-				panic(r)
-			}
-			status = int(code)
-		}
-	}()
-	kctx, err := parser.Parse(args)
+	kctx, status, exited, err := cmdline.Parse(parser, args)
+	if exited {
+		return status
+	}
 	if err != nil {
 		fmt.Fprintf(env.Stderr, "p2ppeer: %v (see p2ppeer --help)\n", err)
 		return exitUsage
