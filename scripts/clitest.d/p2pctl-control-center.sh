@@ -3,50 +3,14 @@
 # the script subcommands with their JSON and exit codes, then the real
 # dashboard in tmux, read off the screen. Devices are real socket.io-client
 # 4.x devices driven by node.
-set -euo pipefail
-cd "$(dirname "$0")/../.."
-ROOT=$PWD
-: "${BIN:=$ROOT/bin}"
+source "$(dirname "$0")/lib.sh"
 TOKEN="p2pa_clitest-$$-$RANDOM$RANDOM"
-WORK=$(mktemp -d)
 TMUX_SOCKET="p2pctl-clitest-$$"
-PIDS=()
+trap 'tmux -L "$TMUX_SOCKET" kill-server 2>/dev/null || true; cleanup' EXIT
 
-cleanup() {
-	tmux -L "$TMUX_SOCKET" kill-server 2>/dev/null || true
-	for pid in "${PIDS[@]}"; do kill "$pid" 2>/dev/null || true; done
-	for pid in "${PIDS[@]}"; do wait "$pid" 2>/dev/null || true; done
-	rm -rf "$WORK"
-}
-trap cleanup EXIT
+need_compat_modules
 
-fail() {
-	echo "FAIL: $*" >&2
-	for f in "$WORK"/*.log; do echo "--- $f" >&2; tail -n 20 "$f" >&2; done
-	exit 1
-}
-
-# wait_for DESCRIPTION SECONDS COMMAND...: retry COMMAND until it succeeds.
-wait_for() {
-	local what=$1 secs=$2
-	shift 2
-	local deadline=$((SECONDS + secs))
-	until "$@"; do
-		[ "$SECONDS" -lt "$deadline" ] || fail "timed out waiting for $what"
-		sleep 0.1
-	done
-}
-
-[ -d compat/node_modules/sio4 ] || npm ci --prefix compat --no-audit --no-fund --loglevel=error >/dev/null
-
-# The relay.
-: >"$WORK/p2pd.log"
-"$BIN/p2pd" --listen 127.0.0.1:0 --admin-token "$TOKEN" 2>"$WORK/p2pd.log" &
-PIDS+=($!)
-wait_for "p2pd to serve" 10 grep -q 'msg="p2pd serving"' "$WORK/p2pd.log"
-PORT=$(sed -n 's/.*msg="p2pd serving" addr=127\.0\.0\.1:\([0-9]*\).*/\1/p' "$WORK/p2pd.log" | head -n 1)
-[ -n "$PORT" ] || fail "no port in the p2pd log"
-URL="http://127.0.0.1:$PORT"
+start_relay --admin-token "$TOKEN"
 
 # Four devices: alpha asks bravo to pair and sends it a message every
 # 100ms; charlie and delta stay available.
@@ -78,19 +42,20 @@ wait_for "the devices to pair" 10 grep -q paired "$WORK/devices.log"
 
 export P2PCTL_URL="$URL" P2PCTL_TOKEN="$TOKEN"
 
-# json FILE EXPR: evaluate a JavaScript expression over the JSON in FILE (as v).
-json() {
+# holds FILE EXPR: the JavaScript expression EXPR is true of the JSON document
+# in FILE (as v).
+holds() {
 	node -e 'const v = JSON.parse(require("fs").readFileSync(process.argv[1], "utf8")); const r = eval(process.argv[2]); if (!r) { console.error("false:", process.argv[2], JSON.stringify(v)); process.exit(1); }' "$1" "$2"
 }
 
 # Script subcommands.
 "$BIN/p2pctl" devices --json >"$WORK/devices.json" || fail "devices --json"
-json "$WORK/devices.json" 'v.length === 4 && v.map(d => d.id).join() === "alpha,bravo,charlie,delta"' || fail "devices --json ids"
-json "$WORK/devices.json" 'v[0].peer === "bravo" && v[0].available === false && v[2].available === true && v[2].peer === "" && v.every(d => d.transport && d.address && d.connected_at)' || fail "devices --json fields"
+holds "$WORK/devices.json" 'v.length === 4 && v.map(d => d.id).join() === "alpha,bravo,charlie,delta"' || fail "devices --json ids"
+holds "$WORK/devices.json" 'v[0].peer === "bravo" && v[0].available === false && v[2].available === true && v[2].peer === "" && v.every(d => d.transport && d.address && d.connected_at)' || fail "devices --json fields"
 "$BIN/p2pctl" devices --available --json >"$WORK/available.json" || fail "devices --available --json"
-json "$WORK/available.json" 'v.map(d => d.id).join() === "charlie,delta"' || fail "available devices"
+holds "$WORK/available.json" 'v.map(d => d.id).join() === "charlie,delta"' || fail "available devices"
 "$BIN/p2pctl" pairs --json >"$WORK/pairs.json" || fail "pairs --json"
-json "$WORK/pairs.json" 'v.length === 1 && v[0].a === "alpha" && v[0].b === "bravo" && v[0].since && typeof v[0].messages === "number"' || fail "pairs --json"
+holds "$WORK/pairs.json" 'v.length === 1 && v[0].a === "alpha" && v[0].b === "bravo" && v[0].since && typeof v[0].messages === "number"' || fail "pairs --json"
 "$BIN/p2pctl" devices >"$WORK/devices.txt" || fail "devices"
 grep -q '^alpha .* bravo ' "$WORK/devices.txt" || fail "devices table: $(cat "$WORK/devices.txt")"
 "$BIN/p2pctl" pairs >"$WORK/pairs.txt" || fail "pairs"

@@ -4,7 +4,7 @@
 # p2pd token mints what the relay accepts, and SIGTERM stops it with exit 0
 # in well under the shutdown wait.
 set -euo pipefail
-source "$(dirname "$0")/p2ppeer-lib.sh"
+source "$(dirname "$0")/lib.sh"
 
 # Bad command lines: exit 2, one line on stderr, nothing served.
 for args in "--bogus" "--max-payload=0" "--tls-cert=$WORK/none.pem" "--duplicate-id=steal" "--device-secret=short" "--ping-interval=0s"; do

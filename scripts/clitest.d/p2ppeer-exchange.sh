@@ -2,7 +2,7 @@
 # p2ppeer devices exchanging events as a user's script would: a listen
 # device, one-shot emits with and without acks, a scripted connect, the
 # --json output parsed and checked, plain output when not on a terminal.
-source "$(dirname "$0")/p2ppeer-lib.sh"
+source "$(dirname "$0")/lib.sh"
 
 start_relay
 

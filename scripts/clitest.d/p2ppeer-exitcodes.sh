@@ -2,7 +2,7 @@
 # p2ppeer's exit codes, as a script sees them: 0 success, 2 usage, 3
 # pairing failed (offline, busy, refused, self), 4 timed out, 5 could not
 # connect, 1 anything else; each failure with a one-line reason on stderr.
-source "$(dirname "$0")/p2ppeer-lib.sh"
+source "$(dirname "$0")/lib.sh"
 
 start_relay --pair-timeout 1s --ack-timeout 1s
 
@@ -40,12 +40,8 @@ run_p2ppeer 0 --id E emit --target LIST x
 wait_for "NO to say it refused" 5 has "$WORK/NO.out" '{"type":"pair_refused","peer":"C"}'
 
 # BUSY: H holds a pair with B while it reads commands from a pipe.
-mkfifo "$WORK/h.in"
-"$BIN/p2ppeer" --url "$URL" --id H --json connect --target B <"$WORK/h.in" >"$WORK/H.out" 2>"$WORK/H.err" &
-H_PID=$!
-PIDS+=("$H_PID")
-exec 7>"$WORK/h.in"
-FDS+=(7)
+piped_peer H --id H --json connect --target B
+H_PID=$LAST_PID
 wait_for "H to pair" 10 has "$WORK/H.out" '"type":"paired"'
 run_p2ppeer 3 --id C emit --target B x
 one_line "BUSY"

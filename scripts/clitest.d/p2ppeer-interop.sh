@@ -2,7 +2,7 @@
 # p2ppeer (protocol generation 2) paired with generation-1 JavaScript
 # devices of the original client plugin (socket.io-client 2.x), in both
 # directions, acknowledgements included, over websocket and polling.
-source "$(dirname "$0")/p2ppeer-lib.sh"
+source "$(dirname "$0")/lib.sh"
 
 start_relay
 

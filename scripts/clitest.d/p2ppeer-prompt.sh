@@ -2,7 +2,7 @@
 # The interactive prompt of p2ppeer connect, in a real terminal (tmux): an
 # event that arrives while a line is being typed prints above it, and the
 # line is still there to finish.
-source "$(dirname "$0")/p2ppeer-lib.sh"
+source "$(dirname "$0")/lib.sh"
 command -v tmux >/dev/null || fail "tmux is required (make deps installs it)"
 TMUX_SOCKET="p2ppeer-clitest-$$"
 trap 'tmux -L "$TMUX_SOCKET" kill-server 2>/dev/null || true; cleanup' EXIT
@@ -22,13 +22,8 @@ tmux -L "$TMUX_SOCKET" new-session -d -s prompt -x 120 -y 30 \
 wait_for "the prompt" 10 shows 'A>'
 
 # B pairs with A from a script.
-mkfifo "$WORK/b.in"
-: >"$WORK/B.out"
-"$BIN/p2ppeer" --url "$URL" --id B --json connect --target A <"$WORK/b.in" >"$WORK/B.out" 2>"$WORK/B.err" &
-B_PID=$!
-PIDS+=("$B_PID")
-exec 7>"$WORK/b.in"
-FDS+=(7)
+piped_peer B --id B --json connect --target A
+B_PID=$LAST_PID
 wait_for "B to pair" 10 has "$WORK/B.out" '"type":"paired","peer":"A"'
 wait_for "the prompt to name the peer" 10 shows 'A<>B>'
 

@@ -2,20 +2,15 @@
 # The relay restarts under a p2ppeer session: the devices see the pair end
 # and the connection drop, reconnect with their ids when a new relay
 # listens on the same port, and connect pairs again with its peer.
-source "$(dirname "$0")/p2ppeer-lib.sh"
+source "$(dirname "$0")/lib.sh"
 
 start_relay
 FIRST_RELAY=$RELAY_PID
 
 peer B --id B --json listen
 connected B
-mkfifo "$WORK/a.in"
-: >"$WORK/A.out"
-"$BIN/p2ppeer" --url "$URL" --id A --json connect --target B <"$WORK/a.in" >"$WORK/A.out" 2>"$WORK/A.err" &
-A_PID=$!
-PIDS+=("$A_PID")
-exec 7>"$WORK/a.in"
-FDS+=(7)
+piped_peer A --id A --json connect --target B
+A_PID=$LAST_PID
 wait_for "A to pair" 10 has "$WORK/A.out" '"type":"paired","peer":"B"'
 
 stop "$FIRST_RELAY"

@@ -3,7 +3,7 @@
 # commands one per line, --json output, acks still under way at the end
 # of input answered (or timed out) before it exits, and the exit status of
 # the first command that failed.
-source "$(dirname "$0")/p2ppeer-lib.sh"
+source "$(dirname "$0")/lib.sh"
 
 start_relay --ack-timeout 5s
 

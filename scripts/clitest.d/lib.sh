@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# Helpers for the p2ppeer command-line tests (p2ppeer-*.sh), which source
-# this file. Run by itself, it checks the helpers: a relay starts on a free
+# Helpers for the command-line tests in this folder, which source this
+# file. Run by itself, it checks the helpers: a relay starts on a free
 # port, p2ppeer reaches it, and everything started is stopped.
 set -euo pipefail
 
@@ -68,14 +68,33 @@ stop() {
 }
 
 # peer NAME ARGS...: run p2ppeer against the relay in the background,
-# stdout to $WORK/NAME.out and stderr to $WORK/NAME.err; sets LAST_PID.
+# stdin from PEER_STDIN (default /dev/null), stdout to $WORK/NAME.out and
+# stderr to $WORK/NAME.err; sets LAST_PID.
 peer() {
 	local name=$1
 	shift
 	: >"$WORK/$name.out"
-	"$BIN/p2ppeer" --url "$URL" "$@" >"$WORK/$name.out" 2>"$WORK/$name.err" &
+	"$BIN/p2ppeer" --url "$URL" "$@" <"${PEER_STDIN:-/dev/null}" >"$WORK/$name.out" 2>"$WORK/$name.err" &
 	LAST_PID=$!
 	PIDS+=("$LAST_PID")
+}
+
+# piped_peer NAME ARGS...: like peer, with p2ppeer's stdin a pipe that
+# this script writes to through file descriptor 7 (echo 'emit x' >&7).
+# Opening the pipe for reading and writing first lets p2ppeer open it
+# without waiting for a writer.
+piped_peer() {
+	mkfifo "$WORK/$1.in"
+	exec 7<>"$WORK/$1.in"
+	FDS+=(7)
+	PEER_STDIN="$WORK/$1.in" peer "$@"
+}
+
+# need_compat_modules: install the JavaScript clients of compat/ (both
+# socket.io-client generations) unless they are there.
+need_compat_modules() {
+	[ -d "$ROOT/compat/node_modules/sio2" ] && [ -d "$ROOT/compat/node_modules/sio4" ] ||
+		npm ci --prefix "$ROOT/compat" --no-audit --no-fund --loglevel=error >/dev/null
 }
 
 # gen1 NAME ARGS...: run the generation-1 JavaScript device in the
@@ -83,7 +102,7 @@ peer() {
 gen1() {
 	local name=$1
 	shift
-	[ -d "$ROOT/compat/node_modules/sio2" ] || npm ci --prefix "$ROOT/compat" --no-audit --no-fund --loglevel=error >/dev/null
+	need_compat_modules
 	: >"$WORK/$name.out"
 	node "$ROOT/compat/interop/gen1-device.mjs" --url "$URL" "$@" >"$WORK/$name.out" 2>"$WORK/$name.err" &
 	LAST_PID=$!
