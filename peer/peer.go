@@ -421,19 +421,16 @@ func (p *Peer) Pair(ctx context.Context, target string) error {
 			return
 		}
 		p.pairing = ""
+		var res error
 		switch {
 		case err != nil:
-			p.mu.Unlock()
-			result <- fmt.Errorf("peer: %s: %w (%w)", what, ErrNotConnected, err)
+			res = fmt.Errorf("peer: %s: %w (%w)", what, ErrNotConnected, err)
 		case len(vals) > 0 && vals[0] == true:
 			p.peer, p.lastPeer = target, ""
-			p.mu.Unlock()
 			p.notify(Notice{Kind: Paired, Peer: target})
-			result <- nil
 		default:
 			refusal := p.pairErr
 			p.pairErr = nil
-			p.mu.Unlock()
 			if len(vals) > 1 {
 				// The relay says why right after false.
 				if e := protocol.ParseAckError(vals[1:2]); e != nil {
@@ -443,8 +440,13 @@ func (p *Peer) Pair(ctx context.Context, target string) error {
 			if refusal == nil {
 				refusal = protocol.Errorf(protocol.CodeRefused, "device %q did not pair", target)
 			}
-			result <- fmt.Errorf("peer: %s: %w", what, refusal)
+			res = fmt.Errorf("peer: %s: %w", what, refusal)
 		}
+		// Answered before p.mu is let go: a caller giving up at the same
+		// moment either finds the answer or has set abandoned first, so a
+		// device that paired is never reported as timed out.
+		result <- res
+		p.mu.Unlock()
 	})
 	if err := p.socket().Emit(protocol.EventRegister, target, ack); err != nil {
 		p.mu.Lock()
@@ -462,9 +464,6 @@ func (p *Peer) Pair(ctx context.Context, target string) error {
 		p.mu.Unlock()
 		select {
 		case err := <-result: // answered while giving up
-			if err == nil {
-				return nil
-			}
 			return err
 		default:
 		}
