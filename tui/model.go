@@ -332,6 +332,12 @@ func (m *Model) applyDelta(d admin.Delta) {
 		m.statsTick(d)
 		return
 	}
+	if d.Kind == admin.KindPairCreated {
+		// A new pair's count and rate start afresh, even where an earlier
+		// pair had the same asking side.
+		delete(m.pairPrev, d.ID)
+		delete(m.data.pairRate, d.ID)
+	}
 	ids := []string{strings.ToLower(d.ID)}
 	if d.Peer != "" {
 		ids = append(ids, strings.ToLower(d.Peer))
@@ -357,6 +363,12 @@ func (m *Model) statsTick(d admin.Delta) {
 			m.data.pairRate[a] = float64(n-prev) / dt
 		}
 		m.pairPrev[a] = n
+	}
+	// Forget the counts of pairs that ended.
+	for a := range m.pairPrev {
+		if _, ok := m.data.state.Pairs[a]; !ok {
+			delete(m.pairPrev, a)
+		}
 	}
 }
 

@@ -416,3 +416,40 @@ func TestStreamCloseIsQuiet(t *testing.T) {
 	waitFor(t, tm, "golf could not pair")
 	final(t, tm)
 }
+
+func TestPairRatesForgetEndedPairs(t *testing.T) {
+	m := New(Config{Updates: nil, Commands: &fakeCommands{}, Now: func() time.Time { return t0 },
+		Renderer: lipgloss.NewRenderer(io.Discard, termenv.WithProfile(termenv.Ascii))})
+	m.Update(tea.WindowSizeMsg{Width: 100, Height: 40})
+	m.Update(streamMsg{{Status: admin.StatusLive, Snapshot: fixture()}})
+	seq := uint64(10)
+	send := func(d admin.Delta) {
+		seq++
+		d.Seq = seq
+		m.Update(streamMsg{{Status: admin.StatusLive, Deltas: []admin.Delta{d}}})
+	}
+	stats := func(sec int, counts map[string]uint64) {
+		send(admin.Delta{Kind: admin.KindStats, Time: t0.Add(time.Duration(sec) * time.Second),
+			Stats: &admin.Stats{Time: t0.Add(time.Duration(sec) * time.Second)}, PairMessages: counts})
+	}
+	stats(0, map[string]uint64{"alpha": 120, "echo": 7})
+	// echo's pair ends; alpha's ends and alpha pairs again, with a new
+	// count that happens to be above the old one.
+	send(admin.Delta{Kind: admin.KindPairEnded, Time: t0, ID: "echo", Peer: "foxtrot"})
+	send(admin.Delta{Kind: admin.KindPairEnded, Time: t0, ID: "alpha", Peer: "bravo"})
+	send(admin.Delta{Kind: admin.KindPairCreated, Time: t0, ID: "alpha", Peer: "charlie"})
+	stats(1, map[string]uint64{"alpha": 130})
+	if _, ok := m.pairPrev["echo"]; ok {
+		t.Error("the ended pair echo is still counted")
+	}
+	if r, ok := m.data.pairRate["alpha"]; ok {
+		t.Errorf("alpha's new pair got a rate %v from the old pair's count", r)
+	}
+	stats(2, map[string]uint64{"alpha": 140})
+	if r := m.data.pairRate["alpha"]; r != 10 {
+		t.Errorf("alpha's new pair: rate %v, want 10", r)
+	}
+	if len(m.pairPrev) != 1 {
+		t.Errorf("counts kept for %v, want alpha's only", m.pairPrev)
+	}
+}
