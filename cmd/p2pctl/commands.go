@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"os"
 	"text/tabwriter"
 	"time"
 
@@ -99,7 +98,7 @@ func (c *WatchCmd) Run(ctx context.Context, g *Globals, out io.Writer) error {
 	}
 	sub := cl.Subscribe(ctx)
 	defer sub.Close()
-	return watch(sub.Updates(), out, os.Stderr, c.JSON, c.Stats, c.Count)
+	return watch(sub.Updates(), out, g.Stderr, c.JSON, c.Stats, c.Count)
 }
 
 // watch prints updates: nothing for the first snapshot, a resync line for

@@ -37,6 +37,9 @@ type CLI struct {
 type Globals struct {
 	URL   string `help:"The relay's base URL." default:"http://127.0.0.1:9000" env:"P2PCTL_URL"`
 	Token string `help:"The relay's admin token (p2pd --admin-token)." env:"P2PCTL_TOKEN"`
+
+	// Stderr receives what a command says besides its output.
+	Stderr io.Writer `kong:"-"`
 }
 
 // client returns an admin client for the flags.
@@ -74,7 +77,7 @@ func main() {
 // run parses args, runs the command and returns the exit code. Errors get
 // one line on stderr.
 func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
-	var cli CLI
+	cli := CLI{Globals: Globals{Stderr: stderr}}
 	parser, err := cmdline.New(&cli,
 		kong.Name("p2pctl"),
 		kong.Description("The p2prelay control center: a live dashboard of devices and pairs, and commands for scripts."),

@@ -226,3 +226,31 @@ func TestWatchPrinting(t *testing.T) {
 		t.Fatalf("watch with a refused token: %v", err)
 	}
 }
+
+// TestWatchReportsDropsOnStderr: the relay going away mid-watch is said on
+// run's stderr, not on the process's.
+func TestWatchReportsDropsOnStderr(t *testing.T) {
+	env := admintest.Start(t, admin.Config{StatsInterval: time.Hour})
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	var out, errOut testkit.SyncBuffer
+	done := make(chan int, 1)
+	go func() { done <- run(ctx, []string{"watch", "--url", env.URL, "--token", env.Token}, &out, &errOut) }()
+	waitSubscribers(t, env, 1)
+	sctx, scancel := context.WithTimeout(context.Background(), testkit.Wait)
+	defer scancel()
+	if err := env.Relay.Shutdown(sctx); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(testkit.Wait)
+	for !strings.Contains(errOut.String(), "reconnecting") {
+		if time.Now().After(deadline) {
+			t.Fatalf("the drop was not reported on stderr: %q", errOut.String())
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	cancel()
+	if code := <-done; code != 0 {
+		t.Fatalf("watch exited %d after the interrupt", code)
+	}
+}

@@ -1,14 +1,12 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"slices"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -18,27 +16,9 @@ import (
 	"github.com/p2prelay/p2prelay/server"
 )
 
-// syncBuffer is a bytes.Buffer safe for concurrent use.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
 // runCLI runs p2ppeer in-process with stdin, until it returns.
 func runCLI(ctx context.Context, stdin string, args ...string) (stdout, stderr string, code int) {
-	var out, errb syncBuffer
+	var out, errb testkit.SyncBuffer
 	env := &Env{Ctx: ctx, Stdin: strings.NewReader(stdin), Stdout: &out, Stderr: &errb}
 	code = run(env, args)
 	return out.String(), errb.String(), code
