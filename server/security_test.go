@@ -20,6 +20,7 @@ import (
 	"time"
 
 	"github.com/golang-jwt/jwt/v5"
+	"github.com/gorilla/websocket"
 
 	"github.com/p2prelay/p2prelay/auth"
 	"github.com/p2prelay/p2prelay/internal/testkit"
@@ -332,4 +333,54 @@ func selfSigned(t *testing.T, dir string) (certFile, keyFile string, pool *x509.
 	pool = x509.NewCertPool()
 	pool.AddCert(c)
 	return certFile, keyFile, pool
+}
+
+// slowVerifier accepts every token after a wait.
+type slowVerifier struct{ wait time.Duration }
+
+func (v slowVerifier) Verify(token, id string) error {
+	time.Sleep(v.wait)
+	return nil
+}
+
+// TestConnectionLostDuringAdmission: a connection that ends while the
+// relay is still admitting its device (here, its heartbeat times out
+// during a slow token check) leaves no device behind to hold the id.
+func TestConnectionLostDuringAdmission(t *testing.T) {
+	events := make(chan server.Event, 16)
+	r := testkit.StartRelay(t, server.ServiceConfig{
+		Relay: server.Config{
+			Tokens:   slowVerifier{wait: 400 * time.Millisecond},
+			Observer: server.ObserverFunc(func(e server.Event) { events <- e }),
+		},
+		PingInterval: 50 * time.Millisecond,
+		PingTimeout:  50 * time.Millisecond,
+	})
+	u := "ws" + strings.TrimPrefix(r.URL, "http") + "/socket.io/?EIO=4&transport=websocket&clientId=A&token=t"
+	c, _, err := websocket.DefaultDialer.Dial(u, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	if _, open, err := c.ReadMessage(); err != nil || !strings.HasPrefix(string(open), "0{") {
+		t.Fatalf("open packet %q, %v", open, err)
+	}
+	// Ask to join and never answer a ping: the relay drops the connection
+	// while the token check still runs.
+	if err := c.WriteMessage(websocket.TextMessage, []byte("40")); err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []server.EventKind{server.DeviceConnected, server.DeviceDisconnected} {
+		select {
+		case e := <-events:
+			if e.Kind != want || e.ID != "A" {
+				t.Fatalf("event %s %s, want %s A", e.Kind, e.ID, want)
+			}
+		case <-time.After(testkit.Wait):
+			t.Fatalf("no %s event: the id A stays held by a connection that is gone", want)
+		}
+	}
+	if _, held := r.Relay.Store().Get("A"); held {
+		t.Fatal("the id A is still held")
+	}
 }

@@ -119,7 +119,12 @@ func (r *Relay) admitSocket(s *socket.Socket, next func(*socket.ExtendedError)) 
 	_ = s.Conn().On("upgrade", func(...any) { r.transportChanged(sess) })
 	// If the transport closes before socket.io completes the connection,
 	// no "disconnect" comes: the engine's close still ends the session.
+	// A close that came before this listener did (the engine marks the
+	// connection closed before it says so) would leave the id taken.
 	_ = s.Conn().Once("close", leave)
+	if s.Conn().ReadyState() == "closed" {
+		leave("transport close")
+	}
 	next(nil)
 }
 
