@@ -2,6 +2,7 @@ package server
 
 import (
 	"bytes"
+	"crypto/tls"
 	"encoding/binary"
 	"errors"
 	"io"
@@ -30,13 +31,32 @@ import (
 //   - a message is framed here and written with one copy, rather than
 //     through the websocket library's writer, which copies it into a
 //     buffer of its own and takes a lock and a write deadline per frame.
+//
+// Writing from the sender's goroutine is only right where writes never
+// wait on the network: on the connections of Service's listeners. Served
+// from anyone else's http.Server (Attach, Service.Handler), a connection
+// gets the library's own transport instead.
 type websocketCtor struct{}
 
 func (websocketCtor) New(ctx *types.HttpContext) transports.Transport {
+	if !writesNeverWait(ctx.Websocket) {
+		return transports.NewWebSocket(ctx)
+	}
 	w := &wsTransport{Transport: transports.MakeTransport()}
 	w.Prototype(w)
 	w.Construct(ctx)
 	return w
+}
+
+// writesNeverWait reports whether c's writes go to a coalescingConn, under
+// TLS or not.
+func writesNeverWait(c *types.WebSocketConn) bool {
+	nc := c.NetConn()
+	if t, ok := nc.(*tls.Conn); ok {
+		nc = t.NetConn()
+	}
+	_, ok := nc.(*coalescingConn)
+	return ok
 }
 
 func (websocketCtor) Name() string          { return transports.WEBSOCKET }

@@ -2,6 +2,7 @@ package server
 
 import (
 	"bytes"
+	"crypto/tls"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -11,11 +12,12 @@ import (
 	"github.com/zishang520/socket.io/v3/pkg/types"
 )
 
-// TestFrameLengths writes messages at every boundary of the websocket
-// length encoding and reads them back with the websocket library.
-func TestFrameLengths(t *testing.T) {
+// upgrade serves one websocket upgrade on a loopback server that start
+// starts, and returns both ends.
+func upgrade(t *testing.T, start func(*httptest.Server)) (server, client *ws.Conn) {
+	t.Helper()
 	upgraded := make(chan *ws.Conn, 1)
-	srv := httptest.NewServer(http.HandlerFunc(func(rw http.ResponseWriter, r *http.Request) {
+	srv := httptest.NewUnstartedServer(http.HandlerFunc(func(rw http.ResponseWriter, r *http.Request) {
 		c, err := (&ws.Upgrader{}).Upgrade(rw, r, nil)
 		if err != nil {
 			t.Error(err)
@@ -23,14 +25,51 @@ func TestFrameLengths(t *testing.T) {
 		}
 		upgraded <- c
 	}))
-	defer srv.Close()
-	client, _, err := ws.DefaultDialer.Dial("ws"+strings.TrimPrefix(srv.URL, "http"), nil)
+	start(srv)
+	t.Cleanup(srv.Close)
+	dialer := ws.Dialer{TLSClientConfig: &tls.Config{InsecureSkipVerify: true}} // the test's own certificate
+	client, _, err := dialer.Dial("ws"+strings.TrimPrefix(srv.URL, "http"), nil)
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer client.Close()
-	server := <-upgraded
-	defer server.Close()
+	server = <-upgraded
+	t.Cleanup(func() {
+		client.Close()
+		server.Close()
+	})
+	return server, client
+}
+
+// TestOwnTransportOnlyWhereWritesNeverWait: the relay's transport serves
+// the connections of Service's listeners, with or without TLS; any other
+// gets the library's.
+func TestOwnTransportOnlyWhereWritesNeverWait(t *testing.T) {
+	for _, tc := range []struct {
+		name  string
+		start func(*httptest.Server)
+		want  bool
+	}{
+		{"plain http.Server", (*httptest.Server).Start, false},
+		{"Service's listener", func(s *httptest.Server) {
+			s.Listener = coalescingListener{s.Listener}
+			s.Start()
+		}, true},
+		{"Service's listener, TLS", func(s *httptest.Server) {
+			s.Listener = coalescingListener{s.Listener}
+			s.StartTLS()
+		}, true},
+	} {
+		server, _ := upgrade(t, tc.start)
+		if got := writesNeverWait(&types.WebSocketConn{Conn: server}); got != tc.want {
+			t.Errorf("%s: writesNeverWait = %v, want %v", tc.name, got, tc.want)
+		}
+	}
+}
+
+// TestFrameLengths writes messages at every boundary of the websocket
+// length encoding and reads them back with the websocket library.
+func TestFrameLengths(t *testing.T) {
+	server, client := upgrade(t, (*httptest.Server).Start)
 	w := &wsTransport{conn: &types.WebSocketConn{Conn: server}}
 
 	for _, tc := range []struct {
