@@ -630,10 +630,8 @@ func (r *Relay) handleEmit(s *Session, args []any, ack Ack, withAck bool) {
 		r.refuse(s, protocol.Errorf(protocol.CodeOffline, "device %q is offline", peer), ack, ackError)
 		return
 	}
-	s.sent.Add(1)
-	s.pairSent.Add(1)
-	r.stats.messages.Add(1)
 	if !withAck {
+		r.countRelayed(s)
 		t.conn.Emit(req.Event, req.Args...)
 		if ack != nil {
 			ack()
@@ -666,6 +664,7 @@ func (r *Relay) forwardWithAck(s, t *Session, req protocol.RelayRequest, ack Ack
 		}
 	})
 	t.mu.Unlock()
+	r.countRelayed(s)
 	t.conn.EmitWithAck(req.Event, req.Args, func(answer []any) {
 		if r.takeAck(t, id) == nil {
 			return
@@ -679,6 +678,14 @@ func (r *Relay) forwardWithAck(s, t *Session, req protocol.RelayRequest, ack Ack
 		r.stats.acks.Add(1)
 		p.ack(answer...)
 	})
+}
+
+// countRelayed counts a message s sent that the relay passes on; refused
+// ones count as refusals only.
+func (r *Relay) countRelayed(s *Session) {
+	s.sent.Add(1)
+	s.pairSent.Add(1)
+	r.stats.messages.Add(1)
 }
 
 func (r *Relay) takeAck(t *Session, id uint64) *pendingAck {

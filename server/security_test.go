@@ -240,7 +240,7 @@ func TestPairingRateLimit(t *testing.T) {
 }
 
 func TestPendingAckLimit(t *testing.T) {
-	_, a, b := pairedRelay(t, server.Config{MaxPendingAcks: 3, AckTimeout: 10 * time.Second})
+	r, a, b := pairedRelay(t, server.Config{MaxPendingAcks: 3, AckTimeout: 10 * time.Second})
 	for i := 0; i < 3; i++ {
 		go a.TryRequest(protocol.EventEmitAck, emitTo("B", "hold", i))
 		b.Next("hold")
@@ -248,6 +248,10 @@ func TestPendingAckLimit(t *testing.T) {
 	v := a.Request(protocol.EventEmitAck, emitTo("B", "hold", 3))
 	if e := protocol.ParseAckError(v); e == nil || e.Code != protocol.CodeRateLimited {
 		t.Fatalf("fourth pending ack: %v, want RATE_LIMITED", v)
+	}
+	// The refused message counts as a refusal, not as relayed.
+	if st := r.Relay.Stats(); st.Messages != 3 || st.Refusals[protocol.CodeRateLimited] != 1 {
+		t.Fatalf("messages %d, RATE_LIMITED refusals %d; want 3 and 1", st.Messages, st.Refusals[protocol.CodeRateLimited])
 	}
 }
 
