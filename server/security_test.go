@@ -256,7 +256,9 @@ func TestPendingAckLimit(t *testing.T) {
 }
 
 func TestAllowedOrigins(t *testing.T) {
-	r := testkit.StartRelay(t, server.ServiceConfig{AllowedOrigins: []string{"https://app.example"}})
+	// Written with a trailing slash, which the Origin header never has.
+	r := testkit.StartRelay(t, server.ServiceConfig{AllowedOrigins: []string{"https://app.example/"}})
+	var allowOrigin string
 	get := func(origin string) int {
 		req, _ := http.NewRequest("GET", r.URL+"/socket.io/?EIO=4&transport=polling", nil)
 		if origin != "" {
@@ -267,13 +269,14 @@ func TestAllowedOrigins(t *testing.T) {
 			t.Fatal(err)
 		}
 		resp.Body.Close()
+		allowOrigin = resp.Header.Get("Access-Control-Allow-Origin")
 		return resp.StatusCode
 	}
-	if c := get("https://evil.example"); c != http.StatusForbidden {
-		t.Fatalf("other origin: %d, want 403", c)
+	if c := get("https://evil.example"); c != http.StatusForbidden || allowOrigin != "" {
+		t.Fatalf("other origin: %d, Access-Control-Allow-Origin %q; want 403 and none", c, allowOrigin)
 	}
-	if c := get("https://app.example"); c != http.StatusOK {
-		t.Fatalf("allowed origin: %d", c)
+	if c := get("https://app.example"); c != http.StatusOK || allowOrigin != "https://app.example" {
+		t.Fatalf("allowed origin: %d, Access-Control-Allow-Origin %q", c, allowOrigin)
 	}
 	if c := get(""); c != http.StatusOK {
 		t.Fatalf("no origin: %d", c)

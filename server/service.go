@@ -94,10 +94,12 @@ func restrictOrigins(opts *socket.ServerOptions, origins []string) {
 		opts.SetCors(&types.Cors{Origin: "*"})
 		return
 	}
-	opts.SetCors(&types.Cors{Origin: origins, Credentials: true})
+	// One test for both: CORS headers, and the refusal of the handshake.
+	isAllowed := func(origin string) bool { return allowed[origin] }
+	opts.SetCors(&types.Cors{Origin: isAllowed, Credentials: true})
 	opts.SetAllowRequest(func(ctx *types.HttpContext) error {
 		origin := ctx.Headers().Peek("Origin")
-		if origin == "" || allowed[origin] {
+		if origin == "" || isAllowed(origin) {
 			return nil
 		}
 		return fmt.Errorf("origin %q is not allowed", origin)
