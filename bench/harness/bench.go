@@ -73,6 +73,14 @@ func Bench(ctx context.Context, o Options) (*Results, error) {
 	if err := o.Config.Validate(); err != nil {
 		return nil, err
 	}
+	big := o.Config
+	big.Devices = o.BigDevices
+	if o.BigDevices > 0 {
+		// Checked now, not after the rounds it would end.
+		if err := big.Validate(); err != nil {
+			return nil, fmt.Errorf("big devices: %w", err)
+		}
+	}
 	if o.Rounds < 1 {
 		return nil, fmt.Errorf("rounds must be at least 1, got %d", o.Rounds)
 	}
@@ -82,8 +90,7 @@ func Bench(ctx context.Context, o Options) (*Results, error) {
 	if err := os.MkdirAll(filepath.Join(o.OutDir, "logs"), 0o755); err != nil {
 		return nil, err
 	}
-	need := max(o.Config.Devices, o.BigDevices, 2*o.Config.Pairs) + 256
-	if err := RaiseFileLimit(need); err != nil {
+	if err := RaiseFileLimit(max(o.Config.FilesNeeded(), big.FilesNeeded())); err != nil {
 		return nil, err
 	}
 	res := &Results{Started: time.Now(), Machine: o.Machine, Rounds: o.Rounds, Config: o.Config}
@@ -92,7 +99,7 @@ func Bench(ctx context.Context, o Options) (*Results, error) {
 		res.Relays[i] = r.Name
 		res.Argv[i] = r.Argv
 	}
-	b := &bench{o: o, res: res}
+	b := &bench{o: o}
 
 	fmt.Fprintf(o.Out, "protocol check:")
 	for _, r := range o.Relays {
@@ -122,11 +129,9 @@ func Bench(ctx context.Context, o Options) (*Results, error) {
 		}
 	}
 	if o.BigDevices > 0 {
-		cfg := o.Config
-		cfg.Devices = o.BigDevices
 		fmt.Fprintf(o.Out, "\n%d idle paired devices\n", o.BigDevices)
 		for _, r := range o.Relays {
-			rec, err := b.once(ctx, 0, r, loadgen.ScenarioDevices, cfg)
+			rec, err := b.once(ctx, 0, r, loadgen.ScenarioDevices, big)
 			if err != nil {
 				return res, err
 			}
@@ -150,8 +155,7 @@ func Bench(ctx context.Context, o Options) (*Results, error) {
 }
 
 type bench struct {
-	o   Options
-	res *Results
+	o Options
 }
 
 // BusyThreshold is the CPU use of other processes, in percent of one core,

@@ -2,6 +2,7 @@ package harness
 
 import (
 	"bytes"
+	"context"
 	"math"
 	"os"
 	"path/filepath"
@@ -105,5 +106,21 @@ func TestIdleBreakdown(t *testing.T) {
 	}
 	if _, err := idleBreakdown(file, 1000); err == nil || !strings.Contains(err.Error(), "HeapInuse") {
 		t.Errorf("statistics missing: err = %v", err)
+	}
+}
+
+// TestBigDevicesCheckedFirst: a bad final run is refused before any round
+// runs, not after all of them.
+func TestBigDevicesCheckedFirst(t *testing.T) {
+	var out bytes.Buffer
+	_, err := Bench(context.Background(), Options{
+		Rounds: 1, Config: loadgen.DefaultConfig(), BigDevices: 10001,
+		OutDir: t.TempDir(), Out: &out,
+	})
+	if err == nil || !strings.Contains(err.Error(), "big devices") {
+		t.Fatalf("err = %v, want the big devices refused", err)
+	}
+	if out.Len() != 0 {
+		t.Fatalf("ran before refusing: %q", out.String())
 	}
 }

@@ -50,7 +50,7 @@ func Profile(ctx context.Context, o ProfileOptions) error {
 	if o.Logger == nil {
 		o.Logger = slog.New(slog.DiscardHandler)
 	}
-	if err := RaiseFileLimit(max(o.Config.Devices, 2*o.Config.Pairs) + 256); err != nil {
+	if err := RaiseFileLimit(o.Config.FilesNeeded()); err != nil {
 		return err
 	}
 	r := o.Relay
@@ -128,7 +128,7 @@ func Profile(ctx context.Context, o ProfileOptions) error {
 		return err
 	}
 	fmt.Fprintf(o.Out, "%s %s: %s\n", r.Name, o.Scenario, Summary(res))
-	if o.Scenario == "devices" {
+	if o.Scenario == loadgen.ScenarioDevices {
 		if line, err := idleBreakdown(filepath.Join(o.OutDir, "memstats-idle.txt"), o.Config.Devices); err == nil {
 			fmt.Fprintln(o.Out, line)
 		} else {

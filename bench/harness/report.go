@@ -68,6 +68,9 @@ type Verdict struct {
 	Pass   bool         `json:"pass"`
 }
 
+// Missed reports a target the verdict has and did not meet.
+func (v Verdict) Missed() bool { return v.Target != 0 && !v.Pass }
+
 // Judge computes the verdicts of every axis some record measured.
 func Judge(res *Results) []Verdict {
 	var out []Verdict
@@ -170,13 +173,16 @@ func PrintReport(w io.Writer, res *Results) {
 	if len(res.Big) > 0 {
 		fmt.Fprintln(w)
 	}
-	fails := 0
+	targets, missed := 0, 0
 	for _, v := range res.Verdicts {
-		if v.Target != 0 && !v.Pass {
-			fails++
+		if v.Target != 0 {
+			targets++
+		}
+		if v.Missed() {
+			missed++
 		}
 	}
-	fmt.Fprintf(w, "\n%d of %d targets met; took %s\n", countTargets(res.Verdicts)-fails, countTargets(res.Verdicts), seconds(res.Elapsed))
+	fmt.Fprintf(w, "\n%d of %d targets met; took %s\n", targets-missed, targets, seconds(res.Elapsed))
 	all := append(slices.Clone(res.Records), res.Big...)
 	disturbed := 0
 	for _, rec := range all {
@@ -203,16 +209,6 @@ func verdictWord(rec Record) string {
 		return fmt.Sprintf("with %d errors", rec.Errors)
 	}
 	return "all connected and paired"
-}
-
-func countTargets(vs []Verdict) int {
-	n := 0
-	for _, v := range vs {
-		if v.Target != 0 {
-			n++
-		}
-	}
-	return n
 }
 
 // Summary is one line about one scenario's result.

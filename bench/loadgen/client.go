@@ -16,7 +16,6 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"net/url"
 	"strconv"
@@ -50,8 +49,24 @@ type Packet struct {
 
 // Event returns an event packet's name, or "" when it has none.
 func (p Packet) Event() string {
-	name, _ := splitName(p.Data)
-	return name
+	data := p.Data
+	if len(data) < 3 || data[0] != '[' || data[1] != '"' {
+		return ""
+	}
+	end := bytes.IndexByte(data[2:], '"')
+	if end < 0 {
+		return ""
+	}
+	name := data[2 : 2+end]
+	if bytes.IndexByte(name, '\\') >= 0 {
+		var all []json.RawMessage
+		var s string
+		if json.Unmarshal(data, &all) != nil || len(all) == 0 || json.Unmarshal(all[0], &s) != nil {
+			return ""
+		}
+		return s
+	}
+	return string(name)
 }
 
 // IsEvent reports whether p is the event name, without allocating.
@@ -70,27 +85,6 @@ func (p Packet) Args() ([]any, error) {
 		all = all[1:]
 	}
 	return all, nil
-}
-
-// splitName returns the event name of a JSON array ["name", ...].
-func splitName(data []byte) (string, bool) {
-	if len(data) < 3 || data[0] != '[' || data[1] != '"' {
-		return "", false
-	}
-	end := bytes.IndexByte(data[2:], '"')
-	if end < 0 {
-		return "", false
-	}
-	name := data[2 : 2+end]
-	if bytes.IndexByte(name, '\\') >= 0 {
-		var all []json.RawMessage
-		var s string
-		if json.Unmarshal(data, &all) != nil || len(all) == 0 || json.Unmarshal(all[0], &s) != nil {
-			return "", false
-		}
-		return s, true
-	}
-	return string(name), true
 }
 
 // Handler receives every event and every ack below the Call range. It runs
@@ -379,9 +373,6 @@ func AppendAck(dst []byte, ackID int64, array []byte) []byte {
 	dst = strconv.AppendInt(dst, ackID, 10)
 	return append(dst, array...)
 }
-
-// ErrClosed is returned by scenario steps that find a connection gone.
-var ErrClosed = errors.New("connection closed")
 
 func truncate(b []byte) []byte {
 	if len(b) > 200 {

@@ -126,6 +126,12 @@ func (c Config) Validate() error {
 	return nil
 }
 
+// FilesNeeded is how many open files a run of c needs: a connection per
+// device, and room to spare.
+func (c Config) FilesNeeded() int {
+	return max(c.Devices, 2*c.Pairs) + 256
+}
+
 // Target is the relay under test: where it listens and its process id.
 type Target struct {
 	URL string
@@ -321,18 +327,29 @@ func (r *run) handlerB(p *pair) Handler {
 		switch {
 		case pk.Kind != KindEvent:
 			r.unexpected(c, pk)
-		case pk.IsEvent("bench") && pk.AckID != NoAck:
-			if err := c.Answer(pk.AckID, answerOK); err != nil {
+		case pk.IsEvent("bench"):
+			if pk.AckID == NoAck {
+				p.completed()
+			} else if err := c.Answer(pk.AckID, answerOK); err != nil {
 				r.errs.add("%s: answer: %v", c.ID, err)
 			}
-		case pk.IsEvent("bench"):
-			p.completed()
 		case pk.IsEvent("P2P_REGISTER") && pk.AckID != NoAck:
 			if err := c.Answer(pk.AckID, answerTrue); err != nil {
 				r.errs.add("%s: answer: %v", c.ID, err)
 			}
 		default:
 			r.unexpected(c, pk)
+		}
+	}
+}
+
+// checkLost counts an error for every connection of pairs that ended.
+func (r *run) checkLost(pairs []*pair) {
+	for _, p := range pairs {
+		for _, c := range [...]*Conn{p.a, p.b} {
+			if err := c.Err(); err != nil {
+				r.errs.add("%s: connection lost: %v", c.ID, err)
+			}
 		}
 	}
 }
@@ -516,13 +533,7 @@ func (r *run) load(ctx context.Context, spec loadSpec) (Result, error) {
 	if lost := r.drain(ctx, pairs, 10*time.Second); lost > 0 {
 		r.errs.add("%d messages still in flight 10s after the load stopped", lost)
 	}
-	for _, p := range pairs {
-		for _, c := range [...]*Conn{p.a, p.b} {
-			if err := c.Err(); err != nil {
-				r.errs.add("%s: connection lost: %v", c.ID, err)
-			}
-		}
-	}
+	r.checkLost(pairs)
 	window := s1.At.Sub(s0.At)
 	msgs := n1 - n0
 	cpu := s1.CPU - s0.CPU
@@ -627,13 +638,7 @@ func (r *run) devices(ctx context.Context, k int) (Result, error) {
 	if r.cfg.OnIdle != nil {
 		r.cfg.OnIdle()
 	}
-	for _, p := range pairs {
-		for _, c := range [...]*Conn{p.a, p.b} {
-			if err := c.Err(); err != nil {
-				r.errs.add("%s: connection lost: %v", c.ID, err)
-			}
-		}
-	}
+	r.checkLost(pairs)
 	m[MetricDevices] = float64(k)
 	m[MetricConnect] = connected.Seconds()
 	m[MetricPair] = paired.Seconds()

@@ -144,7 +144,7 @@ func (c *RunCmd) Run(ctx context.Context, log *slog.Logger) error {
 	}
 	if c.Strict {
 		for _, v := range res.Verdicts {
-			if v.Target != 0 && !v.Pass {
+			if v.Missed() {
 				return exitError{3, harness.ErrFailed}
 			}
 		}
@@ -197,7 +197,7 @@ type OneCmd struct {
 func (c *OneCmd) Run(ctx context.Context, log *slog.Logger) error {
 	cfg := c.config()
 	cfg.Logger = log
-	if err := harness.RaiseFileLimit(max(cfg.Devices, 2*cfg.Pairs) + 256); err != nil {
+	if err := harness.RaiseFileLimit(cfg.FilesNeeded()); err != nil {
 		return err
 	}
 	if c.Check {
