@@ -72,6 +72,9 @@ func (c *ServeCmd) Validate() error {
 	if err := c.SecurityFlags.validate(c.AdminToken); err != nil {
 		return err
 	}
+	if err := c.MemoryFlags.validate(); err != nil {
+		return err
+	}
 	return c.LimitFlags.validate()
 }
 

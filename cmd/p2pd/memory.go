@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"fmt"
 	"log/slog"
 	"runtime/debug"
 	"runtime/metrics"
@@ -12,6 +13,18 @@ import (
 type MemoryFlags struct {
 	GCPercent int           `help:"Go garbage collector target (GOGC): higher trades memory under load for less CPU per message." default:"400" env:"P2PD_GC_PERCENT"`
 	IdleTrim  time.Duration `help:"After this long without activity, collect garbage and return freed memory to the OS; 0 turns it off." default:"2s" env:"P2PD_IDLE_TRIM"`
+}
+
+// minIdleTrim is the shortest --idle-trim: the trimmer looks for quiet four
+// times per period, and more often than every 25ms is no use.
+const minIdleTrim = 100 * time.Millisecond
+
+// validate checks the flags.
+func (f MemoryFlags) validate() error {
+	if f.IdleTrim != 0 && f.IdleTrim < minIdleTrim {
+		return fmt.Errorf("--idle-trim must be 0 (off) or at least %s, got %s", minIdleTrim, f.IdleTrim)
+	}
+	return nil
 }
 
 // apply sets the collector target.

@@ -7,7 +7,7 @@ set -euo pipefail
 source "$(dirname "$0")/lib.sh"
 
 # Bad command lines: exit 2, one line on stderr, nothing served.
-for args in "--bogus" "--max-payload=0" "--tls-cert=$WORK/none.pem" "--duplicate-id=steal" "--device-secret=short" "--ping-interval=0s"; do
+for args in "--bogus" "--max-payload=0" "--tls-cert=$WORK/none.pem" "--duplicate-id=steal" "--device-secret=short" "--ping-interval=0s" "--idle-trim=1ns" "--idle-trim=-1s"; do
 	set +e
 	# shellcheck disable=SC2086
 	"$BIN/p2pd" --listen 127.0.0.1:0 $args >"$WORK/bad.out" 2>"$WORK/bad.err"
