@@ -184,7 +184,6 @@ func (c *coalescingConn) flush() {
 		if cap(buf) <= 64<<10 {
 			c.spare = buf[:0]
 		}
-		c.cond.Broadcast()
 	}
 	c.flushing = false
 	if len(c.pending) == 0 {

@@ -108,11 +108,9 @@ func decodeFast(b []byte) *parser.Packet {
 	if len(elems) == 0 || elems[0][0] != '"' {
 		return nil // no event name, or not a string: the library decides
 	}
-	event, ok := plainString(elems[0])
+	event, ok := jsonString(elems[0])
 	if !ok {
-		if err := json.Unmarshal(elems[0], &event); err != nil {
-			return nil
-		}
+		return nil
 	}
 	if parser.ReservedEvents.Has(event) {
 		return nil // a reserved event name: the library decides
@@ -138,8 +136,8 @@ func decodeFast(b []byte) *parser.Packet {
 func decodeRelayPayload(obj []byte) map[string]any {
 	m := make(map[string]any, 3)
 	for _, kv := range splitObject(obj) {
-		var key string
-		if json.Unmarshal(kv[0], &key) != nil {
+		key, ok := jsonString(kv[0])
+		if !ok {
 			continue
 		}
 		switch key {
@@ -171,6 +169,16 @@ func decodeValue(raw []byte) any {
 	var v any
 	_ = json.Unmarshal(raw, &v)
 	return v
+}
+
+// jsonString decodes a JSON string, at no more cost than the copy when it
+// has no escapes.
+func jsonString(raw []byte) (string, bool) {
+	if s, ok := plainString(raw); ok {
+		return s, true
+	}
+	var s string
+	return s, json.Unmarshal(raw, &s) == nil
 }
 
 // plainString returns a JSON string that has no escapes and is valid

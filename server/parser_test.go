@@ -174,3 +174,15 @@ func FuzzDecodeFast(f *testing.F) {
 		checkAgainstLibrary(t, s)
 	})
 }
+
+// BenchmarkDecodeFast decodes a typical relayed message: a P2P_EMIT with
+// an ack id and one object argument.
+func BenchmarkDecodeFast(b *testing.B) {
+	pkt := []byte(`217["P2P_EMIT",{"targetClientId":"B","event":"bench","args":[{"seq":1,"body":"abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789ab"}]}]`)
+	b.ReportAllocs()
+	for b.Loop() {
+		if decodeFast(pkt) == nil {
+			b.Fatal("not decoded")
+		}
+	}
+}

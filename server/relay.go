@@ -182,7 +182,7 @@ func (r *Relay) Join(info ConnInfo, c Conn) (*Session, error) {
 	}
 	if err != nil {
 		r.order.Unlock()
-		r.countRefusal(err)
+		r.stats.refusal(protocol.CodeOf(err))
 		return nil, err
 	}
 	r.mu.Lock()
@@ -470,11 +470,7 @@ func (r *Relay) handleGen1Answer(s *Session, accept bool, ack Ack) {
 // took the source as its peer learns the pair did not form, unless the two
 // are paired anyway (both asked each other at once).
 func (r *Relay) targetAnswered(t *Session, hs Handshake, accept bool) {
-	var refusal *protocol.Error
-	if !accept {
-		refusal = protocol.Errorf(protocol.CodeRefused, "device %q refused to pair", t.id)
-	}
-	if r.settleShake(hs.ID, accept, refusal) || !accept {
+	if r.settleShake(hs.ID, accept, nil) || !accept {
 		return
 	}
 	if peer, ok := r.store.Peer(t.id); ok && peer == hs.Src {
@@ -706,13 +702,7 @@ func (r *Relay) handleListClients(s *Session, ack Ack) {
 		r.refuse(s, protocol.Errorf(protocol.CodeBadRequest, "LIST_CLIENTS needs an ack callback"), nil, ackError)
 		return
 	}
-	devs := r.store.Devices()
-	ids := make([]any, 0, len(devs))
-	for _, d := range devs {
-		ids = append(ids, d.ID)
-	}
-	sort.Slice(ids, func(i, j int) bool { return ids[i].(string) < ids[j].(string) })
-	ack(ids)
+	ack(r.DeviceIDs())
 }
 
 // handleListDevices answers P2P_LIST_DEVICES: ([{"available": bool}], ack)
@@ -759,12 +749,6 @@ func (r *Relay) session(id string) *Session {
 func (r *Relay) publish(e Event) {
 	e.Time = r.cfg.Now()
 	r.obs.OnEvent(e)
-}
-
-func (r *Relay) countRefusal(err error) {
-	if c := protocol.CodeOf(err); c != "" {
-		r.stats.refusal(c)
-	}
 }
 
 // DeviceInfo is a device with its relay counters.

@@ -29,8 +29,9 @@ func newStats() *stats {
 	return s
 }
 
-// refusal counts one refused request. The maps are never written after
-// newStats, so reading them needs no lock.
+// refusal counts one refused request by its code; "" and codes that are
+// not refusals count nothing. The maps are never written after newStats,
+// so reading them needs no lock.
 func (s *stats) refusal(c protocol.Code) {
 	if n, ok := s.refusals[c]; ok {
 		n.Add(1)

@@ -175,8 +175,8 @@ func (w *wsTransport) receive(mt int, data []byte) {
 	w.OnData(types.NewStringBuffer(data))
 }
 
-// fail reports a read error, as the library's transport does: a closed
-// connection is a close, anything else an error.
+// fail reports a read or write error, as the library's transport does: a
+// closed connection is a close, anything else an error.
 func (w *wsTransport) fail(err error) {
 	if ws.IsUnexpectedCloseError(err) || errors.Is(err, net.ErrClosed) {
 		w.conn.Emit("close")
@@ -206,7 +206,7 @@ func (w *wsTransport) Send(packets []*packet.Packet) {
 
 // write sends one packet. w.wmu must be held.
 func (w *wsTransport) write(p *packet.Packet) error {
-	if sb, ok := p.Data.(*types.StringBuffer); ok && p.Type == packet.MESSAGE && (p.Options == nil || p.Options.WsPreEncodedFrame == nil) {
+	if sb, ok := p.Data.(*types.StringBuffer); ok && p.Type == packet.MESSAGE {
 		// Engine.IO 3 and 4 both write a text message as "4" + data.
 		return w.frame(ws.TextMessage, '4', sb.Bytes())
 	}
