@@ -193,17 +193,8 @@ func (c *Client) dial(ctx context.Context) (*conn, error) {
 		})
 		for _, ev := range [...]string{EventSnapshot, EventDeltas} {
 			_ = s.On(types.EventName(ev), func(args ...any) {
-				in := inbound{event: ev}
-				if n := len(args); n > 0 {
-					if fn, ok := args[n-1].(socket.Ack); ok {
-						in.ack = fn
-						args = args[:n-1]
-					}
-				}
-				if len(args) > 0 {
-					in.payload = args[0]
-				}
-				push(in)
+				payload, ack := commandArgs(args)
+				push(inbound{event: ev, payload: payload, ack: ack})
 			})
 		}
 	}

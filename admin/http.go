@@ -2,7 +2,6 @@ package admin
 
 import (
 	"encoding/json"
-	"errors"
 	"io"
 	"net/http"
 	"strings"
@@ -84,10 +83,7 @@ func (h *Hub) CommandHandler() http.Handler {
 			err = protocol.Errorf(protocol.CodeBadRequest, "unknown command %q: use kick or unpair", cmd)
 		}
 		if err != nil {
-			var pe *protocol.Error
-			if !errors.As(err, &pe) {
-				pe = protocol.Errorf(protocol.CodeBadRequest, "%v", err)
-			}
+			pe := protocol.AsError(err)
 			writeError(w, commandStatus(pe.Code), pe)
 			return
 		}

@@ -194,12 +194,8 @@ func (h *Hub) publish(d Delta) {
 		select {
 		case sub.ch <- d:
 		default:
-			sub.stale.Store(true)
 			h.resyncs.Add(1)
-			select {
-			case sub.wake <- struct{}{}:
-			default:
-			}
+			h.requestResync(sub)
 		}
 	}
 }

@@ -112,15 +112,12 @@ func (h *Hub) answer(ack socket.Ack, err error) {
 		ack([]any{map[string]any{"ok": true}}, nil)
 		return
 	}
-	var pe *protocol.Error
-	if !errors.As(err, &pe) {
-		pe = protocol.Errorf(protocol.CodeBadRequest, "%v", err)
-	}
-	ack([]any{pe.AckPayload()}, nil)
+	ack([]any{protocol.AsError(err).AckPayload()}, nil)
 }
 
-// commandArgs splits a command's arguments into its first argument and its
-// ack (nil when the sender gave none).
+// commandArgs splits an event's arguments (a command's, or a stream
+// message's) into its first argument and its ack (nil when the sender gave
+// none).
 func commandArgs(args []any) (any, socket.Ack) {
 	var ack socket.Ack
 	if n := len(args); n > 0 {

@@ -12,7 +12,6 @@ package admin
 import (
 	"encoding/json"
 	"fmt"
-	"strings"
 	"time"
 
 	"github.com/p2prelay/p2prelay/server"
@@ -148,13 +147,9 @@ func (d Delta) Summary() string {
 		}
 		st := d.Stats
 		return fmt.Sprintf("%d devices, %d pairs, %d messages (%.1f/s), %d acks (%.1f/s), %d refusals",
-			st.Devices, st.Pairs, st.Messages, st.MessagesPerSec, st.Acks, st.AcksPerSec, sum(st.Refusals))
+			st.Devices, st.Pairs, st.Messages, st.MessagesPerSec, st.Acks, st.AcksPerSec, st.TotalRefusals())
 	case KindCommand:
-		verb := map[string]string{CommandKick: "kicked", CommandUnpair: "broke the pair of"}[d.Command]
-		if verb == "" {
-			verb = d.Command
-		}
-		s := fmt.Sprintf("operator %s %s %s", d.By, verb, d.ID)
+		s := fmt.Sprintf("operator %s %s %s", d.By, CommandVerb(d.Command), d.ID)
 		if d.Code != "" {
 			s += ": refused, " + d.Code
 		}
@@ -163,15 +158,22 @@ func (d Delta) Summary() string {
 	return string(d.Kind)
 }
 
-// Mentions reports whether the delta concerns a device whose id contains
-// sub (case-insensitively); sub is expected in lower case.
-func (d Delta) Mentions(sub string) bool {
-	return strings.Contains(strings.ToLower(d.ID), sub) || strings.Contains(strings.ToLower(d.Peer), sub)
+// commandVerbs say what a command did, for messages: "operator X kicked A".
+var commandVerbs = map[string]string{CommandKick: "kicked", CommandUnpair: "broke the pair of"}
+
+// CommandVerb says what command did ("kicked"), or returns its name when
+// it is not a known command.
+func CommandVerb(command string) string {
+	if v, ok := commandVerbs[command]; ok {
+		return v
+	}
+	return command
 }
 
-func sum(m map[string]uint64) uint64 {
+// TotalRefusals is the number of refused requests, all codes together.
+func (s Stats) TotalRefusals() uint64 {
 	var n uint64
-	for _, v := range m {
+	for _, v := range s.Refusals {
 		n += v
 	}
 	return n

@@ -70,13 +70,23 @@ func (e *Error) Is(target error) bool {
 // AckPayload is the single ack argument that answers a refused
 // P2P_EMIT_ACKNOWLEDGE: {"error": {"code": ..., "message": ...}}.
 func (e *Error) AckPayload() map[string]any {
-	return map[string]any{"error": map[string]any{"code": string(e.Code), "message": e.Message}}
+	return map[string]any{"error": e.ConnectErrorData()}
 }
 
 // ConnectErrorData is the data of a refused connection's connect_error
 // (socket.io-client 4.x: err.data; 2.x: the "error" event's argument).
 func (e *Error) ConnectErrorData() map[string]any {
 	return map[string]any{"code": string(e.Code), "message": e.Message}
+}
+
+// AsError returns the *Error in err's chain, or, for an error without a
+// code, a BAD_REQUEST carrying its text.
+func AsError(err error) *Error {
+	var e *Error
+	if errors.As(err, &e) {
+		return e
+	}
+	return Errorf(CodeBadRequest, "%v", err)
 }
 
 // CodeOf returns the code of err if it is (or wraps) an *Error, else "".

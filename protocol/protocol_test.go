@@ -2,6 +2,9 @@ package protocol
 
 import (
 	"encoding/json"
+	"errors"
+	"fmt"
+	"reflect"
 	"strings"
 	"testing"
 	"unicode/utf8"
@@ -169,4 +172,18 @@ func FuzzParseServerError(f *testing.F) {
 			t.Fatalf("ParseServerError(%q) = %+v", s, e)
 		}
 	})
+}
+
+func TestAsError(t *testing.T) {
+	busy := Errorf(CodeBusy, "device %q is busy", "B")
+	if got := AsError(fmt.Errorf("pairing: %w", busy)); got != busy {
+		t.Fatalf("wrapped *Error: got %v, want the same *Error", got)
+	}
+	got := AsError(errors.New("no payload"))
+	if got.Code != CodeBadRequest || got.Message != "no payload" {
+		t.Fatalf("plain error: got %+v, want BAD_REQUEST with its text", got)
+	}
+	if p := got.AckPayload()["error"]; !reflect.DeepEqual(p, got.ConnectErrorData()) {
+		t.Fatalf("AckPayload error %v, want %v", p, got.ConnectErrorData())
+	}
 }

@@ -9,7 +9,6 @@ package server
 
 import (
 	"context"
-	"errors"
 	"log/slog"
 	"sort"
 	"strconv"
@@ -374,7 +373,7 @@ func (r *Relay) handleRegister(s *Session, args []any, ack Ack) {
 	}
 	target, err := protocol.ParseTarget(args[0])
 	if err != nil {
-		r.refuse(s, asProtocolError(err), ack, ackFalse)
+		r.refuse(s, protocol.AsError(err), ack, ackFalse)
 		return
 	}
 	if s.pairLimit != nil && !s.pairLimit.Allow() {
@@ -400,7 +399,7 @@ func (r *Relay) handleRegister(s *Session, args []any, ack Ack) {
 	var perr *protocol.Error
 	switch {
 	case err != nil:
-		perr = asProtocolError(err)
+		perr = protocol.AsError(err)
 		r.stats.pairOutcome(perr.Code)
 		r.publish(Event{Kind: PairRefused, ID: s.id, Peer: target, Code: perr.Code})
 	case res.Pair != nil:
@@ -609,7 +608,7 @@ func (r *Relay) handleEmit(s *Session, args []any, ack Ack, withAck bool) {
 	}
 	req, err := protocol.ParseRelayRequest(args[0])
 	if err != nil {
-		r.refuse(s, asProtocolError(err), ack, ackError)
+		r.refuse(s, protocol.AsError(err), ack, ackError)
 		return
 	}
 	if perr := checkArgs(req.Args, r.cfg.MaxPayload); perr != nil {
@@ -870,16 +869,6 @@ func (r *Relay) Shutdown(ctx context.Context) error {
 		s.conn.Disconnect()
 	}
 	return nil
-}
-
-// asProtocolError returns err as a *protocol.Error, wrapping anything else
-// as BAD_REQUEST.
-func asProtocolError(err error) *protocol.Error {
-	var pe *protocol.Error
-	if errors.As(err, &pe) {
-		return pe
-	}
-	return protocol.Errorf(protocol.CodeBadRequest, "%v", err)
 }
 
 // isTrue reports whether a device's answer is the JSON value true, decoded

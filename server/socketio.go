@@ -97,7 +97,7 @@ func (r *Relay) admitSocket(s *socket.Socket, next func(*socket.ExtendedError)) 
 		r.stats.refusal(protocol.CodeOf(err))
 	}
 	if err != nil {
-		pe := asProtocolError(err)
+		pe := protocol.AsError(err)
 		r.log.Info("connection refused", "addr", s.Conn().RemoteAddress(), "code", string(pe.Code), "reason", pe.Message)
 		next(socket.NewExtendedError(pe.Error(), pe.ConnectErrorData()))
 		return

@@ -33,10 +33,7 @@ func (s *sparkline) Push(v float64) {
 func (s *sparkline) Render(n int) (string, float64) {
 	n = min(max(n, 0), sparkWindow)
 	kept := min(s.n, n)
-	peak := 0.0
-	for i := s.n - kept; i < s.n; i++ {
-		peak = max(peak, s.vals[i%sparkWindow])
-	}
+	peak := s.Peak(n)
 	var b strings.Builder
 	b.WriteString(strings.Repeat(" ", n-kept))
 	for i := s.n - kept; i < s.n; i++ {
@@ -47,6 +44,16 @@ func (s *sparkline) Render(n int) (string, float64) {
 		b.WriteRune(s.ticks[level])
 	}
 	return b.String(), peak
+}
+
+// Peak is the largest of the last n values (n at most sparkWindow).
+func (s *sparkline) Peak(n int) float64 {
+	kept := min(s.n, min(max(n, 0), sparkWindow))
+	peak := 0.0
+	for i := s.n - kept; i < s.n; i++ {
+		peak = max(peak, s.vals[i%sparkWindow])
+	}
+	return peak
 }
 
 // headerInfo is what the header shows.
@@ -98,22 +105,13 @@ func (h *header) View(in headerInfo) string {
 			c(thousands(len(st.Devices))), c(thousands(in.available)), c(thousands(len(st.Pairs))),
 			c(fmt.Sprint(st.Stats.Messages)), c(fmt.Sprintf("%.1f", st.Stats.MessagesPerSec)),
 			c(fmt.Sprint(st.Stats.Acks)), c(fmt.Sprintf("%.1f", st.Stats.AcksPerSec)),
-			c(fmt.Sprint(total(st.Stats.Refusals))), byCode(st.Stats.Refusals))
+			c(fmt.Sprint(st.Stats.TotalRefusals())), byCode(st.Stats.Refusals))
 	}
 	label := "messages/s, last minute "
-	_, peak := in.spark.Render(sparkWindow)
-	tail := fmt.Sprintf(" peak %.1f", peak)
+	tail := fmt.Sprintf(" peak %.1f", in.spark.Peak(sparkWindow))
 	spark, _ := in.spark.Render(h.width - len(label) - len(tail))
 	line3 := s.Dim.Render(label) + s.Spark.Render(spark) + s.Dim.Render(tail)
 	return strings.Join([]string{cell(line1, h.width), cell(line2, h.width), cell(line3, h.width)}, "\n")
-}
-
-func total(m map[string]uint64) uint64 {
-	var n uint64
-	for _, v := range m {
-		n += v
-	}
-	return n
 }
 
 // byCode lists refusal counts, largest first: " (BUSY 3, OFFLINE 1)".

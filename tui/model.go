@@ -408,7 +408,7 @@ func (m *Model) onKey(msg tea.KeyMsg) tea.Cmd {
 		m.mode = modeFilter
 		return m.filter.Focus()
 	case key.Matches(msg, k.Clear):
-		m.setFilter("")
+		m.clearFilter()
 	case key.Matches(msg, k.Kick):
 		m.askKick()
 	case key.Matches(msg, k.Unpair):
@@ -468,7 +468,7 @@ func (m *Model) onFilterKey(msg tea.KeyMsg) tea.Cmd {
 	case msg.Type == tea.KeyEsc:
 		m.mode = modeNormal
 		m.filter.Blur()
-		m.setFilter("")
+		m.clearFilter()
 		return nil
 	}
 	var cmd tea.Cmd
@@ -478,9 +478,10 @@ func (m *Model) onFilterKey(msg tea.KeyMsg) tea.Cmd {
 	return cmd
 }
 
-func (m *Model) setFilter(s string) {
-	m.filter.SetValue(s)
-	m.data.filter = strings.ToLower(s)
+// clearFilter shows every row again.
+func (m *Model) clearFilter() {
+	m.filter.SetValue("")
+	m.data.filter = ""
 	m.dirty = true
 }
 
@@ -565,12 +566,11 @@ func (m *Model) run(p pending) tea.Cmd {
 }
 
 func (m *Model) onCommandDone(msg commandDoneMsg) {
-	verb := map[string]string{admin.CommandKick: "kicked", admin.CommandUnpair: "broke the pair of"}[msg.command]
 	if msg.err != nil {
 		m.notice = fmt.Sprintf("%s %s failed: %v", msg.command, msg.id, msg.err)
 		return
 	}
-	m.notice = fmt.Sprintf("%s %s", verb, msg.id)
+	m.notice = fmt.Sprintf("%s %s", admin.CommandVerb(msg.command), msg.id)
 }
 
 // rebuild recomputes the rows of every pane from the data and the filter.

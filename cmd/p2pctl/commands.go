@@ -160,7 +160,7 @@ type KickCmd struct {
 
 // Run kicks the device.
 func (c *KickCmd) Run(ctx context.Context, g *Globals, out io.Writer) error {
-	return command(ctx, g, out, (*admin.Client).Kick, c.ID, "kicked %s\n")
+	return command(ctx, g, out, (*admin.Client).Kick, c.ID, admin.CommandKick)
 }
 
 // UnpairCmd breaks a pair.
@@ -170,11 +170,12 @@ type UnpairCmd struct {
 
 // Run breaks the pair.
 func (c *UnpairCmd) Run(ctx context.Context, g *Globals, out io.Writer) error {
-	return command(ctx, g, out, (*admin.Client).Unpair, c.ID, "broke the pair of %s\n")
+	return command(ctx, g, out, (*admin.Client).Unpair, c.ID, admin.CommandUnpair)
 }
 
-// command runs one operator command and says it was done.
-func command(ctx context.Context, g *Globals, out io.Writer, run func(*admin.Client, context.Context, string) error, id, done string) error {
+// command runs one operator command (admin.CommandKick, ...) and says it
+// was done.
+func command(ctx context.Context, g *Globals, out io.Writer, run func(*admin.Client, context.Context, string) error, id, name string) error {
 	cl, err := g.client()
 	if err != nil {
 		return err
@@ -182,7 +183,7 @@ func command(ctx context.Context, g *Globals, out io.Writer, run func(*admin.Cli
 	if err := run(cl, ctx, id); err != nil {
 		return err
 	}
-	_, err = fmt.Fprintf(out, done, id)
+	_, err = fmt.Fprintf(out, "%s %s\n", admin.CommandVerb(name), id)
 	return err
 }
 
