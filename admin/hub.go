@@ -102,10 +102,8 @@ type Hub struct {
 	log   *slog.Logger
 	token tokenHash
 
-	src     atomic.Pointer[Source]
-	stats   atomic.Pointer[Stats] // the latest counters, with rates
-	startMu sync.Mutex            // guards started
-	started bool
+	src   atomic.Pointer[Source] // set once, by Start
+	stats atomic.Pointer[Stats]  // the latest counters, with rates
 
 	mu   sync.Mutex // guards seq and subs
 	seq  uint64
@@ -151,13 +149,9 @@ func New(cfg Config) (*Hub, error) {
 // Start binds the hub to the relay and starts sending the counters. Call it
 // once, after the relay exists.
 func (h *Hub) Start(src Source) {
-	h.startMu.Lock()
-	defer h.startMu.Unlock()
-	if h.started {
+	if !h.src.CompareAndSwap(nil, &src) {
 		return
 	}
-	h.started = true
-	h.src.Store(&src)
 	h.wg.Add(1)
 	go h.tickStats()
 }
@@ -358,7 +352,6 @@ func (h *Hub) tickStats() {
 	defer h.wg.Done()
 	t := time.NewTicker(h.cfg.StatsInterval)
 	defer t.Stop()
-	var prev *Stats
 	pairMsgs := map[string]uint64{}
 	for {
 		select {
@@ -366,18 +359,18 @@ func (h *Hub) tickStats() {
 			return
 		case <-t.C:
 		}
-		prev = h.sampleStats(prev, pairMsgs)
+		h.sampleStats(pairMsgs)
 	}
 }
 
-// sampleStats reads the counters, computes the rates since prev, and
-// publishes them with the message counts of the pairs that relayed since
-// the last sample (pairMsgs, updated in place).
-func (h *Hub) sampleStats(prev *Stats, pairMsgs map[string]uint64) *Stats {
+// sampleStats reads the counters, computes the rates since the previous
+// sample, and publishes them with the message counts of the pairs that
+// relayed since then (pairMsgs, updated in place).
+func (h *Hub) sampleStats(pairMsgs map[string]uint64) {
 	src := h.source()
 	now := h.cfg.Now()
 	st := statsOf(src.Stats(), now)
-	if prev != nil {
+	if prev := h.stats.Load(); prev != nil {
 		if dt := now.Sub(prev.Time).Seconds(); dt > 0 {
 			st.MessagesPerSec = rate(prev.Messages, st.Messages, dt)
 			st.AcksPerSec = rate(prev.Acks, st.Acks, dt)
@@ -392,7 +385,6 @@ func (h *Hub) sampleStats(prev *Stats, pairMsgs map[string]uint64) *Stats {
 		clear(pairMsgs)
 	}
 	h.publish(d)
-	return &st
 }
 
 // changedPairs returns the pairs whose message count changed since last,

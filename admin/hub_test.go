@@ -244,12 +244,12 @@ func TestStatsRatesAndPairMessages(t *testing.T) {
 	src.stats = server.Stats{Messages: 10, Acks: 4}
 	src.pairs = []server.PairInfo{{Pair: server.Pair{A: "a", B: "b"}, Messages: 3}, {Pair: server.Pair{A: "c", B: "d"}, Messages: 0}}
 	last := map[string]uint64{}
-	prev := h.sampleStats(nil, last)
+	h.sampleStats(last)
 
 	h.cfg.Now = func() time.Time { return t0.Add(2 * time.Second) }
 	src.stats = server.Stats{Messages: 30, Acks: 8, Refusals: map[protocol.Code]uint64{protocol.CodeBusy: 2}}
 	src.pairs = []server.PairInfo{{Pair: server.Pair{A: "a", B: "b"}, Messages: 3}, {Pair: server.Pair{A: "c", B: "d"}, Messages: 7}}
-	h.sampleStats(prev, last)
+	h.sampleStats(last)
 
 	d1, d2 := <-sub.ch, <-sub.ch
 	if d1.Kind != KindStats || d1.Stats.MessagesPerSec != 0 || len(d1.PairMessages) != 2 {
