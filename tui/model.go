@@ -118,7 +118,8 @@ type Model struct {
 	focus     int
 	width     int
 	height    int
-	dirty     bool   // the data or the filter changed since the panes' rows were built
+	dirty     bool   // the rows' data or the filter changed since the panes' rows were built
+	stale     bool   // the stream brought something since the last redraw
 	frameView string // the last drawn screen; View returns it
 	redraws   int    // screens drawn, for tests
 }
@@ -231,7 +232,7 @@ func (m *Model) Update(msg tea.Msg) (tea.Model, tea.Cmd) {
 	case streamClosedMsg:
 		return m, nil
 	case tickMsg:
-		if m.dirty {
+		if m.dirty || m.stale {
 			m.redraw()
 		}
 		return m, m.tick()
@@ -270,6 +271,9 @@ func (m *Model) resize(w, h int) {
 
 // onStream applies stream updates to the data; the screen follows on the
 // next tick.
+// onStream takes in what the stream brought. Counters alone (the
+// once-a-second stats) change what the rows show, not which rows there
+// are: they only call for a redraw, not for the rows to be rebuilt.
 func (m *Model) onStream(us []admin.Update) {
 	for _, u := range us {
 		m.setStatus(u)
@@ -280,6 +284,12 @@ func (m *Model) onStream(us []admin.Update) {
 			m.applyDelta(d)
 		}
 	}
+	m.stale = true
+}
+
+// log adds an entry to the event log, whose rows then need rebuilding.
+func (m *Model) log(e logEntry) {
+	m.events.Add(e)
 	m.dirty = true
 }
 
@@ -300,7 +310,7 @@ func (m *Model) setStatus(u admin.Update) {
 		return
 	}
 	m.lastFailure = text
-	m.events.Add(logEntry{time: m.cfg.Now(), text: text})
+	m.log(logEntry{time: m.cfg.Now(), text: text})
 }
 
 func (m *Model) resynced(snap *admin.Snapshot) {
@@ -316,7 +326,7 @@ func (m *Model) resynced(snap *admin.Snapshot) {
 	}
 	m.lastStats = snap.Stats.Time
 	m.lastFailure = ""
-	m.events.Add(logEntry{time: snap.Time, text: "synced: " + plural(len(snap.Devices), "device") + ", " + plural(len(snap.Pairs), "pair")})
+	m.log(logEntry{time: snap.Time, text: "synced: " + plural(len(snap.Devices), "device") + ", " + plural(len(snap.Pairs), "pair")})
 }
 
 func (m *Model) applyDelta(d admin.Delta) {
@@ -325,7 +335,7 @@ func (m *Model) applyDelta(d admin.Delta) {
 		return
 	}
 	if err := st.Apply(d); err != nil {
-		m.events.Add(logEntry{time: d.Time, text: err.Error()})
+		m.log(logEntry{time: d.Time, text: err.Error()})
 		return
 	}
 	if d.Kind == admin.KindStats {
@@ -342,7 +352,7 @@ func (m *Model) applyDelta(d admin.Delta) {
 	if d.Peer != "" {
 		ids = append(ids, strings.ToLower(d.Peer))
 	}
-	m.events.Add(logEntry{time: d.Time, text: d.Summary(), ids: ids})
+	m.log(logEntry{time: d.Time, text: d.Summary(), ids: ids})
 }
 
 // statsTick feeds the sparkline and the pairs' rates.
@@ -619,6 +629,7 @@ const (
 // redraw draws the screen into frameView.
 func (m *Model) redraw() {
 	m.redraws++
+	m.stale = false
 	m.data.now = m.cfg.Now()
 	if m.dirty {
 		m.rebuild()

@@ -453,3 +453,33 @@ func TestPairRatesForgetEndedPairs(t *testing.T) {
 		t.Errorf("counts kept for %v, want alpha's only", m.pairPrev)
 	}
 }
+
+// TestCountersRedrawWithoutRebuild: the once-a-second counters redraw the
+// screen on the next tick without rebuilding the rows; a device joining
+// rebuilds them.
+func TestCountersRedrawWithoutRebuild(t *testing.T) {
+	m := New(Config{Updates: nil, Commands: &fakeCommands{}, Now: func() time.Time { return t0 },
+		Renderer: lipgloss.NewRenderer(io.Discard, termenv.WithProfile(termenv.Ascii))})
+	m.Update(tea.WindowSizeMsg{Width: 100, Height: 40})
+	m.Update(streamMsg{{Status: admin.StatusLive, Snapshot: fixture()}})
+	m.Update(tickMsg(t0))
+	n := m.Redraws()
+	stats := admin.Delta{Seq: 11, Kind: admin.KindStats, Time: t0, Stats: &admin.Stats{Time: t0, Messages: 999}}
+	m.Update(streamMsg{{Status: admin.StatusLive, Deltas: []admin.Delta{stats}}})
+	if m.dirty {
+		t.Fatal("counters alone marked the rows for rebuilding")
+	}
+	m.Update(tickMsg(t0))
+	if m.Redraws() != n+1 || !strings.Contains(m.View(), "999") {
+		t.Fatalf("the counters were not drawn (%d redraws):\n%s", m.Redraws()-n, m.View())
+	}
+	golf := device("golf", 0, "")
+	m.Update(streamMsg{{Status: admin.StatusLive, Deltas: []admin.Delta{{Seq: 12, Kind: admin.KindDeviceConnected, Time: t0, ID: "golf", Device: &golf}}}})
+	if !m.dirty {
+		t.Fatal("a device joining did not mark the rows for rebuilding")
+	}
+	m.Update(tickMsg(t0))
+	if !strings.Contains(m.View(), "golf") {
+		t.Fatalf("golf not shown:\n%s", m.View())
+	}
+}
