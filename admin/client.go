@@ -280,17 +280,9 @@ func isOK(args []any) bool {
 // refusal (UNAUTHORIZED) as a *protocol.Error, anything else as
 // ErrUnreachable.
 func connectError(err error) error {
-	var xe *types.ExtendedError
-	if errors.As(err, &xe) {
-		if data, ok := xe.Data.(map[string]any); ok {
-			if code, _ := data["code"].(string); code != "" {
-				msg, _ := data["message"].(string)
-				return &protocol.Error{Code: protocol.Code(code), Message: msg}
-			}
-		}
-		if pe := protocol.ParseServerError(xe.Message); pe.Code != "" {
-			return pe
-		}
+	var pe *protocol.Error
+	if errors.As(err, &pe) {
+		return pe
 	}
 	return fmt.Errorf("%w: %v", ErrUnreachable, err)
 }

@@ -5,8 +5,6 @@ import (
 	"errors"
 	"fmt"
 
-	"github.com/zishang520/socket.io/v3/pkg/types"
-
 	"github.com/p2prelay/p2prelay/protocol"
 )
 
@@ -45,37 +43,6 @@ func timeoutError(ctx context.Context, what string) error {
 		return fmt.Errorf("peer: %s: %w (%w)", what, protocol.Errorf(protocol.CodeTimeout, "no answer in time"), err)
 	}
 	return fmt.Errorf("peer: %s: %w", what, err)
-}
-
-// connectErrorOf turns a socket's connect_error argument into an error:
-// the relay's refusal as a *protocol.Error when it sent one.
-func connectErrorOf(args []any) error {
-	var err error
-	if len(args) > 0 {
-		switch v := args[0].(type) {
-		case error:
-			err = v
-		case nil:
-		default:
-			err = fmt.Errorf("%v", v)
-		}
-	}
-	if err == nil {
-		return errors.New("connection failed")
-	}
-	var ee *types.ExtendedError
-	if errors.As(err, &ee) {
-		if m, ok := ee.Data.(map[string]any); ok {
-			if code, ok := m["code"].(string); ok && code != "" {
-				msg, _ := m["message"].(string)
-				return &protocol.Error{Code: protocol.Code(code), Message: msg}
-			}
-		}
-		if pe := protocol.ParseServerError(ee.Message); pe.Code != "" {
-			return pe
-		}
-	}
-	return err
 }
 
 // permanentRefusal reports whether a relay refusal of this connection means

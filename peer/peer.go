@@ -110,7 +110,7 @@ func (p *Peer) connect(ctx context.Context) error {
 	if err != nil {
 		var refused *sioclient.ConnectError
 		if errors.As(err, &refused) {
-			return connectErrorOf([]any{refused.Err})
+			return refused.Err
 		}
 		return err
 	}

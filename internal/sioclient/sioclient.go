@@ -23,6 +23,9 @@ import (
 	"time"
 
 	client "github.com/zishang520/socket.io/clients/socket/v3"
+	"github.com/zishang520/socket.io/v3/pkg/types"
+
+	"github.com/p2prelay/p2prelay/protocol"
 )
 
 // AttemptTimeout is how long one attempt to open the manager may take
@@ -48,7 +51,8 @@ type Options struct {
 }
 
 // ConnectError is the relay's refusal of the namespace connection (a
-// connect_error): the relay answered, so retrying will not help.
+// connect_error): the relay answered, so retrying will not help. Err is a
+// *protocol.Error when the relay gave its reason's code.
 type ConnectError struct{ Err error }
 
 func (e *ConnectError) Error() string { return e.Err.Error() }
@@ -146,17 +150,7 @@ func joinNamespace(ctx context.Context, mgr *client.Manager, o Options) (*client
 		}
 	}
 	_ = s.Once("connect", func(...any) { send(nil) })
-	_ = s.Once("connect_error", func(args ...any) {
-		err := errors.New("connection refused")
-		if len(args) > 0 {
-			if e, ok := args[0].(error); ok {
-				err = e
-			} else {
-				err = fmt.Errorf("%v", args[0])
-			}
-		}
-		send(&ConnectError{Err: err})
-	})
+	_ = s.Once("connect_error", func(args ...any) { send(&ConnectError{Err: refusal(args)}) })
 	if o.Setup != nil {
 		o.Setup(s)
 	}
@@ -172,4 +166,31 @@ func joinNamespace(ctx context.Context, mgr *client.Manager, o Options) (*client
 		s.Close()
 		return nil, ctx.Err()
 	}
+}
+
+// refusal is the error of a connect_error's arguments: the relay's
+// *protocol.Error when it sent a code, as the error's data (socket.io 4)
+// or in its message ("CODE: text"), else the error as given.
+func refusal(args []any) error {
+	err := errors.New("connection refused")
+	if len(args) > 0 {
+		if e, ok := args[0].(error); ok {
+			err = e
+		} else {
+			err = fmt.Errorf("%v", args[0])
+		}
+	}
+	var xe *types.ExtendedError
+	if errors.As(err, &xe) {
+		if data, ok := xe.Data.(map[string]any); ok {
+			if code, _ := data["code"].(string); code != "" {
+				msg, _ := data["message"].(string)
+				return &protocol.Error{Code: protocol.Code(code), Message: msg}
+			}
+		}
+		if pe := protocol.ParseServerError(xe.Message); pe.Code != "" {
+			return pe
+		}
+	}
+	return err
 }
