@@ -26,17 +26,15 @@ type Peer struct {
 	owned bool // Dial made the socket: Peer reconnects and closes it
 	opts  *client.Options
 	disp  *dispatcher
-	done  chan struct{}
 	ctx   context.Context // ends when the peer stops: no more reconnecting
 	halt  context.CancelFunc
 
 	pairMu sync.Mutex // serialises Pair and Unpair
 
-	mu         sync.Mutex     // guards every field below
-	sock       *client.Socket // the current connection's socket
-	upSock     *client.Socket // the socket onConnect ran for
-	listeners  *listeners     // installed on sock
-	connected  bool
+	mu         sync.Mutex      // guards every field below
+	sock       *client.Socket  // the current connection's socket
+	upSock     *client.Socket  // the socket onConnect ran for: connected while set
+	listeners  *listeners      // installed on sock
 	everUp     bool            // connected at least once
 	peer       string          // the current peer, "" when unpaired
 	lastPeer   string          // the peer whose pair a dropped connection ended
@@ -47,7 +45,6 @@ type Peer struct {
 	closed     bool
 	err        error // why the peer stopped
 	retryDelay time.Duration
-	redialing  bool // a reconnect loop runs
 }
 
 // Connection attempts: one try to open a connection may take a third of
@@ -144,7 +141,7 @@ func New(sock *client.Socket, cfg Config) (*Peer, error) {
 	p.adopt(sock)
 	if sock.Connected() {
 		p.mu.Lock()
-		p.connected, p.everUp, p.upSock = true, true, sock
+		p.everUp, p.upSock = true, sock
 		p.mu.Unlock()
 	}
 	return p, nil
@@ -157,7 +154,6 @@ func newPeer(cfg Config, owned bool) *Peer {
 		log:        cfg.Logger.With("id", cfg.ID),
 		owned:      owned,
 		disp:       newDispatcher(),
-		done:       make(chan struct{}),
 		ctx:        ctx,
 		halt:       halt,
 		handlers:   make(map[string]func(Event)),
@@ -224,7 +220,7 @@ func (p *Peer) Peer() (string, bool) {
 func (p *Peer) Connected() bool {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	return p.connected
+	return p.upSock != nil && !p.closed
 }
 
 // Handle sets the handler of the events named event, replacing any
@@ -242,7 +238,7 @@ func (p *Peer) Handle(event string, fn func(Event)) {
 
 // Done is closed when the peer has stopped (Close, or the relay refused it
 // for good) and every handler call has returned.
-func (p *Peer) Done() <-chan struct{} { return p.done }
+func (p *Peer) Done() <-chan struct{} { return p.disp.done }
 
 // Err returns why the peer stopped: nil while it runs and after Close.
 func (p *Peer) Err() error {
@@ -272,7 +268,6 @@ func (p *Peer) stop(err error) {
 	}
 	p.closed = true
 	p.err = err
-	p.connected = false
 	s, l := p.sock, p.listeners
 	p.mu.Unlock()
 	p.halt()
@@ -285,16 +280,11 @@ func (p *Peer) stop(err error) {
 			s.RemoveListener("disconnect", l.disconnect)
 		}
 	}
-	if !errors.Is(err, ErrClosed) && p.cfg.OnNotice != nil {
+	if !errors.Is(err, ErrClosed) {
 		// The relay refused the device for good: say so before stopping.
-		n := Notice{Kind: Closed, Err: err}
-		p.disp.push(func() { p.cfg.OnNotice(n) })
+		p.notify(Notice{Kind: Closed, Err: err})
 	}
 	p.disp.close()
-	go func() {
-		<-p.disp.done
-		close(p.done)
-	}()
 }
 
 // notify queues a notice for Config.OnNotice; after Close it is dropped.
@@ -320,7 +310,7 @@ func (p *Peer) ready() error {
 	switch {
 	case p.closed:
 		return fmt.Errorf("peer: %w", ErrClosed)
-	case !p.connected:
+	case p.upSock == nil:
 		return fmt.Errorf("peer: %w", ErrNotConnected)
 	}
 	return nil
@@ -527,7 +517,11 @@ func (p *Peer) Emit(ctx context.Context, event string, args ...any) error {
 // by the relay, or no answer from the peer within the relay's ack timeout
 // (ErrTimeout), is an error; so is ctx ending first.
 func (p *Peer) EmitAck(ctx context.Context, event string, args ...any) ([]any, error) {
-	a := <-p.EmitAckAsync(ctx, event, args...)
+	c, err := p.sendAck(ctx, event, args)
+	if err != nil {
+		return nil, err
+	}
+	a := c.wait()
 	return a.Args, a.Err
 }
 
@@ -544,32 +538,51 @@ type Answer struct {
 // ctx bounds the wait for the answer.
 func (p *Peer) EmitAckAsync(ctx context.Context, event string, args ...any) <-chan Answer {
 	out := make(chan Answer, 1)
-	payload, err := p.relayPayload(event, args)
+	c, err := p.sendAck(ctx, event, args)
 	if err != nil {
 		out <- Answer{Err: err}
 		return out
+	}
+	go func() { out <- c.wait() }()
+	return out
+}
+
+// ackCall is a relayed event sent with an ack, whose answer is awaited.
+type ackCall struct {
+	ctx    context.Context
+	cancel context.CancelFunc
+	what   string
+	ch     <-chan ackResult
+}
+
+// sendAck sends a relayed event with an ack.
+func (p *Peer) sendAck(ctx context.Context, event string, args []any) (*ackCall, error) {
+	payload, err := p.relayPayload(event, args)
+	if err != nil {
+		return nil, err
 	}
 	what := fmt.Sprintf("emit %q with ack", event)
 	ctx, cancel := p.bound(ctx)
 	ch, err := p.send(nil, what, protocol.EventEmitAck, payload)
 	if err != nil {
 		cancel()
-		out <- Answer{Err: err}
-		return out
+		return nil, err
 	}
-	go func() {
-		defer cancel()
-		vals, err := await(ctx, what, ch)
-		switch pe := protocol.ParseAckError(vals); {
-		case err != nil:
-		case pe != nil:
-			vals, err = nil, fmt.Errorf("peer: %s: %w", what, pe)
-		case vals == nil:
-			vals = []any{}
-		}
-		out <- Answer{Args: vals, Err: err}
-	}()
-	return out
+	return &ackCall{ctx: ctx, cancel: cancel, what: what, ch: ch}, nil
+}
+
+// wait returns the peer's answer, or the relay's refusal.
+func (c *ackCall) wait() Answer {
+	defer c.cancel()
+	vals, err := await(c.ctx, c.what, c.ch)
+	switch pe := protocol.ParseAckError(vals); {
+	case err != nil:
+	case pe != nil:
+		vals, err = nil, fmt.Errorf("peer: %s: %w", c.what, pe)
+	case vals == nil:
+		vals = []any{}
+	}
+	return Answer{Args: vals, Err: err}
 }
 
 // Devices lists the devices connected to the relay, sorted by id; only

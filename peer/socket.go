@@ -160,8 +160,7 @@ func (p *Peer) onConnect(s *client.Socket) {
 	}
 	p.upSock = s
 	again := p.everUp
-	p.connected, p.everUp = true, true
-	p.redialing = false
+	p.everUp = true
 	p.connErr = nil
 	p.retryDelay = p.cfg.ReconnectDelay
 	last := p.lastPeer
@@ -182,7 +181,6 @@ func (p *Peer) onDisconnect(s *client.Socket, args ...any) {
 		p.mu.Unlock()
 		return
 	}
-	p.connected = false
 	p.upSock = nil // a socket given to New connects again itself
 	connErr := p.connErr
 	p.mu.Unlock()
@@ -207,13 +205,7 @@ func (p *Peer) onDisconnect(s *client.Socket, args ...any) {
 		}
 		p.stop(err)
 	default:
-		p.mu.Lock()
-		start := !p.redialing
-		p.redialing = true
-		p.mu.Unlock()
-		if start {
-			go p.reconnect()
-		}
+		go p.reconnect()
 	}
 }
 
