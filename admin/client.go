@@ -170,7 +170,6 @@ func (c *Client) dial(ctx context.Context) (*conn, error) {
 		return nil, err
 	}
 	opts := client.DefaultOptions()
-	opts.SetReconnection(false)
 	opts.SetPath(c.prefix + "/socket.io")
 	opts.SetAuth(map[string]any{AuthToken: c.cfg.Token})
 	// The Go client can lose packets while upgrading from polling, so the

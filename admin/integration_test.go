@@ -724,7 +724,6 @@ func dialAdmin(t *testing.T, relayURL string, auth map[string]any) (*rawAdmin, e
 	t.Helper()
 	r := &rawAdmin{notify: make(chan struct{}, 1)}
 	opts := client.DefaultOptions()
-	opts.SetReconnection(false)
 	opts.SetQuery(url.Values{protocol.QueryClientID: {"sneaky"}})
 	if auth != nil {
 		opts.SetAuth(auth)

@@ -9,10 +9,8 @@ import (
 	"sync"
 	"time"
 
-	engine "github.com/zishang520/socket.io/clients/engine/v3"
 	client "github.com/zishang520/socket.io/clients/socket/v3"
 	sio "github.com/zishang520/socket.io/servers/socket/v3"
-	"github.com/zishang520/socket.io/v3/pkg/types"
 
 	"github.com/p2prelay/p2prelay/internal/sioclient"
 	"github.com/p2prelay/p2prelay/protocol"
@@ -72,18 +70,8 @@ func Dial(ctx context.Context, cfg Config) (*Peer, error) {
 		opts.SetAuth(map[string]any{protocol.QueryToken: cfg.Token})
 	}
 	opts.SetQuery(query)
-	// The Peer reconnects by itself, with a new socket each time: the
-	// library's own reconnection can stall for good (see sioclient).
-	opts.SetReconnection(false)
-	ts := types.NewSet[engine.TransportCtor]()
-	for _, name := range cfg.Transports {
-		if name == "websocket" {
-			ts.Add(client.WebSocket)
-		} else {
-			ts.Add(client.Polling)
-		}
-	}
-	opts.SetTransports(ts)
+	// cfg.Transports holds only names withDefaults accepts.
+	opts.SetTransports(sioclient.Transports(cfg.Transports))
 
 	p := newPeer(cfg, true)
 	p.opts = opts

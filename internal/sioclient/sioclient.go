@@ -12,8 +12,8 @@
 // only then creates and connects the socket.
 //
 // Because a stuck attempt inside the library's own reconnection would
-// never be retried, callers that must survive a dropped connection should
-// turn the library's reconnection off and call Connect again.
+// never be retried, Connect turns the library's reconnection off: callers
+// that must survive a dropped connection call Connect again.
 package sioclient
 
 import (
@@ -22,6 +22,7 @@ import (
 	"fmt"
 	"time"
 
+	engine "github.com/zishang520/socket.io/clients/engine/v3"
 	client "github.com/zishang520/socket.io/clients/socket/v3"
 	"github.com/zishang520/socket.io/v3/pkg/types"
 
@@ -38,8 +39,9 @@ var ErrStuck = errors.New("could not open a connection to the relay")
 
 // Options say how to connect.
 type Options struct {
-	// Client are the socket.io client options (query, auth, transports,
-	// reconnection...). Connect sets ForceNew and turns AutoConnect off.
+	// Client are the socket.io client options (query, auth, transports...).
+	// Connect sets ForceNew and turns AutoConnect and the library's
+	// reconnection off.
 	Client *client.Options
 	// Namespace is the namespace to join; default "/".
 	Namespace string
@@ -74,6 +76,7 @@ func Connect(ctx context.Context, url string, o Options) (*client.Socket, error)
 	}
 	o.Client.SetForceNew(true)
 	o.Client.SetAutoConnect(false)
+	o.Client.SetReconnection(false)
 	o.Client.SetTimeout(neverTimeout)
 
 	var lastErr error = ErrStuck
@@ -166,6 +169,21 @@ func joinNamespace(ctx context.Context, mgr *client.Manager, o Options) (*client
 		s.Close()
 		return nil, ctx.Err()
 	}
+}
+
+// Transports returns the client transports of names ("websocket",
+// "polling"); other names are left out.
+func Transports(names []string) *types.Set[engine.TransportCtor] {
+	ts := types.NewSet[engine.TransportCtor]()
+	for _, name := range names {
+		switch name {
+		case "websocket":
+			ts.Add(client.WebSocket)
+		case "polling":
+			ts.Add(client.Polling)
+		}
+	}
+	return ts
 }
 
 // refusal is the error of a connect_error's arguments: the relay's

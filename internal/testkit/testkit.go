@@ -11,10 +11,8 @@ import (
 	"testing"
 	"time"
 
-	engine "github.com/zishang520/socket.io/clients/engine/v3"
 	client "github.com/zishang520/socket.io/clients/socket/v3"
 	sio "github.com/zishang520/socket.io/servers/socket/v3"
-	"github.com/zishang520/socket.io/v3/pkg/types"
 
 	"github.com/p2prelay/p2prelay/internal/sioclient"
 	"github.com/p2prelay/p2prelay/protocol"
@@ -125,26 +123,16 @@ func TryDial(t testing.TB, relayURL string, o DialOptions) (*Device, error) {
 // device. t only receives the device's test failures.
 func Connect(t testing.TB, relayURL string, o DialOptions) (*Device, error) {
 	opts := client.DefaultOptions()
-	opts.SetReconnection(false)
 	opts.SetQuery(o.Query)
 	if o.Auth != nil {
 		opts.SetAuth(o.Auth)
 	}
-	ts := types.NewSet[engine.TransportCtor]()
 	if len(o.Transports) == 0 {
 		// The Go client can lose packets while it upgrades from polling to
 		// websocket, so devices use websocket alone unless a test asks.
 		o.Transports = []string{"websocket"}
 	}
-	for _, name := range o.Transports {
-		switch name {
-		case "polling":
-			ts.Add(client.Polling)
-		case "websocket":
-			ts.Add(client.WebSocket)
-		}
-	}
-	opts.SetTransports(ts)
+	opts.SetTransports(sioclient.Transports(o.Transports))
 	d := &Device{t: t, notify: make(chan struct{}, 1), closed: make(chan struct{})}
 	ctx, cancel := context.WithTimeout(context.Background(), Wait)
 	defer cancel()
