@@ -29,12 +29,12 @@ import (
 	"github.com/p2prelay/p2prelay/protocol"
 )
 
-// AttemptTimeout is how long one attempt to open the manager may take
-// before it counts as stuck and is retried.
-var defaultAttemptTimeout = 3 * time.Second
+// defaultAttemptTimeout is how long one attempt to open the manager may
+// take, unless Options say, before it counts as stuck and is retried.
+const defaultAttemptTimeout = 3 * time.Second
 
 // ErrStuck is returned when no attempt to open a connection got anywhere
-// before the context ended.
+// (none failed, none finished) before the context ended.
 var ErrStuck = errors.New("could not open a connection to the relay")
 
 // Options say how to connect.
@@ -79,26 +79,35 @@ func Connect(ctx context.Context, url string, o Options) (*client.Socket, error)
 	o.Client.SetReconnection(false)
 	o.Client.SetTimeout(neverTimeout)
 
-	var lastErr error = ErrStuck
+	var lastErr error // the last attempt that failed rather than stuck
 	for {
 		mgr, err := openManager(ctx, url, o)
 		if err == nil {
 			return joinNamespace(ctx, mgr, o)
 		}
 		if ctx.Err() != nil {
-			return nil, fmt.Errorf("%w: %v", ErrStuck, lastErr)
+			return nil, gaveUp(lastErr)
 		}
-		lastErr = err
 		// A refused or failed transport (relay down) is worth a pause; a
 		// stuck attempt is retried at once.
 		if !errors.Is(err, errAttemptStuck) {
+			lastErr = err
 			select {
 			case <-ctx.Done():
-				return nil, fmt.Errorf("could not reach the relay: %w", lastErr)
+				return nil, gaveUp(lastErr)
 			case <-time.After(200 * time.Millisecond):
 			}
 		}
 	}
+}
+
+// gaveUp is Connect's error once its context ended: why the relay could
+// not be reached, or ErrStuck when no attempt got that far.
+func gaveUp(lastErr error) error {
+	if lastErr == nil {
+		return ErrStuck
+	}
+	return fmt.Errorf("could not reach the relay: %w", lastErr)
 }
 
 var errAttemptStuck = errors.New("connection attempt stuck")
