@@ -735,12 +735,7 @@ func dialAdmin(t *testing.T, relayURL string, auth map[string]any) (*rawAdmin, e
 		s.OnAny(func(args ...any) {
 			ev := rawEvent{}
 			ev.name, _ = args[0].(string)
-			ev.args = args[1:]
-			if n := len(ev.args); n > 0 {
-				if fn, ok := ev.args[n-1].(sio.Ack); ok {
-					ev.ack, ev.args = fn, ev.args[:n-1]
-				}
-			}
+			ev.args, ev.ack = protocol.SplitAck(args[1:])
 			r.mu.Lock()
 			r.queue = append(r.queue, ev)
 			r.mu.Unlock()

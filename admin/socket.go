@@ -119,13 +119,7 @@ func (h *Hub) answer(ack socket.Ack, err error) {
 // message's) into its first argument and its ack (nil when the sender gave
 // none).
 func commandArgs(args []any) (any, socket.Ack) {
-	var ack socket.Ack
-	if n := len(args); n > 0 {
-		if fn, ok := args[n-1].(socket.Ack); ok {
-			ack = fn
-			args = args[:n-1]
-		}
-	}
+	args, ack := protocol.SplitAck(args)
 	if len(args) == 0 {
 		return nil, ack
 	}

@@ -22,13 +22,7 @@ func (p *Peer) onAny(args ...any) {
 		return
 	}
 	name, _ := args[0].(string)
-	rest := args[1:]
-	var ack sio.Ack
-	if n := len(rest); n > 0 {
-		if fn, ok := rest[n-1].(sio.Ack); ok {
-			ack, rest = fn, rest[:n-1]
-		}
-	}
+	rest, ack := protocol.SplitAck(args[1:])
 	switch name {
 	case protocol.EventRegister:
 		p.onPairRequest(rest, ack)

@@ -110,3 +110,15 @@ type DeviceEntry struct {
 	ID        string `json:"id"`
 	Available bool   `json:"available"`
 }
+
+// SplitAck takes the ack callback off an event's arguments, where
+// socket.io puts it last when the sender asked for an answer. ack is nil
+// when there is none.
+func SplitAck(args []any) (rest []any, ack func([]any, error)) {
+	if n := len(args); n > 0 {
+		if fn, ok := args[n-1].(func([]any, error)); ok {
+			return args[:n-1], fn
+		}
+	}
+	return args, nil
+}

@@ -187,3 +187,21 @@ func TestAsError(t *testing.T) {
 		t.Fatalf("AckPayload error %v, want %v", p, got.ConnectErrorData())
 	}
 }
+
+func TestSplitAck(t *testing.T) {
+	var got []any
+	ack := func(vals []any, _ error) { got = vals }
+	rest, fn := SplitAck([]any{"B", ack})
+	if len(rest) != 1 || rest[0] != "B" || fn == nil {
+		t.Fatalf("with an ack: rest %v, ack %v", rest, fn != nil)
+	}
+	fn([]any{true}, nil)
+	if len(got) != 1 || got[0] != true {
+		t.Fatalf("the ack returned is not the caller's: %v", got)
+	}
+	for _, args := range [][]any{nil, {}, {"B"}, {"B", "not a callback"}} {
+		if rest, fn := SplitAck(args); fn != nil || len(rest) != len(args) {
+			t.Fatalf("%v: rest %v, ack %v", args, rest, fn != nil)
+		}
+	}
+}

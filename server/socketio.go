@@ -141,13 +141,10 @@ func splitEvent(args []any) (string, []any, Ack) {
 	default:
 		event = fmt.Sprint(v)
 	}
-	rest := args[1:]
+	rest, fn := protocol.SplitAck(args[1:])
 	var ack Ack
-	if n := len(rest); n > 0 {
-		if fn, ok := rest[n-1].(socket.Ack); ok {
-			rest = rest[:n-1]
-			ack = func(vals ...any) { fn(vals, nil) }
-		}
+	if fn != nil {
+		ack = func(vals ...any) { fn(vals, nil) }
 	}
 	return event, rest, ack
 }

@@ -156,12 +156,10 @@ func (d *Device) push(args []any) {
 		return
 	}
 	name, _ := args[0].(string)
-	ev := Event{Name: name, Args: args[1:]}
-	if n := len(ev.Args); n > 0 {
-		if fn, ok := ev.Args[n-1].(sio.Ack); ok {
-			ev.Args = ev.Args[:n-1]
-			ev.Ack = func(vals ...any) { fn(vals, nil) }
-		}
+	rest, fn := protocol.SplitAck(args[1:])
+	ev := Event{Name: name, Args: rest}
+	if fn != nil {
+		ev.Ack = func(vals ...any) { fn(vals, nil) }
 	}
 	d.mu.Lock()
 	d.queue = append(d.queue, ev)
