@@ -40,7 +40,7 @@ var (
 func timeoutError(ctx context.Context, what string) error {
 	err := ctx.Err()
 	if errors.Is(err, context.DeadlineExceeded) {
-		return fmt.Errorf("peer: %s: %w (%w)", what, protocol.Errorf(protocol.CodeTimeout, "no answer in time"), err)
+		return fmt.Errorf("peer: %s: %w (%w)", what, ErrTimeout, err)
 	}
 	return fmt.Errorf("peer: %s: %w", what, err)
 }

@@ -43,7 +43,7 @@ func (p *Peer) onAny(args ...any) {
 // onPairRequest answers the relay's P2P_REGISTER(source, ack): yes when
 // source is already the peer, no when busy, else what Config.Accept says.
 func (p *Peer) onPairRequest(args []any, ack sio.Ack) {
-	src, _ := firstString(args)
+	src := firstString(args)
 	if ack == nil || protocol.ValidateID(src) != nil {
 		p.log.Debug("malformed pair request", "args", args)
 		return
@@ -92,7 +92,7 @@ func (p *Peer) endPair(why Reason) {
 // onServerError keeps the relay's reason for the answers that carry none:
 // a refused pairing (its ack answers only false) and a closed connection.
 func (p *Peer) onServerError(args []any) {
-	text, _ := firstString(args)
+	text := firstString(args)
 	e := protocol.ParseServerError(text)
 	p.log.Debug("relay error", "code", string(e.Code), "message", e.Message)
 	p.mu.Lock()
@@ -169,7 +169,7 @@ func (p *Peer) onConnect(s *client.Socket) {
 // onDisconnect runs when connection s, the current one, closed. One that
 // was never up is a failed attempt, which Dial or reconnect handles.
 func (p *Peer) onDisconnect(s *client.Socket, args ...any) {
-	reason, _ := firstString(args)
+	reason := firstString(args)
 	p.mu.Lock()
 	if p.upSock != s {
 		p.mu.Unlock()
@@ -236,10 +236,11 @@ func (p *Peer) reconnect() {
 	}
 }
 
-func firstString(args []any) (string, bool) {
+// firstString returns the first argument when it is a string, else "".
+func firstString(args []any) string {
 	if len(args) == 0 {
-		return "", false
+		return ""
 	}
-	s, ok := args[0].(string)
-	return s, ok
+	s, _ := args[0].(string)
+	return s
 }

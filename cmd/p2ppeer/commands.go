@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
+	"errors"
 	"slices"
 
 	"github.com/p2prelay/p2prelay/peer"
@@ -80,7 +81,7 @@ func (c *EmitCmd) Run(g *Globals, env *Env, pr *printer) error {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), g.Timeout)
 	defer cancel()
-	if err := s.unpair(ctx); err != nil && !errorIsNotPaired(err) {
+	if err := s.unpair(ctx); err != nil && !errors.Is(err, peer.ErrNotPaired) {
 		return err
 	}
 	return nil
@@ -119,5 +120,3 @@ func (c *DevicesCmd) Run(g *Globals, env *Env, pr *printer) error {
 	pr.devices(list)
 	return nil
 }
-
-func errorIsNotPaired(err error) bool { return protocol.CodeOf(err) == protocol.CodeNotPaired }

@@ -9,6 +9,8 @@ import (
 	"strings"
 
 	"github.com/chzyer/readline"
+
+	"github.com/p2prelay/p2prelay/peer"
 )
 
 // ConnectCmd registers, pairs, then runs commands from a prompt or stdin.
@@ -223,7 +225,7 @@ func (s *session) pairCommand(ctx context.Context, target string) {
 			s.pr.info("already paired with " + target)
 			return
 		}
-		if err := s.unpair(ctx); err != nil && !errorIsNotPaired(err) {
+		if err := s.unpair(ctx); err != nil && !errors.Is(err, peer.ErrNotPaired) {
 			s.fail(err)
 			return
 		}
