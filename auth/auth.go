@@ -25,7 +25,7 @@ type Verifier struct {
 // NewVerifier returns a Verifier for secret, which must be at least
 // MinSecretLength bytes.
 func NewVerifier(secret string) (*Verifier, error) {
-	if err := checkSecret(secret); err != nil {
+	if err := CheckSecret(secret); err != nil {
 		return nil, err
 	}
 	return &Verifier{
@@ -38,7 +38,8 @@ func NewVerifier(secret string) (*Verifier, error) {
 	}, nil
 }
 
-func checkSecret(secret string) error {
+// CheckSecret checks that secret is long enough to sign device tokens.
+func CheckSecret(secret string) error {
 	if len(secret) < MinSecretLength {
 		return fmt.Errorf("device secret must be at least %d bytes", MinSecretLength)
 	}
@@ -76,7 +77,7 @@ func (v *Verifier) Verify(token, id string) error {
 
 // Mint returns a device token for id, valid for ttl from now.
 func Mint(secret, id string, ttl time.Duration, now time.Time) (string, error) {
-	if err := checkSecret(secret); err != nil {
+	if err := CheckSecret(secret); err != nil {
 		return "", err
 	}
 	if err := protocol.ValidateID(id); err != nil {

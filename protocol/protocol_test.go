@@ -7,6 +7,7 @@ import (
 	"reflect"
 	"strings"
 	"testing"
+	"unicode"
 	"unicode/utf8"
 )
 
@@ -148,7 +149,7 @@ func FuzzValidateID(f *testing.F) {
 	f.Fuzz(func(t *testing.T, id string) {
 		err := ValidateID(id)
 		n := utf8.RuneCountInString(id)
-		valid := utf8.ValidString(id) && n >= 1 && n <= MaxIDLength && !strings.ContainsFunc(id, isControl)
+		valid := utf8.ValidString(id) && n >= 1 && n <= MaxIDLength && !strings.ContainsFunc(id, unicode.IsControl)
 		if (err == nil) != valid {
 			t.Fatalf("ValidateID(%q) = %v, want valid=%v", id, err, valid)
 		}

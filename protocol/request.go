@@ -23,7 +23,7 @@ func ValidateID(id string) error {
 		if n > MaxIDLength {
 			return Errorf(CodeBadID, "device id is longer than %d characters", MaxIDLength)
 		}
-		if isControl(r) {
+		if unicode.IsControl(r) {
 			return Errorf(CodeBadID, "device id contains control character %U", r)
 		}
 	}
@@ -171,5 +171,3 @@ func typeName(v any) string {
 	}
 	return "binary or another type"
 }
-
-func isControl(r rune) bool { return unicode.IsControl(r) }

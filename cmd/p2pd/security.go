@@ -34,8 +34,8 @@ func (f SecurityFlags) validate(adminToken string) error {
 		return errors.New("--tls-cert and --tls-key go together")
 	}
 	if f.DeviceSecret != "" {
-		if len(f.DeviceSecret) < auth.MinSecretLength {
-			return fmt.Errorf("--device-secret must be at least %d bytes", auth.MinSecretLength)
+		if err := auth.CheckSecret(f.DeviceSecret); err != nil {
+			return fmt.Errorf("--device-secret: %w", err)
 		}
 		if f.DeviceSecret == adminToken {
 			return errors.New("--device-secret and --admin-token must differ: device and admin credentials are never interchangeable")
