@@ -18,7 +18,9 @@ const (
 )
 
 // AcceptPolicy decides a pair request from device from while this device is
-// free. It runs on the socket's goroutine and must return quickly.
+// free. It runs on the socket's goroutine while the Peer holds its state
+// still, so that the answer and the pair it forms are one step: it must
+// return quickly and must not call the Peer's methods.
 type AcceptPolicy func(from string) bool
 
 // AcceptAny accepts every pair request (the default, as the original client
