@@ -9,7 +9,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/p2prelay/p2prelay/protocol"
-	"github.com/p2prelay/p2prelay/server"
+	"github.com/p2prelay/p2prelay/server/socketio"
 )
 
 // HTTP paths of the admin side, as p2pd mounts them.
@@ -33,7 +33,7 @@ const (
 // /admin/v1/state, POST /admin/v1/devices/{id}/{kick|unpair} and GET
 // /metrics. The hub must be the service's observer (server.Config.Observer).
 // Call it before the service serves.
-func (h *Hub) Attach(svc *server.Service) error {
+func (h *Hub) Attach(svc *socketio.Service) error {
 	h.Start(svc.Relay)
 	if err := h.Mount(svc.IO.Of(NamespaceName, nil)); err != nil {
 		return err

@@ -24,6 +24,7 @@ import (
 	"github.com/p2prelay/p2prelay/auth"
 	"github.com/p2prelay/p2prelay/internal/testkit"
 	"github.com/p2prelay/p2prelay/server"
+	"github.com/p2prelay/p2prelay/server/socketio"
 )
 
 // Settings of the relays whose behaviour the tests observe; they reach the
@@ -48,7 +49,7 @@ const (
 type suite struct {
 	name    string
 	files   []string
-	cfg     server.ServiceConfig
+	cfg     socketio.ServiceConfig
 	env     []string
 	control bool // mount the operator endpoints under /compat/
 	tokens  bool // devices prove their ids with tokens signed with deviceSecret
@@ -63,7 +64,7 @@ func suites() []suite {
 		{
 			name:  "timeouts",
 			files: []string{"timeouts"},
-			cfg:   server.ServiceConfig{Relay: server.Config{PairTimeout: pairTimeout, AckTimeout: ackTimeout}},
+			cfg:   socketio.ServiceConfig{Relay: server.Config{PairTimeout: pairTimeout, AckTimeout: ackTimeout}},
 			env: []string{
 				"P2P_PAIR_TIMEOUT_MS=" + strconv.FormatInt(pairTimeout.Milliseconds(), 10),
 				"P2P_ACK_TIMEOUT_MS=" + strconv.FormatInt(ackTimeout.Milliseconds(), 10),
@@ -72,7 +73,7 @@ func suites() []suite {
 		{
 			name:  "limits",
 			files: []string{"limits"},
-			cfg: server.ServiceConfig{
+			cfg: socketio.ServiceConfig{
 				MaxHTTPBufferSize: maxMessage,
 				Relay: server.Config{
 					MaxPayload: maxPayload, Rate: rate, Burst: burst,
@@ -90,7 +91,7 @@ func suites() []suite {
 		{
 			name:  "full",
 			files: []string{"full"},
-			cfg:   server.ServiceConfig{Relay: server.Config{MaxDevices: maxDevices}},
+			cfg:   socketio.ServiceConfig{Relay: server.Config{MaxDevices: maxDevices}},
 			env:   []string{"P2P_MAX_DEVICES=" + strconv.Itoa(maxDevices)},
 		},
 		{
@@ -102,7 +103,7 @@ func suites() []suite {
 		{
 			name:    "operator",
 			files:   []string{"operator"},
-			cfg:     server.ServiceConfig{Relay: server.Config{DuplicateID: server.DuplicateTakeover}},
+			cfg:     socketio.ServiceConfig{Relay: server.Config{DuplicateID: server.DuplicateTakeover}},
 			control: true,
 		},
 		{

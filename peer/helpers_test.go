@@ -13,6 +13,7 @@ import (
 	"github.com/p2prelay/p2prelay/internal/testkit"
 	"github.com/p2prelay/p2prelay/peer"
 	"github.com/p2prelay/p2prelay/server"
+	"github.com/p2prelay/p2prelay/server/socketio"
 )
 
 // device is a Peer under test with what it received.
@@ -129,7 +130,7 @@ func ctxTimeout(t *testing.T, d time.Duration) context.Context {
 
 func start(t *testing.T, cfg server.Config) *testkit.Relay {
 	t.Helper()
-	return testkit.StartRelay(t, server.ServiceConfig{Relay: cfg})
+	return testkit.StartRelay(t, socketio.ServiceConfig{Relay: cfg})
 }
 
 // proxy forwards TCP connections to a relay, and can cut them to play a

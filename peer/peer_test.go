@@ -15,6 +15,7 @@ import (
 	"github.com/p2prelay/p2prelay/peer"
 	"github.com/p2prelay/p2prelay/protocol"
 	"github.com/p2prelay/p2prelay/server"
+	"github.com/p2prelay/p2prelay/server/socketio"
 )
 
 func TestPairEmitAckUnpairAndRepair(t *testing.T) {
@@ -387,7 +388,7 @@ func TestConnectFailures(t *testing.T) {
 	}
 
 	// Nothing listens there any more.
-	gone := testkit.StartRelay(t, server.ServiceConfig{})
+	gone := testkit.StartRelay(t, socketio.ServiceConfig{})
 	u := gone.URL
 	if err := gone.Shutdown(context.Background()); err != nil {
 		t.Fatal(err)

@@ -11,13 +11,14 @@ import (
 	"github.com/p2prelay/p2prelay/peer"
 	"github.com/p2prelay/p2prelay/protocol"
 	"github.com/p2prelay/p2prelay/server"
+	"github.com/p2prelay/p2prelay/server/socketio"
 )
 
 // serveAt runs a relay on addr (an explicit 127.0.0.1 port) until the test
 // ends.
-func serveAt(t *testing.T, addr string) *server.Service {
+func serveAt(t *testing.T, addr string) *socketio.Service {
 	t.Helper()
-	svc, err := server.NewService(server.ServiceConfig{})
+	svc, err := socketio.NewService(socketio.ServiceConfig{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -85,7 +86,7 @@ func TestRelayRestart(t *testing.T) {
 // still holds its old connection; the device retries through ID_IN_USE
 // until the relay's heartbeat lets the old connection go.
 func TestConnectionDrops(t *testing.T) {
-	r := testkit.StartRelay(t, server.ServiceConfig{PingInterval: 100 * time.Millisecond, PingTimeout: 200 * time.Millisecond})
+	r := testkit.StartRelay(t, socketio.ServiceConfig{PingInterval: 100 * time.Millisecond, PingTimeout: 200 * time.Millisecond})
 	px := startProxy(t, strings.TrimPrefix(r.URL, "http://"))
 	a := dial(t, px.URL(), "A", func(c *peer.Config) { c.Transports = []string{"websocket"} })
 	b := dial(t, r.URL, "B")

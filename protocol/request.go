@@ -58,16 +58,8 @@ func IDFromQuery(get func(key string) (string, bool)) (string, Generation, error
 type RelayRequest struct {
 	Target string // targetClientId or targetDeviceId
 	Event  string
-	// Args are the arguments to relay: decoded values, or a single RawArgs
-	// when the relay's parser left them undecoded.
-	Args []any
+	Args   Args // the arguments to relay
 }
-
-// RawArgs are the elements of a JSON array, as raw bytes without the
-// brackets (`1,{"a":2}`; empty for no elements). The relay's parser keeps
-// relayed arguments and ack values this way, and writes them back as they
-// came.
-type RawArgs []byte
 
 // ParseRelayRequest decodes the first argument of P2P_EMIT or
 // P2P_EMIT_ACKNOWLEDGE: an object with a target (targetClientId, or
@@ -98,15 +90,11 @@ func ParseRelayRequest(payload any) (RelayRequest, error) {
 	}
 	req.Event = ev
 
-	switch args := m[KeyArgs].(type) {
-	case nil:
-	case []any:
-		req.Args = args
-	case RawArgs:
-		req.Args = []any{args}
-	default:
-		return RelayRequest{}, Errorf(CodeBadRequest, "args must be an array, got %s", typeName(args))
+	args, ok := argsIn(m[KeyArgs])
+	if !ok {
+		return RelayRequest{}, Errorf(CodeBadRequest, "args must be an array, got %s", typeName(m[KeyArgs]))
 	}
+	req.Args = args
 	return req, nil
 }
 

@@ -1,31 +1,34 @@
-package server
+package server_test
 
 import (
 	"testing"
 
 	"github.com/p2prelay/p2prelay/protocol"
+	"github.com/p2prelay/p2prelay/server"
 )
 
 // nullConn is a Conn that drops what it is sent and answers acks at once.
 type nullConn struct{}
 
-func (nullConn) Emit(string, ...any)                                {}
-func (nullConn) EmitWithAck(ev string, args []any, ack func([]any)) { ack([]any{true}) }
-func (nullConn) Disconnect()                                        {}
-func (nullConn) Transport() string                                  { return "null" }
+func (nullConn) Emit(string, protocol.Args) {}
+func (nullConn) EmitWithAck(_ string, _ protocol.Args, ack func(protocol.Args)) {
+	ack(protocol.NewArgs(true))
+}
+func (nullConn) Disconnect()       {}
+func (nullConn) Transport() string { return "null" }
 
-func benchPair(b *testing.B) (*Relay, *Session) {
+func benchPair(b *testing.B) (*server.Relay, *server.Session) {
 	b.Helper()
-	r, err := New(Config{Rate: Unlimited})
+	r, err := server.New(server.Config{Rate: server.Unlimited})
 	if err != nil {
 		b.Fatal(err)
 	}
-	a, _ := r.Join(ConnInfo{DeviceID: "A", ConnID: "a", Gen: protocol.Gen2}, nullConn{})
-	if _, err := r.Join(ConnInfo{DeviceID: "B", ConnID: "b", Gen: protocol.Gen2}, nullConn{}); err != nil {
+	a, _ := r.Join(server.ConnInfo{DeviceID: "A", ConnID: "a", Gen: protocol.Gen2}, nullConn{})
+	if _, err := r.Join(server.ConnInfo{DeviceID: "B", ConnID: "b", Gen: protocol.Gen2}, nullConn{}); err != nil {
 		b.Fatal(err)
 	}
 	ok := false
-	r.Handle(a, protocol.EventRegister, []any{"B"}, func(v ...any) { ok = v[0] == true })
+	r.Handle(a, protocol.EventRegister, protocol.NewArgs("B"), func(v protocol.Args) { ok = v.FirstIsTrue() })
 	if !ok {
 		b.Fatal("not paired")
 	}
@@ -36,7 +39,7 @@ func benchPair(b *testing.B) (*Relay, *Session) {
 // request, check the pairing and limits, hand the event to the peer.
 func BenchmarkRelayEmit(b *testing.B) {
 	r, a := benchPair(b)
-	payload := []any{map[string]any{"targetClientId": "B", "event": "tick", "args": []any{"hello", 42.0, map[string]any{"k": true}}}}
+	payload := protocol.NewArgs(map[string]any{"targetClientId": "B", "event": "tick", "args": []any{"hello", 42.0, map[string]any{"k": true}}})
 	b.ReportAllocs()
 	for b.Loop() {
 		r.Handle(a, protocol.EventEmit, payload, nil)
@@ -47,9 +50,9 @@ func BenchmarkRelayEmit(b *testing.B) {
 // peer's answer back to the sender's ack.
 func BenchmarkRelayAckRoundTrip(b *testing.B) {
 	r, a := benchPair(b)
-	payload := []any{map[string]any{"targetClientId": "B", "event": "q", "args": []any{1.0}}}
+	payload := protocol.NewArgs(map[string]any{"targetClientId": "B", "event": "q", "args": []any{1.0}})
 	answered := 0
-	ack := func(...any) { answered++ }
+	ack := func(protocol.Args) { answered++ }
 	b.ReportAllocs()
 	for b.Loop() {
 		r.Handle(a, protocol.EventEmitAck, payload, ack)

@@ -4,6 +4,8 @@ import (
 	"fmt"
 	"log/slog"
 	"time"
+
+	"github.com/p2prelay/p2prelay/protocol"
 )
 
 // DuplicatePolicy says what happens when a device connects with an id that
@@ -36,6 +38,9 @@ type TokenVerifier interface {
 	Verify(token, id string) error
 }
 
+// MaxDepth is how deeply relayed arguments may nest (BAD_REQUEST beyond).
+const MaxDepth = protocol.MaxArgsDepth
+
 // Unlimited, as a Config limit, turns the limit off.
 const Unlimited = -1
 
@@ -57,8 +62,9 @@ type Config struct {
 	Observer Observer
 	// Logger receives structured logs. Default: a logger that discards.
 	Logger *slog.Logger
-	// Now is the clock. Default time.Now.
-	Now func() time.Time
+	// Clock is the relay's time, for timestamps and timeouts. Default
+	// SystemClock.
+	Clock Clock
 
 	// Tokens, when set, makes every device prove its id with a token; a
 	// device with a valid token for an id in use takes the id over.
@@ -104,8 +110,8 @@ func (c Config) withDefaults() (Config, error) {
 	default:
 		return c, fmt.Errorf("server: unknown duplicate-id policy %q (want reject or takeover)", c.DuplicateID)
 	}
-	if c.Now == nil {
-		c.Now = time.Now
+	if c.Clock == nil {
+		c.Clock = SystemClock{}
 	}
 	if c.MaxDevices == 0 {
 		c.MaxDevices = Unlimited
@@ -137,7 +143,7 @@ func (c Config) withDefaults() (Config, error) {
 		}
 	}
 	if c.Store == nil {
-		c.Store = NewMemoryStore(c.Now)
+		c.Store = NewMemoryStore(c.Clock.Now)
 	}
 	if c.Observer == nil {
 		c.Observer = nopObserver{}

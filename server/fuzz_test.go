@@ -1,4 +1,4 @@
-package server
+package server_test
 
 import (
 	"encoding/json"
@@ -7,33 +7,25 @@ import (
 	"time"
 
 	"github.com/p2prelay/p2prelay/protocol"
+	"github.com/p2prelay/p2prelay/server"
 )
 
-// fakeConn is an in-memory Conn that records what the relay sends; the
-// device accepts every pairing request and answers every other ack at
-// once with the event's arguments.
-type fakeConn struct {
-	mu     sync.Mutex
-	events []string
-}
+// answeringConn is an in-memory Conn whose device accepts every pairing
+// request and answers every other ack at once with the event's arguments.
+type answeringConn struct{}
 
-func (c *fakeConn) Emit(event string, args ...any) {
-	c.mu.Lock()
-	c.events = append(c.events, event)
-	c.mu.Unlock()
-}
+func (answeringConn) Emit(string, protocol.Args) {}
 
-func (c *fakeConn) EmitWithAck(event string, args []any, ack func([]any)) {
-	c.Emit(event, args...)
+func (answeringConn) EmitWithAck(event string, args protocol.Args, ack func(protocol.Args)) {
 	if event == protocol.EventRegister {
-		ack([]any{true})
+		ack(protocol.NewArgs(true))
 		return
 	}
 	ack(args)
 }
 
-func (c *fakeConn) Disconnect()       {}
-func (c *fakeConn) Transport() string { return "fake" }
+func (answeringConn) Disconnect()       {}
+func (answeringConn) Transport() string { return "fake" }
 
 // FuzzHandle drives the relay core with arbitrary events and JSON
 // arguments from a paired device: it must never panic, must answer every
@@ -54,20 +46,20 @@ func FuzzHandle(f *testing.F) {
 		f.Add(s[0], s[1], true)
 		f.Add(s[0], s[1], false)
 	}
-	r, err := New(Config{Rate: Unlimited, PairRate: Unlimited, AckTimeout: time.Second})
+	r, err := server.New(server.Config{Rate: server.Unlimited, PairRate: server.Unlimited, AckTimeout: time.Second})
 	if err != nil {
 		f.Fatal(err)
 	}
-	a, err := r.Join(ConnInfo{DeviceID: "A", ConnID: "a", Gen: protocol.Gen2}, &fakeConn{})
+	a, err := r.Join(server.ConnInfo{DeviceID: "A", ConnID: "a", Gen: protocol.Gen2}, answeringConn{})
 	if err != nil {
 		f.Fatal(err)
 	}
-	if _, err := r.Join(ConnInfo{DeviceID: "B", ConnID: "b", Gen: protocol.Gen2}, &fakeConn{}); err != nil {
+	if _, err := r.Join(server.ConnInfo{DeviceID: "B", ConnID: "b", Gen: protocol.Gen2}, answeringConn{}); err != nil {
 		f.Fatal(err)
 	}
-	paired := make(chan []any, 1)
-	r.Handle(a, protocol.EventRegister, []any{"B"}, func(v ...any) { paired <- v })
-	if v := <-paired; len(v) != 1 || v[0] != true {
+	paired := make(chan protocol.Args, 1)
+	r.Handle(a, protocol.EventRegister, protocol.NewArgs("B"), func(v protocol.Args) { paired <- v })
+	if v := <-paired; v.String() != "[true]" {
 		f.Fatalf("pairing answered %v", v)
 	}
 
@@ -78,11 +70,11 @@ func FuzzHandle(f *testing.F) {
 		}
 		var calls int
 		var mu sync.Mutex
-		var ack Ack
+		var ack server.Ack
 		if withAck {
-			ack = func(...any) { mu.Lock(); calls++; mu.Unlock() }
+			ack = func(protocol.Args) { mu.Lock(); calls++; mu.Unlock() }
 		}
-		r.Handle(a, event, args, ack)
+		r.Handle(a, event, protocol.NewArgs(args...), ack)
 		mu.Lock()
 		defer mu.Unlock()
 		if withAck && calls != 1 && event != protocol.EventRegister {
@@ -91,10 +83,10 @@ func FuzzHandle(f *testing.F) {
 		if event == protocol.EventUnregister {
 			// Re-pair for the next input.
 			done := make(chan struct{})
-			r.Handle(a, protocol.EventRegister, []any{"B"}, func(...any) { close(done) })
+			r.Handle(a, protocol.EventRegister, protocol.NewArgs("B"), func(protocol.Args) { close(done) })
 			<-done
 		}
-		if p, ok := r.store.Peer("A"); !ok || p != "B" {
+		if p, ok := r.Store().Peer("A"); !ok || p != "B" {
 			t.Fatalf("%s %s broke the pair", event, argsJSON)
 		}
 	})

@@ -11,6 +11,7 @@ import (
 	"github.com/p2prelay/p2prelay/internal/testkit"
 	"github.com/p2prelay/p2prelay/protocol"
 	"github.com/p2prelay/p2prelay/server"
+	"github.com/p2prelay/p2prelay/server/relaytest"
 )
 
 type recorder struct {
@@ -19,21 +20,8 @@ type recorder struct {
 }
 
 func (r *recorder) OnEvent(e server.Event) {
-	s := fmt.Sprintf("%s %s", e.Kind, e.ID)
-	if e.Peer != "" {
-		s += " " + e.Peer
-	}
-	if e.Reason != "" {
-		s += " (" + e.Reason + ")"
-	}
-	if e.Code != "" {
-		s += " " + string(e.Code)
-	}
-	if e.Kind == server.DeviceUpdated && e.Device != nil {
-		s += " " + e.Device.Transport
-	}
 	r.mu.Lock()
-	r.events = append(r.events, s)
+	r.events = append(r.events, relaytest.EventText(e))
 	r.mu.Unlock()
 }
 

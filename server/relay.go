@@ -1,17 +1,30 @@
-// Package server is the P2P relay: devices connect with an id, pair 1:1
-// through it, and send events to their peer with acknowledgements piped
-// back. It implements the wire protocol of protocol/PROTOCOL.md for both
-// client generations.
+// Package server is the P2P relay core: devices connect with an id, pair
+// 1:1 through it, and send events to their peer with acknowledgements piped
+// back. It implements the wire protocol of docs/PROTOCOL.md for both client
+// generations, and knows nothing of socket.io: it talks to connections
+// through the small Conn interface, keeps state in a Store, takes its time
+// from a Clock and reports what happens to an Observer. Package
+// server/socketio binds it to a socket.io server.
 //
-// The core (Relay) talks to connections through the small Conn interface;
-// Attach binds it to a socket.io server's default namespace.
+// # Who owns what
+//
+//   - The Store owns devices, pairs and pairing handshakes: who is
+//     connected, who is paired with whom, who is asking whom. It is the one
+//     place a handshake is known; each Store method is atomic.
+//   - Relay.order is held across every call that changes Store state,
+//     the change of Relay.sessions that goes with it, and the publication
+//     of the events that report it, so observers see events in the order
+//     the changes happened. Routing a message takes no relay lock.
+//   - Relay.sessions maps a device id to its live Session on this relay.
+//     It is written only with order held and read without a lock.
+//   - Session.mu guards what belongs to one connection: the acks it owes
+//     (relayed requests awaiting its answer), the answer its own pairing
+//     request awaits, and whether it has ended. Lock order: order before
+//     any Session.mu, and never two Session.mu at once.
 package server
 
 import (
-	"context"
 	"log/slog"
-	"sort"
-	"strconv"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -26,10 +39,10 @@ import (
 // concurrent use and must not block on the remote side.
 type Conn interface {
 	// Emit sends an event with arguments.
-	Emit(event string, args ...any)
-	// EmitWithAck sends an event whose last argument is an ack callback;
-	// ack runs at most once, with the values the device answered.
-	EmitWithAck(event string, args []any, ack func(args []any))
+	Emit(event string, args protocol.Args)
+	// EmitWithAck sends an event and asks for an answer; ack runs at most
+	// once, with the values the device answered.
+	EmitWithAck(event string, args protocol.Args, ack func(protocol.Args))
 	// Disconnect closes the connection. The relay still expects Leave.
 	Disconnect()
 	// Transport names the current transport ("polling", "websocket").
@@ -37,7 +50,14 @@ type Conn interface {
 }
 
 // Ack answers a device's request; nil when the request carried none.
-type Ack func(args ...any)
+type Ack func(protocol.Args)
+
+// answer calls ack with vals, if there is an ack.
+func (ack Ack) answer(vals ...any) {
+	if ack != nil {
+		ack(protocol.NewArgs(vals...))
+	}
+}
 
 // ConnInfo describes a connecting device.
 type ConnInfo struct {
@@ -56,17 +76,10 @@ type Relay struct {
 	log   *slog.Logger
 	store Store
 	obs   Observer
+	clock Clock
 
-	// order is held across every change of device and pair state and the
-	// publication of the events that report it, so observers receive the
-	// events in the order the changes happened. It is taken before hmu.
-	order sync.Mutex
-
-	mu       sync.RWMutex // guards sessions
-	sessions map[string]*Session
-
-	hmu    sync.Mutex // guards shakes; held across BeginPair and registration
-	shakes map[uint64]*pendingShake
+	order    sync.Mutex // see "Who owns what" in the package comment
+	sessions sync.Map   // device id -> *Session; written with order held
 
 	closing atomic.Bool
 	stats   *stats
@@ -85,9 +98,10 @@ type Session struct {
 	limit     *rate.Limiter // requests; nil when unlimited
 	pairLimit *rate.Limiter // pairing requests; nil when unlimited
 
-	mu      sync.Mutex // guards acks, nextAck, closed
+	mu      sync.Mutex // guards acks, nextAck, asking, closed
 	acks    map[uint64]*pendingAck
 	nextAck uint64
+	asking  *asking // this device's pairing request awaiting its answer
 	closed  bool
 }
 
@@ -97,16 +111,22 @@ func (s *Session) ID() string { return s.id }
 // Generation returns the protocol generation the device speaks.
 func (s *Session) Generation() protocol.Generation { return s.gen }
 
-type pendingShake struct {
-	hs     Handshake
-	srcAck Ack
-	timer  *time.Timer
+// emit sends the device a relay-made event.
+func (s *Session) emit(event string, vals ...any) { s.conn.Emit(event, protocol.NewArgs(vals...)) }
+
+// asking is a device's own pairing request under way: the handshake the
+// Store knows by id, and what answers the device when it settles.
+type asking struct {
+	shake uint64
+	ack   Ack
+	timer Timer
 }
 
+// pendingAck is a relayed request awaiting its target's answer.
 type pendingAck struct {
 	src   *Session
 	ack   Ack
-	timer *time.Timer
+	timer Timer
 }
 
 // New returns a Relay. It fails only for an invalid Config.
@@ -116,13 +136,12 @@ func New(cfg Config) (*Relay, error) {
 		return nil, err
 	}
 	return &Relay{
-		cfg:      cfg,
-		log:      cfg.Logger,
-		store:    cfg.Store,
-		obs:      cfg.Observer,
-		sessions: make(map[string]*Session),
-		shakes:   make(map[uint64]*pendingShake),
-		stats:    newStats(),
+		cfg:   cfg,
+		log:   cfg.Logger,
+		store: cfg.Store,
+		obs:   cfg.Observer,
+		clock: cfg.Clock,
+		stats: newStats(),
 	}, nil
 }
 
@@ -153,8 +172,18 @@ func (r *Relay) admit(info ConnInfo) (takeover bool, err error) {
 	return takeover, nil
 }
 
-// Join registers a connected device. On error the caller must tell the
-// device (SERVER_ERROR) and close the connection.
+// RefuseConn counts and logs a connection refused before it could join
+// (a bad id, say), and returns the refusal to tell the device.
+func (r *Relay) RefuseConn(addr string, err error) *protocol.Error {
+	pe := protocol.AsError(err)
+	r.stats.refusal(pe.Code)
+	r.log.Info("connection refused", "addr", addr, "code", string(pe.Code), "reason", pe.Message)
+	return pe
+}
+
+// Join registers a connected device. On error, which RefuseConn has
+// counted and logged, the caller must tell the device and close the
+// connection.
 func (r *Relay) Join(info ConnInfo, c Conn) (*Session, error) {
 	dev := Device{
 		ID:          info.DeviceID,
@@ -163,7 +192,7 @@ func (r *Relay) Join(info ConnInfo, c Conn) (*Session, error) {
 		Address:     info.Address,
 		Transport:   c.Transport(),
 		EngineIO:    info.EngineIO,
-		ConnectedAt: r.cfg.Now(),
+		ConnectedAt: r.clock.Now(),
 	}
 	s := &Session{id: info.DeviceID, connID: info.ConnID, gen: info.Gen, conn: c, acks: make(map[uint64]*pendingAck)}
 	if r.cfg.Rate > 0 {
@@ -181,13 +210,10 @@ func (r *Relay) Join(info ConnInfo, c Conn) (*Session, error) {
 	}
 	if err != nil {
 		r.order.Unlock()
-		r.stats.refusal(protocol.CodeOf(err))
-		return nil, err
+		return nil, r.RefuseConn(info.Address, err)
 	}
-	r.mu.Lock()
-	old := r.sessions[s.id]
-	r.sessions[s.id] = s
-	r.mu.Unlock()
+	old := r.session(s.id)
+	r.sessions.Store(s.id, s)
 	if td != nil {
 		r.publishTeardown(td, "taken over", ReasonTakeover)
 	}
@@ -196,7 +222,7 @@ func (r *Relay) Join(info ConnInfo, c Conn) (*Session, error) {
 
 	if td != nil && old != nil {
 		r.log.Info("device id taken over", "id", s.id, "old_conn", old.connID, "new_conn", s.connID)
-		old.conn.Emit(protocol.EventServerError, protocol.Errorf(protocol.CodeTakenOver, "device id %q was claimed by a new connection", s.id).Error())
+		old.emit(protocol.EventServerError, protocol.Errorf(protocol.CodeTakenOver, "device id %q was claimed by a new connection", s.id).Error())
 		r.endSession(old, td, "taken over")
 		old.conn.Disconnect()
 	}
@@ -217,6 +243,7 @@ func (r *Relay) Leave(s *Session, reason string) {
 func (r *Relay) remove(s *Session, reason, pairReason string) *Teardown {
 	r.order.Lock()
 	defer r.order.Unlock()
+	r.sessions.CompareAndDelete(s.id, s)
 	td, ok := r.store.Remove(s.id, s.connID)
 	if !ok {
 		return nil
@@ -242,22 +269,21 @@ func (r *Relay) publishTeardown(td *Teardown, reason, pairReason string) {
 }
 
 // endSession tears a session down after its device left the store: it
-// forgets the session, fails the acks waiting on it, tells its peer, and
-// answers the sources of the handshakes it was the target of. td is what
-// the store removal ended, nil when there was nothing.
+// fails the acks waiting on it, drops its own pairing request, tells its
+// peer, and answers the sources of the handshakes it was the target of.
+// td is what the store removal ended, nil when there was nothing.
 func (r *Relay) endSession(s *Session, td *Teardown, reason string) {
-	r.mu.Lock()
-	if r.sessions[s.id] == s {
-		delete(r.sessions, s.id)
-	}
-	r.mu.Unlock()
-
 	s.mu.Lock()
 	already := s.closed
 	s.closed = true
 	acks := s.acks
 	s.acks = nil
+	ask := s.asking
+	s.asking = nil
 	s.mu.Unlock()
+	if ask != nil {
+		ask.timer.Stop()
+	}
 	// Taking the map made these acks ours to answer: a timer that fires now
 	// finds nothing to take.
 	for _, p := range acks {
@@ -271,28 +297,29 @@ func (r *Relay) endSession(s *Session, td *Teardown, reason string) {
 		return
 	}
 	if td.Pair != nil {
-		if os := r.session(td.Pair.Other(s.id)); os != nil {
-			os.conn.Emit(protocol.EventDisconnect)
+		if ps := r.session(td.Pair.Other(s.id)); ps != nil {
+			ps.emit(protocol.EventDisconnect)
 		}
 		r.log.Info("pair ended", "a", td.Pair.A, "b", td.Pair.B, "reason", reason)
 	}
 	for _, hs := range td.Handshakes {
-		ps := r.takeShake(hs.ID)
-		if ps == nil {
-			continue
+		if hs.Dst != s.id {
+			continue // its own request: dropped above
 		}
-		ps.timer.Stop()
-		if hs.Dst == s.id {
-			r.answerSource(hs, ps.srcAck, protocol.Errorf(protocol.CodeOffline, "device %q disconnected during pairing", s.id))
+		if src := r.session(hs.Src); src != nil {
+			if a := src.takeAsking(hs.ID); a != nil {
+				a.timer.Stop()
+				r.refuse(src, protocol.Errorf(protocol.CodeOffline, "device %q disconnected during pairing", s.id), a.ack, ackFalse)
+			}
 		}
 	}
 	r.stats.disconnects.Add(1)
 	r.log.Info("device disconnected", "id", s.id, "reason", reason)
 }
 
-// transportChanged publishes a device's new transport (after an upgrade
+// TransportChanged publishes a device's new transport (after an upgrade
 // from polling to websocket).
-func (r *Relay) transportChanged(s *Session) {
+func (r *Relay) TransportChanged(s *Session) {
 	r.order.Lock()
 	defer r.order.Unlock()
 	d, ok := r.store.Get(s.id)
@@ -306,9 +333,9 @@ func (r *Relay) transportChanged(s *Session) {
 // Handle processes one event from a device. ack is nil when the device sent
 // none. Handle never panics on device input: every bad request is refused
 // with a SERVER_ERROR and its ack, if any, answered.
-func (r *Relay) Handle(s *Session, event string, args []any, ack Ack) {
+func (r *Relay) Handle(s *Session, event string, args protocol.Args, ack Ack) {
 	answer := event == protocol.EventRegisterSuccess || event == protocol.EventRegisterFailed
-	if !answer && s.limit != nil && !s.limit.Allow() {
+	if !answer && s.limit != nil && !s.limit.AllowN(r.clock.Now(), 1) {
 		shape := ackError
 		if event == protocol.EventRegister || event == protocol.EventUnregister {
 			shape = ackFalse
@@ -348,539 +375,29 @@ const (
 func (r *Relay) refuse(s *Session, err *protocol.Error, ack Ack, shape ackShape) {
 	r.stats.refusal(err.Code)
 	r.log.Info("request refused", "id", s.id, "code", string(err.Code), "reason", err.Message)
-	s.conn.Emit(protocol.EventServerError, err.Error())
-	if ack == nil {
-		return
-	}
+	s.emit(protocol.EventServerError, err.Error())
 	switch shape {
 	case ackFalse:
 		// The original clients read only the first value; the error object
 		// after it tells newer ones why without relying on SERVER_ERROR.
-		ack(false, err.AckPayload())
+		ack.answer(false, err.AckPayload())
 	default:
-		ack(err.AckPayload())
+		ack.answer(err.AckPayload())
 	}
 }
 
-func (r *Relay) handleRegister(s *Session, args []any, ack Ack) {
-	if ack == nil {
-		r.refuse(s, protocol.Errorf(protocol.CodeBadRequest, "P2P_REGISTER needs an ack callback"), nil, ackFalse)
-		return
-	}
-	if len(args) == 0 {
-		r.refuse(s, protocol.Errorf(protocol.CodeBadRequest, "P2P_REGISTER needs a target id"), ack, ackFalse)
-		return
-	}
-	target, err := protocol.ParseTarget(args[0])
-	if err != nil {
-		r.refuse(s, protocol.AsError(err), ack, ackFalse)
-		return
-	}
-	if s.pairLimit != nil && !s.pairLimit.Allow() {
-		r.refuse(s, protocol.Errorf(protocol.CodeRateLimited, "more than %g pairing requests a second", r.cfg.PairRate), ack, ackFalse)
-		return
-	}
-
-	r.order.Lock()
-	r.hmu.Lock()
-	res, err := r.store.BeginPair(s.id, target)
-	var crossed *pendingShake
-	if err == nil && res.Handshake != nil {
-		ps := &pendingShake{hs: *res.Handshake, srcAck: ack}
-		id := res.Handshake.ID
-		ps.timer = time.AfterFunc(r.cfg.PairTimeout, func() { r.timeoutShake(id) })
-		r.shakes[id] = ps
-	}
-	if res.Crossed != nil {
-		crossed = r.shakes[res.Crossed.ID]
-		delete(r.shakes, res.Crossed.ID)
-	}
-	r.hmu.Unlock()
-	var perr *protocol.Error
-	switch {
-	case err != nil:
-		perr = protocol.AsError(err)
-		r.stats.pairOutcome(perr.Code)
-		r.publish(Event{Kind: PairRefused, ID: s.id, Peer: target, Code: perr.Code})
-	case res.Pair != nil:
-		r.paired(*res.Pair)
-	case res.Handshake != nil:
-		r.publish(Event{Kind: PairRequested, ID: s.id, Peer: target})
-	}
-	r.order.Unlock()
-
-	switch {
-	case perr != nil:
-		r.refuse(s, perr, ack, ackFalse)
-	case res.Already:
-		ack(true)
-	case res.Pair != nil:
-		if crossed != nil {
-			crossed.timer.Stop()
-			crossed.srcAck(true)
-		}
-		r.log.Info("paired", "a", res.Pair.A, "b", res.Pair.B)
-		ack(true)
-	default:
-		r.askTarget(*res.Handshake)
-	}
-}
-
-// askTarget sends the pairing request to the target, listening for both a
-// generation-2 ack answer and (through handleGen1Answer) a generation-1
-// event answer; the first one counts.
-func (r *Relay) askTarget(hs Handshake) {
-	t := r.session(hs.Dst)
-	if t == nil {
-		r.settleShake(hs.ID, false, protocol.Errorf(protocol.CodeOffline, "device %q is offline", hs.Dst))
-		return
-	}
-	r.log.Debug("asking target to pair", "src", hs.Src, "dst", hs.Dst)
-	t.conn.EmitWithAck(protocol.EventRegister, []any{hs.Src}, func(answer []any) {
-		accept := len(answer) > 0 && isTrue(answer[0])
-		r.targetAnswered(t, hs, accept)
-	})
-}
-
-func (r *Relay) handleGen1Answer(s *Session, accept bool, ack Ack) {
-	hs, ok := r.store.Incoming(s.id)
-	if !ok {
-		// A late answer to a request that already ended. A generation-1
-		// answer names no source, so a late "yes" from a device without a
-		// peer is answered with P2P_DISCONNECT: it may have taken the
-		// source as its target, and must learn the pair did not form.
-		r.log.Debug("pairing answer with no request under way", "id", s.id, "accept", accept)
-		if _, paired := r.store.Peer(s.id); accept && !paired {
-			s.conn.Emit(protocol.EventDisconnect)
-		}
-		if ack != nil {
-			ack()
-		}
-		return
-	}
-	r.targetAnswered(s, hs, accept)
-	if ack != nil {
-		ack()
-	}
-}
-
-// targetAnswered settles handshake hs with the target's answer. A "yes"
-// that comes too late is answered with P2P_DISCONNECT, so a target that
-// took the source as its peer learns the pair did not form, unless the two
-// are paired anyway (both asked each other at once).
-func (r *Relay) targetAnswered(t *Session, hs Handshake, accept bool) {
-	if r.settleShake(hs.ID, accept, nil) || !accept {
-		return
-	}
-	if peer, ok := r.store.Peer(t.id); ok && peer == hs.Src {
-		return
-	}
-	r.log.Debug("late pairing answer", "id", t.id, "src", hs.Src)
-	t.conn.Emit(protocol.EventDisconnect)
-}
-
-func (r *Relay) timeoutShake(id uint64) {
-	r.hmu.Lock()
-	ps := r.shakes[id]
-	r.hmu.Unlock()
-	if ps == nil {
-		return
-	}
-	r.settleShake(id, false, protocol.Errorf(protocol.CodeTimeout, "device %q did not answer within %s", ps.hs.Dst, r.cfg.PairTimeout))
-}
-
-// settleShake ends handshake id: accepted, it forms the pair and answers the
-// source true; otherwise it answers false with refusal. It reports false
-// when the handshake had already ended.
-func (r *Relay) settleShake(id uint64, accept bool, refusal *protocol.Error) bool {
-	r.order.Lock()
-	out, err := r.store.EndPair(id, accept)
-	if err != nil {
-		r.order.Unlock()
-		return false
-	}
-	if out.Pair != nil {
-		r.paired(*out.Pair)
-	} else {
-		if refusal == nil {
-			refusal = protocol.Errorf(protocol.CodeRefused, "device %q refused to pair", out.Handshake.Dst)
-		}
-		r.stats.pairOutcome(refusal.Code)
-		r.publish(Event{Kind: PairRefused, ID: out.Handshake.Src, Peer: out.Handshake.Dst, Code: refusal.Code})
-	}
-	r.order.Unlock()
-
-	ps := r.takeShake(id)
-	if ps == nil {
-		// Store and relay disagree only if the store is shared and another
-		// node settled it; there is no ack here to answer.
-		return false
-	}
-	ps.timer.Stop()
-	if out.Pair != nil {
-		r.log.Info("paired", "a", out.Pair.A, "b", out.Pair.B)
-		ps.srcAck(true)
-		return true
-	}
-	r.answerSource(out.Handshake, ps.srcAck, refusal)
-	return true
-}
-
-// answerSource tells a pairing source its request failed; the refusal
-// was counted and published when the handshake ended.
-func (r *Relay) answerSource(hs Handshake, srcAck Ack, refusal *protocol.Error) {
-	if src := r.session(hs.Src); src != nil {
-		r.refuse(src, refusal, srcAck, ackFalse)
-	}
-}
-
-func (r *Relay) takeShake(id uint64) *pendingShake {
-	r.hmu.Lock()
-	defer r.hmu.Unlock()
-	ps := r.shakes[id]
-	delete(r.shakes, id)
-	return ps
-}
-
-// paired resets a new pair's counters and publishes it. r.order must be
-// held.
-func (r *Relay) paired(p Pair) {
-	for _, id := range [...]string{p.A, p.B} {
-		if s := r.session(id); s != nil {
-			s.pairSent.Store(0)
-		}
-	}
-	r.stats.pairOutcome("")
-	r.publish(Event{Kind: PairCreated, ID: p.A, Peer: p.B})
-}
-
-func (r *Relay) handleUnregister(s *Session, ack Ack) {
-	p, ok := r.unpair(s.id, ReasonUnregister)
-	if !ok {
-		r.refuse(s, protocol.Errorf(protocol.CodeNotPaired, "you are not paired"), ack, ackFalse)
-		return
-	}
-	r.unpaired(p, s.id, ReasonUnregister)
-	if ack != nil {
-		ack(true)
-	}
-}
-
-// unpair ends id's pair and publishes it.
-func (r *Relay) unpair(id, reason string) (Pair, bool) {
-	r.order.Lock()
-	defer r.order.Unlock()
-	p, ok := r.store.Unpair(id)
-	if ok {
-		r.publish(Event{Kind: PairEnded, ID: p.A, Peer: p.B, Reason: reason})
-	}
-	return p, ok
-}
-
-// unpaired tells the sides of an ended pair, except skip (the side that
-// asked for it), in words their generation knows.
-func (r *Relay) unpaired(p Pair, skip, reason string) {
-	for _, id := range [...]string{p.A, p.B} {
-		if id == skip {
-			continue
-		}
-		s := r.session(id)
-		if s == nil {
-			continue
-		}
-		if s.gen == protocol.Gen1 {
-			s.conn.Emit(protocol.EventDisconnect)
-		} else {
-			s.conn.EmitWithAck(protocol.EventUnregister, nil, func([]any) {})
-		}
-	}
-	r.log.Info("pair ended", "a", p.A, "b", p.B, "reason", reason)
-}
-
-func (r *Relay) handleEmit(s *Session, args []any, ack Ack, withAck bool) {
-	if withAck && ack == nil {
-		r.refuse(s, protocol.Errorf(protocol.CodeBadRequest, "P2P_EMIT_ACKNOWLEDGE needs an ack callback"), nil, ackError)
-		return
-	}
-	if len(args) == 0 {
-		r.refuse(s, protocol.Errorf(protocol.CodeBadRequest, "relay request needs a payload {targetClientId, event, args}"), ack, ackError)
-		return
-	}
-	req, err := protocol.ParseRelayRequest(args[0])
-	if err != nil {
-		r.refuse(s, protocol.AsError(err), ack, ackError)
-		return
-	}
-	if perr := checkArgs(req.Args, r.cfg.MaxPayload); perr != nil {
-		r.refuse(s, perr, ack, ackError)
-		return
-	}
-	peer, ok := r.store.Peer(s.id)
-	if !ok || peer != req.Target {
-		r.refuse(s, protocol.Errorf(protocol.CodeNotPaired, "device %q is not your peer", req.Target), ack, ackError)
-		return
-	}
-	t := r.session(peer)
-	if t == nil {
-		r.refuse(s, protocol.Errorf(protocol.CodeOffline, "device %q is offline", peer), ack, ackError)
-		return
-	}
-	if !withAck {
-		r.countRelayed(s)
-		t.conn.Emit(req.Event, req.Args...)
-		if ack != nil {
-			ack()
-		}
-		return
-	}
-	r.forwardWithAck(s, t, req, ack)
-}
-
-// forwardWithAck relays a request whose answer is piped back to the source.
-func (r *Relay) forwardWithAck(s, t *Session, req protocol.RelayRequest, ack Ack) {
-	p := &pendingAck{src: s, ack: ack}
-	t.mu.Lock()
-	if t.closed {
-		t.mu.Unlock()
-		r.refuse(s, protocol.Errorf(protocol.CodeOffline, "device %q is offline", t.id), ack, ackError)
-		return
-	}
-	if r.cfg.MaxPendingAcks > 0 && len(t.acks) >= r.cfg.MaxPendingAcks {
-		t.mu.Unlock()
-		r.refuse(s, protocol.Errorf(protocol.CodeRateLimited, "device %q has %d acks unanswered", t.id, len(t.acks)), ack, ackError)
-		return
-	}
-	t.nextAck++
-	id := t.nextAck
-	t.acks[id] = p
-	p.timer = time.AfterFunc(r.cfg.AckTimeout, func() {
-		if r.takeAck(t, id) != nil {
-			r.failAck(p, protocol.Errorf(protocol.CodeTimeout, "device %q did not answer %q within %s", t.id, req.Event, r.cfg.AckTimeout))
-		}
-	})
-	t.mu.Unlock()
-	r.countRelayed(s)
-	t.conn.EmitWithAck(req.Event, req.Args, func(answer []any) {
-		if r.takeAck(t, id) == nil {
-			return
-		}
-		p.timer.Stop()
-		if perr := checkArgs(answer, r.cfg.MaxPayload); perr != nil {
-			perr.Message = "the answer of " + strconv.Quote(t.id) + ": " + perr.Message
-			r.failAck(p, perr)
-			return
-		}
-		r.stats.acks.Add(1)
-		p.ack(answer...)
-	})
-}
-
-// countRelayed counts a message s sent that the relay passes on; refused
-// ones count as refusals only.
-func (r *Relay) countRelayed(s *Session) {
-	s.sent.Add(1)
-	s.pairSent.Add(1)
-	r.stats.messages.Add(1)
-}
-
-func (r *Relay) takeAck(t *Session, id uint64) *pendingAck {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	p := t.acks[id]
-	delete(t.acks, id)
-	return p
-}
-
-// failAck answers a pending relayed ack with an error.
-func (r *Relay) failAck(p *pendingAck, err *protocol.Error) {
-	r.refuse(p.src, err, p.ack, ackError)
-}
-
-func (r *Relay) handleListClients(s *Session, ack Ack) {
-	if ack == nil {
-		r.refuse(s, protocol.Errorf(protocol.CodeBadRequest, "LIST_CLIENTS needs an ack callback"), nil, ackError)
-		return
-	}
-	ack(r.DeviceIDs())
-}
-
-// handleListDevices answers P2P_LIST_DEVICES: ([{"available": bool}], ack)
-// with [{id, available}], only the available devices when asked.
-func (r *Relay) handleListDevices(s *Session, args []any, ack Ack) {
-	if ack == nil {
-		r.refuse(s, protocol.Errorf(protocol.CodeBadRequest, "P2P_LIST_DEVICES needs an ack callback"), nil, ackError)
-		return
-	}
-	onlyAvailable := false
-	if len(args) > 0 && args[0] != nil {
-		q, ok := args[0].(map[string]any)
-		if !ok {
-			r.refuse(s, protocol.Errorf(protocol.CodeBadRequest, "P2P_LIST_DEVICES takes an optional object {available: bool}"), ack, ackError)
-			return
-		}
-		if v, ok := q["available"]; ok {
-			b, ok := v.(bool)
-			if !ok {
-				r.refuse(s, protocol.Errorf(protocol.CodeBadRequest, "available must be a boolean"), ack, ackError)
-				return
-			}
-			onlyAvailable = b
-		}
-	}
-	devs := r.store.Devices()
-	sort.Slice(devs, func(i, j int) bool { return devs[i].ID < devs[j].ID })
-	out := make([]any, 0, len(devs))
-	for _, d := range devs {
-		if onlyAvailable && !d.Available() {
-			continue
-		}
-		out = append(out, map[string]any{"id": d.ID, "available": d.Available()})
-	}
-	ack(out)
-}
-
+// session returns the live session holding id on this relay, nil if none.
 func (r *Relay) session(id string) *Session {
-	r.mu.RLock()
-	defer r.mu.RUnlock()
-	return r.sessions[id]
+	if v, ok := r.sessions.Load(id); ok {
+		return v.(*Session)
+	}
+	return nil
 }
 
+// publish stamps e and hands it to the observer. r.order must be held.
 func (r *Relay) publish(e Event) {
-	e.Time = r.cfg.Now()
+	e.Time = r.clock.Now()
 	r.obs.OnEvent(e)
-}
-
-// DeviceInfo is a device with its relay counters.
-type DeviceInfo struct {
-	Device
-	Available bool   `json:"available"`
-	Messages  uint64 `json:"messages"` // events this device relayed since it connected
-}
-
-// PairInfo is a pair with its relay counters.
-type PairInfo struct {
-	Pair
-	Messages uint64 `json:"messages"` // events relayed between the two since they paired
-}
-
-// Devices lists every connected device, sorted by id.
-func (r *Relay) Devices() []DeviceInfo {
-	devs := r.store.Devices()
-	out := make([]DeviceInfo, 0, len(devs))
-	for _, d := range devs {
-		if s := r.session(d.ID); s != nil {
-			d.Transport = s.conn.Transport()
-			out = append(out, DeviceInfo{Device: d, Available: d.Available(), Messages: s.sent.Load()})
-			continue
-		}
-		out = append(out, DeviceInfo{Device: d, Available: d.Available()})
-	}
-	sort.Slice(out, func(i, j int) bool { return out[i].ID < out[j].ID })
-	return out
-}
-
-// DeviceIDs lists the ids of every connected device, sorted.
-func (r *Relay) DeviceIDs() []string {
-	devs := r.store.Devices()
-	ids := make([]string, len(devs))
-	for i, d := range devs {
-		ids[i] = d.ID
-	}
-	sort.Strings(ids)
-	return ids
-}
-
-// SocketID returns the connection id holding a device id, the Go
-// counterpart of the original server manager's lookup.
-func (r *Relay) SocketID(deviceID string) (string, bool) {
-	d, ok := r.store.Get(deviceID)
-	if !ok {
-		return "", false
-	}
-	return d.ConnID, true
-}
-
-// Pairs lists every live pair, sorted by the asking side's id.
-func (r *Relay) Pairs() []PairInfo {
-	ps := r.store.Pairs()
-	out := make([]PairInfo, 0, len(ps))
-	for _, p := range ps {
-		var n uint64
-		for _, id := range [...]string{p.A, p.B} {
-			if s := r.session(id); s != nil {
-				n += s.pairSent.Load()
-			}
-		}
-		out = append(out, PairInfo{Pair: p, Messages: n})
-	}
-	sort.Slice(out, func(i, j int) bool { return out[i].A < out[j].A })
-	return out
-}
-
-// Kick disconnects a device; its peer is told the pair ended.
-func (r *Relay) Kick(id string) error {
-	s := r.session(id)
-	if s == nil {
-		return protocol.Errorf(protocol.CodeOffline, "device %q is not connected", id)
-	}
-	td := r.remove(s, "kicked", ReasonKicked)
-	s.conn.Emit(protocol.EventServerError, protocol.Errorf(protocol.CodeKicked, "disconnected by an operator").Error())
-	r.endSession(s, td, "kicked")
-	s.conn.Disconnect()
-	return nil
-}
-
-// Unpair breaks the pair device id is in; both sides are told.
-func (r *Relay) Unpair(id string) (Pair, error) {
-	p, ok := r.unpair(id, ReasonBroken)
-	if !ok {
-		return Pair{}, protocol.Errorf(protocol.CodeNotPaired, "device %q is not paired", id)
-	}
-	r.unpaired(p, "", ReasonBroken)
-	return p, nil
-}
-
-// Shutdown stops the relay: new devices are refused, every paired device is
-// told its pair ended, and every connection is closed. It returns when done
-// or when ctx ends.
-func (r *Relay) Shutdown(ctx context.Context) error {
-	r.closing.Store(true)
-	for _, p := range r.store.Pairs() {
-		if _, ok := r.unpair(p.A, ReasonShutdown); !ok {
-			continue
-		}
-		for _, id := range [...]string{p.A, p.B} {
-			if s := r.session(id); s != nil {
-				s.conn.Emit(protocol.EventDisconnect)
-			}
-		}
-	}
-	r.mu.RLock()
-	all := make([]*Session, 0, len(r.sessions))
-	for _, s := range r.sessions {
-		all = append(all, s)
-	}
-	r.mu.RUnlock()
-	for _, s := range all {
-		if err := ctx.Err(); err != nil {
-			return err
-		}
-		s.conn.Emit(protocol.EventServerError, protocol.Errorf(protocol.CodeShuttingDown, "the relay is shutting down").Error())
-		s.conn.Disconnect()
-	}
-	return nil
-}
-
-// isTrue reports whether a device's answer is the JSON value true, decoded
-// or still raw (the first of raw values).
-func isTrue(v any) bool {
-	switch x := v.(type) {
-	case bool:
-		return x
-	case protocol.RawArgs:
-		return string(firstRaw(x)) == "true"
-	}
-	return false
 }
 
 // truncate shortens s to at most n runes for logs and messages.
@@ -895,5 +412,5 @@ func truncate(s string, n int) string {
 	return s
 }
 
-// Store returns the relay's state store.
-func (r *Relay) Store() Store { return r.store }
+// after runs f once d has passed, on the relay's clock.
+func (r *Relay) after(d time.Duration, f func()) Timer { return r.clock.AfterFunc(d, f) }

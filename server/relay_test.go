@@ -11,6 +11,7 @@ import (
 	"github.com/p2prelay/p2prelay/internal/testkit"
 	"github.com/p2prelay/p2prelay/protocol"
 	"github.com/p2prelay/p2prelay/server"
+	"github.com/p2prelay/p2prelay/server/socketio"
 )
 
 func start(t *testing.T, cfg server.Config) *testkit.Relay {
@@ -18,7 +19,7 @@ func start(t *testing.T, cfg server.Config) *testkit.Relay {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.NewTextHandler(t.Output(), &slog.HandlerOptions{Level: slog.LevelDebug}))
 	}
-	return testkit.StartRelay(t, server.ServiceConfig{Relay: cfg})
+	return testkit.StartRelay(t, socketio.ServiceConfig{Relay: cfg})
 }
 
 func TestConnectNeedsAValidID(t *testing.T) {

@@ -26,6 +26,7 @@ import (
 	"github.com/p2prelay/p2prelay/internal/testkit"
 	"github.com/p2prelay/p2prelay/protocol"
 	"github.com/p2prelay/p2prelay/server"
+	"github.com/p2prelay/p2prelay/server/socketio"
 )
 
 const secret = "a-device-secret-of-some-length"
@@ -257,7 +258,7 @@ func TestPendingAckLimit(t *testing.T) {
 
 func TestAllowedOrigins(t *testing.T) {
 	// Written with a trailing slash, which the Origin header never has.
-	r := testkit.StartRelay(t, server.ServiceConfig{AllowedOrigins: []string{"https://app.example/"}})
+	r := testkit.StartRelay(t, socketio.ServiceConfig{AllowedOrigins: []string{"https://app.example/"}})
 	var allowOrigin string
 	get := func(origin string) int {
 		req, _ := http.NewRequest("GET", r.URL+"/socket.io/?EIO=4&transport=polling", nil)
@@ -286,7 +287,7 @@ func TestAllowedOrigins(t *testing.T) {
 func TestTLS(t *testing.T) {
 	dir := t.TempDir()
 	cert, key, pool := selfSigned(t, dir)
-	svc, err := server.NewService(server.ServiceConfig{})
+	svc, err := socketio.NewService(socketio.ServiceConfig{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -355,7 +356,7 @@ func (v slowVerifier) Verify(token, id string) error {
 // during a slow token check) leaves no device behind to hold the id.
 func TestConnectionLostDuringAdmission(t *testing.T) {
 	events := make(chan server.Event, 16)
-	r := testkit.StartRelay(t, server.ServiceConfig{
+	r := testkit.StartRelay(t, socketio.ServiceConfig{
 		Relay: server.Config{
 			Tokens:   slowVerifier{wait: 400 * time.Millisecond},
 			Observer: server.ObserverFunc(func(e server.Event) { events <- e }),

@@ -8,6 +8,7 @@ import (
 	"github.com/p2prelay/p2prelay/admin"
 	"github.com/p2prelay/p2prelay/internal/testkit"
 	"github.com/p2prelay/p2prelay/server"
+	"github.com/p2prelay/p2prelay/server/socketio"
 )
 
 // Token is the admin token Start uses unless the config names one.
@@ -32,7 +33,7 @@ func Start(t testing.TB, cfg admin.Config) *Env {
 	if err != nil {
 		t.Fatalf("admin.New: %v", err)
 	}
-	relay := testkit.StartRelay(t, server.ServiceConfig{Relay: server.Config{Observer: hub}})
+	relay := testkit.StartRelay(t, socketio.ServiceConfig{Relay: server.Config{Observer: hub}})
 	t.Cleanup(hub.Close) // runs before the relay's own cleanup
 	if err := hub.Attach(relay.Service); err != nil {
 		t.Fatalf("Attach: %v", err)

@@ -9,6 +9,7 @@ import (
 
 	"github.com/p2prelay/p2prelay/internal/testkit"
 	"github.com/p2prelay/p2prelay/server"
+	"github.com/p2prelay/p2prelay/server/socketio"
 )
 
 func TestPacketParsing(t *testing.T) {
@@ -99,7 +100,7 @@ func TestSampleProc(t *testing.T) {
 // TestAgainstRelay drives an in-process relay: the protocol check and a
 // short run of every scenario, with this test's process as the relay's.
 func TestAgainstRelay(t *testing.T) {
-	relay := testkit.StartRelay(t, server.ServiceConfig{Relay: server.Config{Rate: server.Unlimited}})
+	relay := testkit.StartRelay(t, socketio.ServiceConfig{Relay: server.Config{Rate: server.Unlimited}})
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	if err := Check(ctx, relay.URL); err != nil {

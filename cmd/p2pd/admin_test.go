@@ -12,6 +12,7 @@ import (
 	"github.com/p2prelay/p2prelay/internal/testkit"
 	"github.com/p2prelay/p2prelay/protocol"
 	"github.com/p2prelay/p2prelay/server"
+	"github.com/p2prelay/p2prelay/server/socketio"
 )
 
 func TestAdminTokenGeneratedAndLoggedOnce(t *testing.T) {
@@ -41,7 +42,7 @@ func TestAdminAttached(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	relay := testkit.StartRelay(t, server.ServiceConfig{Relay: server.Config{Observer: hub}})
+	relay := testkit.StartRelay(t, socketio.ServiceConfig{Relay: server.Config{Observer: hub}})
 	t.Cleanup(hub.Close)
 	if err := hub.Attach(relay.Service); err != nil {
 		t.Fatalf("Attach: %v", err)

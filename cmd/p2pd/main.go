@@ -16,6 +16,7 @@ import (
 
 	"github.com/p2prelay/p2prelay/internal/version"
 	"github.com/p2prelay/p2prelay/server"
+	"github.com/p2prelay/p2prelay/server/socketio"
 )
 
 // CLI is p2pd's command line.
@@ -99,7 +100,7 @@ func (c *ServeCmd) Run(ctx context.Context) error {
 		Logger:      log,
 	}
 	c.LimitFlags.apply(&relayCfg)
-	svc, err := server.NewService(server.ServiceConfig{
+	svc, err := socketio.NewService(socketio.ServiceConfig{
 		Relay:          relayCfg,
 		PingInterval:   c.PingInterval,
 		PingTimeout:    c.PingTimeout,

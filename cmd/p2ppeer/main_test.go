@@ -14,6 +14,7 @@ import (
 	"github.com/p2prelay/p2prelay/peer"
 	"github.com/p2prelay/p2prelay/protocol"
 	"github.com/p2prelay/p2prelay/server"
+	"github.com/p2prelay/p2prelay/server/socketio"
 )
 
 // runCLI runs p2ppeer in-process with stdin, until it returns.
@@ -68,7 +69,7 @@ func waitDevice(t *testing.T, r *testkit.Relay, id string) {
 }
 
 func TestListenAndEmit(t *testing.T) {
-	r := testkit.StartRelay(t, server.ServiceConfig{Relay: server.Config{PairRate: server.Unlimited}})
+	r := testkit.StartRelay(t, socketio.ServiceConfig{Relay: server.Config{PairRate: server.Unlimited}})
 	ctx, cancel := context.WithCancel(context.Background())
 	type result struct {
 		out, errs string
@@ -127,7 +128,7 @@ func TestListenAndEmit(t *testing.T) {
 }
 
 func TestConnectScript(t *testing.T) {
-	r := testkit.StartRelay(t, server.ServiceConfig{Relay: server.Config{PairRate: server.Unlimited}})
+	r := testkit.StartRelay(t, socketio.ServiceConfig{Relay: server.Config{PairRate: server.Unlimited}})
 	b, err := peer.Dial(context.Background(), peer.Config{URL: r.URL, ID: "B", OnEvent: func(ev peer.Event) {
 		if ev.WantsAck() {
 			_ = ev.Ack("answer to " + ev.Name)

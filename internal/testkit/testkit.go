@@ -7,31 +7,42 @@ import (
 	"fmt"
 	"net"
 	"net/url"
+	"os"
 	"sync"
 	"testing"
 	"time"
 
 	client "github.com/zishang520/socket.io/clients/socket/v3"
 	sio "github.com/zishang520/socket.io/servers/socket/v3"
+	siolog "github.com/zishang520/socket.io/v3/pkg/log"
 
 	"github.com/p2prelay/p2prelay/internal/sioclient"
 	"github.com/p2prelay/p2prelay/protocol"
-	"github.com/p2prelay/p2prelay/server"
+	"github.com/p2prelay/p2prelay/server/socketio"
 )
+
+// SIODEBUG=1 DEBUG='socket.io:*' go test ./... turns on the socket.io
+// library's own debug output in every test that starts a relay here, for
+// chasing wire-level problems.
+func init() {
+	if os.Getenv("SIODEBUG") != "" {
+		siolog.DEBUG.Store(true)
+	}
+}
 
 // Wait is how long a test waits for something that should happen.
 const Wait = 5 * time.Second
 
 // Relay is a relay serving on 127.0.0.1 for one test.
 type Relay struct {
-	*server.Service
+	*socketio.Service
 	URL string // http://127.0.0.1:PORT
 }
 
 // StartRelay serves a relay on 127.0.0.1:0 until the test ends.
-func StartRelay(t testing.TB, cfg server.ServiceConfig) *Relay {
+func StartRelay(t testing.TB, cfg socketio.ServiceConfig) *Relay {
 	t.Helper()
-	svc, err := server.NewService(cfg)
+	svc, err := socketio.NewService(cfg)
 	if err != nil {
 		t.Fatalf("NewService: %v", err)
 	}

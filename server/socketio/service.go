@@ -1,4 +1,4 @@
-package server
+package socketio
 
 import (
 	"context"
@@ -13,11 +13,13 @@ import (
 
 	"github.com/zishang520/socket.io/servers/socket/v3"
 	"github.com/zishang520/socket.io/v3/pkg/types"
+
+	"github.com/p2prelay/p2prelay/server"
 )
 
 // ServiceConfig configures a Service: the relay and its socket.io server.
 type ServiceConfig struct {
-	Relay Config
+	Relay server.Config
 	// PingInterval and PingTimeout are Engine.IO's heartbeat; zero keeps
 	// the library defaults (25s and 20s).
 	PingInterval time.Duration
@@ -39,7 +41,7 @@ type ServiceConfig struct {
 // check at /healthz. Create it with NewService, add more handlers with
 // Handle, then Serve; Shutdown stops it.
 type Service struct {
-	Relay *Relay
+	Relay *server.Relay
 	IO    *socket.Server
 
 	mux     *http.ServeMux

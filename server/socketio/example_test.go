@@ -1,4 +1,4 @@
-package server_test
+package socketio_test
 
 import (
 	"encoding/json"
@@ -7,13 +7,14 @@ import (
 	"time"
 
 	"github.com/p2prelay/p2prelay/server"
+	"github.com/p2prelay/p2prelay/server/socketio"
 )
 
 // The relay as a plugin on a socket.io server of your own, as in the README.
 func ExampleAttach() {
 	// A socket.io server that accepts both client generations (Engine.IO 3 and 4).
-	io, handler := server.NewSocketServer(server.NewSocketServerOptions())
-	relay, err := server.Attach(io, server.Config{
+	io, handler := socketio.NewSocketServer(socketio.NewSocketServerOptions())
+	relay, err := socketio.Attach(io, server.Config{
 		PairTimeout: 10 * time.Second,
 		Logger:      slog.Default(),
 	})

@@ -1,4 +1,4 @@
-package server
+package socketio
 
 import (
 	"net/http"

@@ -1,4 +1,4 @@
-package server
+package socketio
 
 import (
 	"bytes"
@@ -10,13 +10,14 @@ import (
 	"github.com/zishang520/socket.io/parsers/socket/v3/parser"
 	"github.com/zishang520/socket.io/v3/pkg/types"
 
+	"github.com/p2prelay/p2prelay/internal/rawjson"
 	"github.com/p2prelay/p2prelay/protocol"
 )
 
 // NewParser returns the relay's socket.io parser. It decodes only what
 // routing needs and leaves relayed arguments as they came: the arguments of
 // P2P_EMIT and P2P_EMIT_ACKNOWLEDGE, and the values of acks, stay raw JSON
-// (protocol.RawArgs) on the way in and are written back byte for byte on
+// (protocol.Args, raw) on the way in and are written back byte for byte on
 // the way out. That saves decoding and re-encoding every relayed value,
 // and it delivers arguments exactly as sent: object keys keep their order,
 // numbers their precision, strings their escapes (a lone UTF-16 surrogate
@@ -93,7 +94,7 @@ func decodeFast(b []byte) *parser.Packet {
 		}
 		p.Id = &id
 	}
-	payload := bytes.TrimRight(b[skipSpace(b, i):], " \t\n\r")
+	payload := bytes.TrimRight(b[rawjson.SkipSpace(b, i):], " \t\n\r")
 	if len(payload) == 0 || payload[0] != '[' || !json.Valid(payload) {
 		return nil
 	}
@@ -104,7 +105,7 @@ func decodeFast(b []byte) *parser.Packet {
 		p.Data = []any{rawInner(payload)}
 		return p
 	}
-	elems := splitArray(payload)
+	elems := rawjson.Array(payload)
 	if len(elems) == 0 || elems[0][0] != '"' {
 		return nil // no event name, or not a string: the library decides
 	}
@@ -135,7 +136,7 @@ func decodeFast(b []byte) *parser.Packet {
 // read are dropped.
 func decodeRelayPayload(obj []byte) map[string]any {
 	m := make(map[string]any, 3)
-	for _, kv := range splitObject(obj) {
+	for _, kv := range rawjson.Object(obj) {
 		key, ok := jsonString(kv[0])
 		if !ok {
 			continue
@@ -155,8 +156,8 @@ func decodeRelayPayload(obj []byte) map[string]any {
 }
 
 // rawInner returns the elements of a valid JSON array, without its
-// brackets.
-func rawInner(arr []byte) protocol.RawArgs {
+// brackets, as raw Args.
+func rawInner(arr []byte) protocol.Args {
 	return protocol.RawArgs(bytes.TrimSpace(arr[1 : len(arr)-1]))
 }
 
@@ -190,14 +191,6 @@ func plainString(raw []byte) (string, bool) {
 	return string(raw[1 : len(raw)-1]), true
 }
 
-// firstRaw returns the first element of raw arguments, "" when none.
-func firstRaw(a protocol.RawArgs) []byte {
-	if len(a) == 0 {
-		return nil
-	}
-	return a[:scanValue(a, 0)]
-}
-
 // relayEncoder writes plain EVENT and ACK packets whose data is an event
 // name and raw arguments itself, and hands every other packet to the
 // library's encoder.
@@ -228,8 +221,12 @@ func encodeFast(p *parser.Packet) ([]byte, bool) {
 				return nil, false
 			}
 			size += len(x) + 8
-		case protocol.RawArgs:
-			size += len(x) + 1
+		case protocol.Args:
+			raw, ok := x.Raw()
+			if !ok {
+				return nil, false
+			}
+			size += len(raw) + 1
 		default:
 			return nil, false
 		}
@@ -250,14 +247,15 @@ func encodeFast(p *parser.Packet) ([]byte, bool) {
 		case string:
 			b = appendJSONString(b, x)
 			first = false
-		case protocol.RawArgs:
-			if len(x) == 0 {
+		case protocol.Args:
+			raw, _ := x.Raw()
+			if len(raw) == 0 {
 				continue
 			}
 			if !first {
 				b = append(b, ',')
 			}
-			b = append(b, x...)
+			b = append(b, raw...)
 			first = false
 		}
 	}
@@ -275,106 +273,4 @@ func appendJSONString(b []byte, s string) []byte {
 	b = append(b, '"')
 	b = append(b, s...)
 	return append(b, '"')
-}
-
-// splitArray returns the raw elements of a valid JSON array.
-func splitArray(b []byte) [][]byte {
-	var out [][]byte
-	i := skipSpace(b, 1)
-	for i < len(b) && b[i] != ']' {
-		end := scanValue(b, i)
-		out = append(out, b[i:end])
-		i = skipSpace(b, end)
-		if i < len(b) && b[i] == ',' {
-			i = skipSpace(b, i+1)
-		}
-	}
-	return out
-}
-
-// splitObject returns the raw key and value of each member of a valid JSON
-// object.
-func splitObject(b []byte) [][2][]byte {
-	var out [][2][]byte
-	i := skipSpace(b, 1)
-	for i < len(b) && b[i] != '}' {
-		kend := scanValue(b, i)
-		key := b[i:kend]
-		i = skipSpace(b, kend)
-		i = skipSpace(b, i+1) // the colon
-		vend := scanValue(b, i)
-		out = append(out, [2][]byte{key, b[i:vend]})
-		i = skipSpace(b, vend)
-		if i < len(b) && b[i] == ',' {
-			i = skipSpace(b, i+1)
-		}
-	}
-	return out
-}
-
-// scanValue returns the end of the valid JSON value that starts at i.
-func scanValue(b []byte, i int) int {
-	depth := 0
-	for ; i < len(b); i++ {
-		switch b[i] {
-		case '"':
-			i = skipString(b, i)
-			if depth == 0 {
-				return i + 1
-			}
-		case '[', '{':
-			depth++
-		case ']', '}':
-			if depth == 0 {
-				return i
-			}
-			depth--
-			if depth == 0 {
-				return i + 1
-			}
-		case ',', ' ', '\t', '\n', '\r':
-			if depth == 0 {
-				return i
-			}
-		}
-	}
-	return i
-}
-
-// skipString returns the index of the quote that closes the string
-// opening at i.
-func skipString(b []byte, i int) int {
-	for i++; i < len(b); i++ {
-		switch b[i] {
-		case '\\':
-			i++
-		case '"':
-			return i
-		}
-	}
-	return i
-}
-
-func skipSpace(b []byte, i int) int {
-	for i < len(b) && (b[i] == ' ' || b[i] == '\t' || b[i] == '\n' || b[i] == '\r') {
-		i++
-	}
-	return i
-}
-
-// rawDepth returns how deeply a valid JSON value nests.
-func rawDepth(b []byte) int {
-	depth, deepest := 0, 0
-	for i := 0; i < len(b); i++ {
-		switch b[i] {
-		case '"':
-			i = skipString(b, i)
-		case '[', '{':
-			depth++
-			deepest = max(deepest, depth)
-		case ']', '}':
-			depth--
-		}
-	}
-	return deepest
 }

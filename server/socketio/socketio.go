@@ -1,4 +1,11 @@
-package server
+// Package socketio binds the relay core (package server) to a socket.io
+// server of the zishang520/socket.io v3 library: the namespace middleware
+// that joins devices, the parser that keeps relayed arguments raw, the
+// websocket transport and listeners that write without waiting, the gate
+// that closes a connection race of the library, and Service, which serves
+// it all over HTTP. Everything that works around the library's internals
+// lives here, so the core stays free of it.
+package socketio
 
 import (
 	"fmt"
@@ -8,6 +15,7 @@ import (
 	"github.com/zishang520/socket.io/v3/pkg/types"
 
 	"github.com/p2prelay/p2prelay/protocol"
+	"github.com/p2prelay/p2prelay/server"
 )
 
 // Attach installs a relay on the default namespace of a socket.io server the
@@ -20,12 +28,12 @@ import (
 // handles every event of the default namespace; the caller should not add
 // its own handlers there. The caller owns io and closes it; call
 // Relay.Shutdown first to tell paired devices.
-func Attach(io *socket.Server, cfg Config) (*Relay, error) {
-	r, err := New(cfg)
+func Attach(io *socket.Server, cfg server.Config) (*server.Relay, error) {
+	r, err := server.New(cfg)
 	if err != nil {
 		return nil, err
 	}
-	io.Sockets().Use(r.admitSocket)
+	io.Sockets().Use(func(s *socket.Socket, next func(*socket.ExtendedError)) { admit(r, s, next) })
 	return r, nil
 }
 
@@ -43,7 +51,7 @@ func NewSocketServerOptions() *socket.ServerOptions {
 }
 
 // connInfoOf reads the device id and generation from a socket's handshake.
-func connInfoOf(s *socket.Socket) (ConnInfo, error) {
+func connInfoOf(s *socket.Socket) (server.ConnInfo, error) {
 	query := s.Request().Query()
 	id, gen, err := protocol.IDFromQuery(func(key string) (string, bool) {
 		vals, ok := query.Gets(key)
@@ -60,9 +68,9 @@ func connInfoOf(s *socket.Socket) (ConnInfo, error) {
 		return vals[0], true
 	})
 	if err != nil {
-		return ConnInfo{}, err
+		return server.ConnInfo{}, err
 	}
-	return ConnInfo{
+	return server.ConnInfo{
 		DeviceID: id,
 		ConnID:   string(s.Id()),
 		Gen:      gen,
@@ -84,21 +92,20 @@ func tokenOf(s *socket.Socket) string {
 	return t
 }
 
-// admitSocket is the namespace middleware. It refuses, with a connect
-// error, a device without a valid id or one the relay will not take, and
-// otherwise joins the device to the relay before socket.io confirms the
-// connection: once a device sees "connect", others can pair with it.
-func (r *Relay) admitSocket(s *socket.Socket, next func(*socket.ExtendedError)) {
+// admit is the namespace middleware. It refuses, with a connect error, a
+// device without a valid id or one the relay will not take, and otherwise
+// joins the device to the relay before socket.io confirms the connection:
+// once a device sees "connect", others can pair with it.
+func admit(r *server.Relay, s *socket.Socket, next func(*socket.ExtendedError)) {
 	info, err := connInfoOf(s)
-	var sess *Session
+	var sess *server.Session
 	if err == nil {
 		sess, err = r.Join(info, sioConn{s})
 	} else {
-		r.stats.refusal(protocol.CodeOf(err))
+		err = r.RefuseConn(s.Conn().RemoteAddress(), err)
 	}
 	if err != nil {
 		pe := protocol.AsError(err)
-		r.log.Info("connection refused", "addr", s.Conn().RemoteAddress(), "code", string(pe.Code), "reason", pe.Message)
 		next(socket.NewExtendedError(pe.Error(), pe.ConnectErrorData()))
 		return
 	}
@@ -116,7 +123,7 @@ func (r *Relay) admitSocket(s *socket.Socket, next func(*socket.ExtendedError)) 
 		r.Leave(sess, reason)
 	}
 	_ = s.On("disconnect", leave)
-	_ = s.Conn().On("upgrade", func(...any) { r.transportChanged(sess) })
+	_ = s.Conn().On("upgrade", func(...any) { r.TransportChanged(sess) })
 	// If the transport closes before socket.io completes the connection,
 	// no "disconnect" comes: the engine's close still ends the session.
 	// A close that came before this listener did (the engine marks the
@@ -130,9 +137,9 @@ func (r *Relay) admitSocket(s *socket.Socket, next func(*socket.ExtendedError)) 
 
 // splitEvent takes an incoming packet's arguments apart: the event name,
 // its arguments, and the ack callback when the device sent one.
-func splitEvent(args []any) (string, []any, Ack) {
+func splitEvent(args []any) (string, protocol.Args, server.Ack) {
 	if len(args) == 0 {
-		return "", nil, nil
+		return "", protocol.Args{}, nil
 	}
 	var event string
 	switch v := args[0].(type) {
@@ -142,24 +149,25 @@ func splitEvent(args []any) (string, []any, Ack) {
 		event = fmt.Sprint(v)
 	}
 	rest, fn := protocol.SplitAck(args[1:])
-	var ack Ack
+	var ack server.Ack
 	if fn != nil {
-		ack = func(vals ...any) { fn(vals, nil) }
+		ack = func(a protocol.Args) { fn(a.Wire(), nil) }
 	}
-	return event, rest, ack
+	return event, protocol.ArgsOf(rest), ack
 }
 
 // sioConn is a Conn over a socket.io server socket.
 type sioConn struct{ s *socket.Socket }
 
-func (c sioConn) Emit(event string, args ...any) { _ = c.s.Emit(event, args...) }
+func (c sioConn) Emit(event string, args protocol.Args) { _ = c.s.Emit(event, args.Wire()...) }
 
-func (c sioConn) EmitWithAck(event string, args []any, ack func([]any)) {
-	all := make([]any, 0, len(args)+1)
-	all = append(all, args...)
+func (c sioConn) EmitWithAck(event string, args protocol.Args, ack func(protocol.Args)) {
+	vals := args.Wire()
+	all := make([]any, 0, len(vals)+1)
+	all = append(all, vals...)
 	all = append(all, socket.Ack(func(vals []any, err error) {
 		if err == nil {
-			ack(vals)
+			ack(protocol.ArgsOf(vals))
 		}
 	}))
 	_ = c.s.Emit(event, all...)

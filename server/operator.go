@@ -1,0 +1,131 @@
+package server
+
+import (
+	"context"
+	"sort"
+
+	"github.com/p2prelay/p2prelay/protocol"
+)
+
+// DeviceInfo is a device with its relay counters.
+type DeviceInfo struct {
+	Device
+	Available bool   `json:"available"`
+	Messages  uint64 `json:"messages"` // events this device relayed since it connected
+}
+
+// PairInfo is a pair with its relay counters.
+type PairInfo struct {
+	Pair
+	Messages uint64 `json:"messages"` // events relayed between the two since they paired
+}
+
+// Devices lists every connected device, sorted by id.
+func (r *Relay) Devices() []DeviceInfo {
+	devs := r.store.Devices()
+	out := make([]DeviceInfo, 0, len(devs))
+	for _, d := range devs {
+		if s := r.session(d.ID); s != nil {
+			d.Transport = s.conn.Transport()
+			out = append(out, DeviceInfo{Device: d, Available: d.Available(), Messages: s.sent.Load()})
+			continue
+		}
+		out = append(out, DeviceInfo{Device: d, Available: d.Available()})
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].ID < out[j].ID })
+	return out
+}
+
+// DeviceIDs lists the ids of every connected device, sorted.
+func (r *Relay) DeviceIDs() []string {
+	devs := r.store.Devices()
+	ids := make([]string, len(devs))
+	for i, d := range devs {
+		ids[i] = d.ID
+	}
+	sort.Strings(ids)
+	return ids
+}
+
+// SocketID returns the connection id holding a device id, the Go
+// counterpart of the original server manager's lookup.
+func (r *Relay) SocketID(deviceID string) (string, bool) {
+	d, ok := r.store.Get(deviceID)
+	if !ok {
+		return "", false
+	}
+	return d.ConnID, true
+}
+
+// Pairs lists every live pair, sorted by the asking side's id.
+func (r *Relay) Pairs() []PairInfo {
+	ps := r.store.Pairs()
+	out := make([]PairInfo, 0, len(ps))
+	for _, p := range ps {
+		var n uint64
+		for _, id := range [...]string{p.A, p.B} {
+			if s := r.session(id); s != nil {
+				n += s.pairSent.Load()
+			}
+		}
+		out = append(out, PairInfo{Pair: p, Messages: n})
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].A < out[j].A })
+	return out
+}
+
+// Kick disconnects a device; its peer is told the pair ended.
+func (r *Relay) Kick(id string) error {
+	s := r.session(id)
+	if s == nil {
+		return protocol.Errorf(protocol.CodeOffline, "device %q is not connected", id)
+	}
+	td := r.remove(s, "kicked", ReasonKicked)
+	s.emit(protocol.EventServerError, protocol.Errorf(protocol.CodeKicked, "disconnected by an operator").Error())
+	r.endSession(s, td, "kicked")
+	s.conn.Disconnect()
+	return nil
+}
+
+// Unpair breaks the pair device id is in; both sides are told.
+func (r *Relay) Unpair(id string) (Pair, error) {
+	p, ok := r.unpair(id, ReasonBroken)
+	if !ok {
+		return Pair{}, protocol.Errorf(protocol.CodeNotPaired, "device %q is not paired", id)
+	}
+	r.unpaired(p, "", ReasonBroken)
+	return p, nil
+}
+
+// Shutdown stops the relay: new devices are refused, every paired device is
+// told its pair ended, and every connection is closed. It returns when done
+// or when ctx ends.
+func (r *Relay) Shutdown(ctx context.Context) error {
+	r.closing.Store(true)
+	for _, p := range r.store.Pairs() {
+		if _, ok := r.unpair(p.A, ReasonShutdown); !ok {
+			continue
+		}
+		for _, id := range [...]string{p.A, p.B} {
+			if s := r.session(id); s != nil {
+				s.emit(protocol.EventDisconnect)
+			}
+		}
+	}
+	var all []*Session
+	r.sessions.Range(func(_, v any) bool {
+		all = append(all, v.(*Session))
+		return true
+	})
+	for _, s := range all {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		s.emit(protocol.EventServerError, protocol.Errorf(protocol.CodeShuttingDown, "the relay is shutting down").Error())
+		s.conn.Disconnect()
+	}
+	return nil
+}
+
+// Store returns the relay's state store.
+func (r *Relay) Store() Store { return r.store }

@@ -1,0 +1,240 @@
+package server
+
+import (
+	"github.com/p2prelay/p2prelay/protocol"
+)
+
+func (r *Relay) handleRegister(s *Session, args protocol.Args, ack Ack) {
+	if ack == nil {
+		r.refuse(s, protocol.Errorf(protocol.CodeBadRequest, "P2P_REGISTER needs an ack callback"), nil, ackFalse)
+		return
+	}
+	first, ok := args.First()
+	if !ok {
+		r.refuse(s, protocol.Errorf(protocol.CodeBadRequest, "P2P_REGISTER needs a target id"), ack, ackFalse)
+		return
+	}
+	target, err := protocol.ParseTarget(first)
+	if err != nil {
+		r.refuse(s, protocol.AsError(err), ack, ackFalse)
+		return
+	}
+	if s.pairLimit != nil && !s.pairLimit.AllowN(r.clock.Now(), 1) {
+		r.refuse(s, protocol.Errorf(protocol.CodeRateLimited, "more than %g pairing requests a second", r.cfg.PairRate), ack, ackFalse)
+		return
+	}
+
+	r.order.Lock()
+	res, err := r.store.BeginPair(s.id, target)
+	var crossed *asking
+	if err == nil && res.Handshake != nil {
+		id := res.Handshake.ID
+		s.setAsking(&asking{shake: id, ack: ack, timer: r.after(r.cfg.PairTimeout, func() { r.timeoutShake(id, target) })})
+	}
+	if res.Crossed != nil {
+		if src := r.session(res.Crossed.Src); src != nil {
+			crossed = src.takeAsking(res.Crossed.ID)
+		}
+	}
+	var perr *protocol.Error
+	switch {
+	case err != nil:
+		perr = protocol.AsError(err)
+		r.stats.pairOutcome(perr.Code)
+		r.publish(Event{Kind: PairRefused, ID: s.id, Peer: target, Code: perr.Code})
+	case res.Pair != nil:
+		r.paired(*res.Pair)
+	case res.Handshake != nil:
+		r.publish(Event{Kind: PairRequested, ID: s.id, Peer: target})
+	}
+	r.order.Unlock()
+
+	switch {
+	case perr != nil:
+		r.refuse(s, perr, ack, ackFalse)
+	case res.Already:
+		ack.answer(true)
+	case res.Pair != nil:
+		if crossed != nil {
+			crossed.timer.Stop()
+			crossed.ack.answer(true)
+		}
+		r.log.Info("paired", "a", res.Pair.A, "b", res.Pair.B)
+		ack.answer(true)
+	default:
+		r.askTarget(*res.Handshake)
+	}
+}
+
+// setAsking records s's pairing request under way.
+func (s *Session) setAsking(a *asking) {
+	s.mu.Lock()
+	s.asking = a
+	s.mu.Unlock()
+}
+
+// takeAsking returns s's pairing request for handshake id and forgets it,
+// or returns nil when it is not under way (answered, or s has ended).
+func (s *Session) takeAsking(id uint64) *asking {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	a := s.asking
+	if a == nil || a.shake != id {
+		return nil
+	}
+	s.asking = nil
+	return a
+}
+
+// ended reports whether s's connection has left the relay.
+func (s *Session) ended() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.closed
+}
+
+// askTarget sends the pairing request to the target, listening for both a
+// generation-2 ack answer and (through handleGen1Answer) a generation-1
+// event answer; the first one counts.
+func (r *Relay) askTarget(hs Handshake) {
+	t := r.session(hs.Dst)
+	if t == nil {
+		r.settleShake(hs.ID, false, protocol.Errorf(protocol.CodeOffline, "device %q is offline", hs.Dst))
+		return
+	}
+	r.log.Debug("asking target to pair", "src", hs.Src, "dst", hs.Dst)
+	t.conn.EmitWithAck(protocol.EventRegister, protocol.NewArgs(hs.Src), func(answer protocol.Args) {
+		r.targetAnswered(t, hs, answer.FirstIsTrue())
+	})
+}
+
+func (r *Relay) handleGen1Answer(s *Session, accept bool, ack Ack) {
+	hs, ok := r.store.Incoming(s.id)
+	if !ok {
+		// A late answer to a request that already ended. A generation-1
+		// answer names no source, so a late "yes" from a device without a
+		// peer is answered with P2P_DISCONNECT: it may have taken the
+		// source as its target, and must learn the pair did not form.
+		r.log.Debug("pairing answer with no request under way", "id", s.id, "accept", accept)
+		if _, paired := r.store.Peer(s.id); accept && !paired {
+			s.emit(protocol.EventDisconnect)
+		}
+		ack.answer()
+		return
+	}
+	r.targetAnswered(s, hs, accept)
+	ack.answer()
+}
+
+// targetAnswered settles handshake hs with the target's answer. A "yes"
+// that comes too late is answered with P2P_DISCONNECT, so a target that
+// took the source as its peer learns the pair did not form, unless the two
+// are paired anyway (both asked each other at once).
+func (r *Relay) targetAnswered(t *Session, hs Handshake, accept bool) {
+	if r.settleShake(hs.ID, accept, nil) || !accept || t.ended() {
+		return
+	}
+	if peer, ok := r.store.Peer(t.id); ok && peer == hs.Src {
+		return
+	}
+	r.log.Debug("late pairing answer", "id", t.id, "src", hs.Src)
+	t.emit(protocol.EventDisconnect)
+}
+
+func (r *Relay) timeoutShake(id uint64, dst string) {
+	r.settleShake(id, false, protocol.Errorf(protocol.CodeTimeout, "device %q did not answer within %s", dst, r.cfg.PairTimeout))
+}
+
+// settleShake ends handshake id: accepted, it forms the pair and answers the
+// source true; otherwise it answers false with refusal. It reports false
+// when the handshake had already ended.
+func (r *Relay) settleShake(id uint64, accept bool, refusal *protocol.Error) bool {
+	r.order.Lock()
+	out, err := r.store.EndPair(id, accept)
+	if err != nil {
+		r.order.Unlock()
+		return false
+	}
+	if out.Pair != nil {
+		r.paired(*out.Pair)
+	} else {
+		if refusal == nil {
+			refusal = protocol.Errorf(protocol.CodeRefused, "device %q refused to pair", out.Handshake.Dst)
+		}
+		r.stats.pairOutcome(refusal.Code)
+		r.publish(Event{Kind: PairRefused, ID: out.Handshake.Src, Peer: out.Handshake.Dst, Code: refusal.Code})
+	}
+	src := r.session(out.Handshake.Src)
+	r.order.Unlock()
+
+	var a *asking
+	if src != nil {
+		a = src.takeAsking(id)
+	}
+	if a == nil {
+		// The source's session ended as the handshake settled, or another
+		// relay sharing the store settled it: no ack here to answer.
+		return false
+	}
+	a.timer.Stop()
+	if out.Pair != nil {
+		r.log.Info("paired", "a", out.Pair.A, "b", out.Pair.B)
+		a.ack.answer(true)
+		return true
+	}
+	r.refuse(src, refusal, a.ack, ackFalse)
+	return true
+}
+
+// paired resets a new pair's counters and publishes it. r.order must be
+// held.
+func (r *Relay) paired(p Pair) {
+	for _, id := range [...]string{p.A, p.B} {
+		if s := r.session(id); s != nil {
+			s.pairSent.Store(0)
+		}
+	}
+	r.stats.pairOutcome("")
+	r.publish(Event{Kind: PairCreated, ID: p.A, Peer: p.B})
+}
+
+func (r *Relay) handleUnregister(s *Session, ack Ack) {
+	p, ok := r.unpair(s.id, ReasonUnregister)
+	if !ok {
+		r.refuse(s, protocol.Errorf(protocol.CodeNotPaired, "you are not paired"), ack, ackFalse)
+		return
+	}
+	r.unpaired(p, s.id, ReasonUnregister)
+	ack.answer(true)
+}
+
+// unpair ends id's pair and publishes it.
+func (r *Relay) unpair(id, reason string) (Pair, bool) {
+	r.order.Lock()
+	defer r.order.Unlock()
+	p, ok := r.store.Unpair(id)
+	if ok {
+		r.publish(Event{Kind: PairEnded, ID: p.A, Peer: p.B, Reason: reason})
+	}
+	return p, ok
+}
+
+// unpaired tells the sides of an ended pair, except skip (the side that
+// asked for it), in words their generation knows.
+func (r *Relay) unpaired(p Pair, skip, reason string) {
+	for _, id := range [...]string{p.A, p.B} {
+		if id == skip {
+			continue
+		}
+		s := r.session(id)
+		if s == nil {
+			continue
+		}
+		if s.gen == protocol.Gen1 {
+			s.emit(protocol.EventDisconnect)
+		} else {
+			s.conn.EmitWithAck(protocol.EventUnregister, protocol.Args{}, func(protocol.Args) {})
+		}
+	}
+	r.log.Info("pair ended", "a", p.A, "b", p.B, "reason", reason)
+}

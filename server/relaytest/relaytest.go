@@ -1,0 +1,269 @@
+// Package relaytest has in-memory stand-ins for what the relay core talks
+// to: a Conn that records what the relay sends and lets a test answer its
+// acks, and a Clock whose time moves only when the test says. With them a
+// relay's protocol flows run with no sockets and no waiting.
+package relaytest
+
+import (
+	"fmt"
+	"sort"
+	"sync"
+	"time"
+
+	"github.com/p2prelay/p2prelay/protocol"
+	"github.com/p2prelay/p2prelay/server"
+)
+
+// Sent is one event the relay sent to a Conn.
+type Sent struct {
+	Event string
+	Args  protocol.Args
+	ack   func(protocol.Args) // nil when the relay asked for no answer
+	conn  *Conn
+}
+
+// WantsAck reports whether the relay asked for an answer.
+func (s Sent) WantsAck() bool { return s.ack != nil }
+
+// Answer calls the relay's ack with vals, as the device would. It panics
+// when the relay asked for no answer.
+func (s Sent) Answer(vals ...any) {
+	if s.ack == nil {
+		panic(fmt.Sprintf("relaytest: %s carries no ack", s.Event))
+	}
+	s.ack(protocol.NewArgs(vals...))
+}
+
+// String is the event and its arguments: `P2P_REGISTER ["A"]`.
+func (s Sent) String() string { return s.Event + " " + s.Args.String() }
+
+// Conn is a server.Conn that records what it is sent. Its zero value is
+// ready to use, on the "websocket" transport.
+type Conn struct {
+	mu           sync.Mutex // guards the fields below
+	sent         []Sent
+	disconnected int
+	transport    string
+}
+
+// Emit records the event.
+func (c *Conn) Emit(event string, args protocol.Args) { c.record(Sent{Event: event, Args: args}) }
+
+// EmitWithAck records the event with its ack, for the test to answer.
+func (c *Conn) EmitWithAck(event string, args protocol.Args, ack func(protocol.Args)) {
+	c.record(Sent{Event: event, Args: args, ack: ack})
+}
+
+func (c *Conn) record(s Sent) {
+	s.conn = c
+	c.mu.Lock()
+	c.sent = append(c.sent, s)
+	c.mu.Unlock()
+}
+
+// Disconnect counts the call.
+func (c *Conn) Disconnect() {
+	c.mu.Lock()
+	c.disconnected++
+	c.mu.Unlock()
+}
+
+// Disconnected returns how many times the relay closed the connection.
+func (c *Conn) Disconnected() int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.disconnected
+}
+
+// Transport returns the transport set with SetTransport, "websocket" by
+// default.
+func (c *Conn) Transport() string {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.transport == "" {
+		return "websocket"
+	}
+	return c.transport
+}
+
+// SetTransport changes what Transport returns.
+func (c *Conn) SetTransport(name string) {
+	c.mu.Lock()
+	c.transport = name
+	c.mu.Unlock()
+}
+
+// Take returns what the relay sent since the last Take, and forgets it.
+func (c *Conn) Take() []Sent {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	out := c.sent
+	c.sent = nil
+	return out
+}
+
+// Events returns the names and arguments of what the relay sent since the
+// last Take, as Sent.String gives them, and forgets them.
+func (c *Conn) Events() []string {
+	var out []string
+	for _, s := range c.Take() {
+		out = append(out, s.String())
+	}
+	return out
+}
+
+// Clock is a server.Clock whose time moves only with Advance. Timers fire
+// in Advance, in the caller's goroutine, in the order they are due.
+type Clock struct {
+	mu     sync.Mutex // guards now, timers, nextID
+	now    time.Time
+	timers map[int]*timer
+	nextID int
+}
+
+type timer struct {
+	c   *Clock
+	id  int
+	at  time.Time
+	fn  func()
+	seq int
+}
+
+// NewClock returns a Clock that reads start.
+func NewClock(start time.Time) *Clock {
+	return &Clock{now: start, timers: make(map[int]*timer)}
+}
+
+// Now returns the clock's time.
+func (c *Clock) Now() time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.now
+}
+
+// AfterFunc schedules f for d from now.
+func (c *Clock) AfterFunc(d time.Duration, f func()) server.Timer {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.nextID++
+	t := &timer{c: c, id: c.nextID, at: c.now.Add(d), fn: f, seq: c.nextID}
+	c.timers[t.id] = t
+	return t
+}
+
+// Stop cancels the timer.
+func (t *timer) Stop() bool {
+	t.c.mu.Lock()
+	defer t.c.mu.Unlock()
+	_, ok := t.c.timers[t.id]
+	delete(t.c.timers, t.id)
+	return ok
+}
+
+// Pending returns how many timers are waiting to fire.
+func (c *Clock) Pending() int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return len(c.timers)
+}
+
+// Advance moves the clock d forward and runs every timer due by then,
+// earliest first; a timer a callback sets within the window runs too.
+func (c *Clock) Advance(d time.Duration) {
+	c.mu.Lock()
+	end := c.now.Add(d)
+	c.mu.Unlock()
+	for {
+		c.mu.Lock()
+		var due []*timer
+		for _, t := range c.timers {
+			if !t.at.After(end) {
+				due = append(due, t)
+			}
+		}
+		if len(due) == 0 {
+			c.now = end
+			c.mu.Unlock()
+			return
+		}
+		sort.Slice(due, func(i, j int) bool {
+			if !due[i].at.Equal(due[j].at) {
+				return due[i].at.Before(due[j].at)
+			}
+			return due[i].seq < due[j].seq
+		})
+		t := due[0]
+		delete(c.timers, t.id)
+		if t.at.After(c.now) {
+			c.now = t.at
+		}
+		c.mu.Unlock()
+		t.fn()
+	}
+}
+
+// Observer records the relay's events as lines: "pair_created A B".
+type Observer struct {
+	mu     sync.Mutex // guards events
+	events []string
+}
+
+// OnEvent records e.
+func (o *Observer) OnEvent(e server.Event) {
+	o.mu.Lock()
+	o.events = append(o.events, EventText(e))
+	o.mu.Unlock()
+}
+
+// EventText writes a relay event in one line: its kind, the device, the
+// peer, the reason in brackets, the code, and a device's new transport:
+// "pair_ended A B (kicked)", "device_updated P websocket".
+func EventText(e server.Event) string {
+	s := string(e.Kind) + " " + e.ID
+	if e.Peer != "" {
+		s += " " + e.Peer
+	}
+	if e.Reason != "" {
+		s += " (" + e.Reason + ")"
+	}
+	if e.Code != "" {
+		s += " " + string(e.Code)
+	}
+	if e.Kind == server.DeviceUpdated && e.Device != nil {
+		s += " " + e.Device.Transport
+	}
+	return s
+}
+
+// Take returns the events recorded since the last Take, and forgets them.
+func (o *Observer) Take() []string {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	out := o.events
+	o.events = nil
+	return out
+}
+
+// Acks records the answers to a device's requests.
+type Acks struct {
+	mu      sync.Mutex // guards answers
+	answers []string
+}
+
+// Func returns an ack that records its answer as JSON.
+func (a *Acks) Func() server.Ack {
+	return func(v protocol.Args) {
+		a.mu.Lock()
+		a.answers = append(a.answers, v.String())
+		a.mu.Unlock()
+	}
+}
+
+// Take returns the answers recorded since the last Take, and forgets them.
+func (a *Acks) Take() []string {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	out := a.answers
+	a.answers = nil
+	return out
+}

@@ -1,0 +1,153 @@
+package server
+
+import (
+	"sort"
+	"strconv"
+
+	"github.com/p2prelay/p2prelay/protocol"
+)
+
+func (r *Relay) handleEmit(s *Session, args protocol.Args, ack Ack, withAck bool) {
+	if withAck && ack == nil {
+		r.refuse(s, protocol.Errorf(protocol.CodeBadRequest, "P2P_EMIT_ACKNOWLEDGE needs an ack callback"), nil, ackError)
+		return
+	}
+	payload, ok := args.First()
+	if !ok {
+		r.refuse(s, protocol.Errorf(protocol.CodeBadRequest, "relay request needs a payload {targetClientId, event, args}"), ack, ackError)
+		return
+	}
+	req, err := protocol.ParseRelayRequest(payload)
+	if err != nil {
+		r.refuse(s, protocol.AsError(err), ack, ackError)
+		return
+	}
+	if perr := req.Args.Check(r.cfg.MaxPayload); perr != nil {
+		r.refuse(s, perr, ack, ackError)
+		return
+	}
+	peer, ok := r.store.Peer(s.id)
+	if !ok || peer != req.Target {
+		r.refuse(s, protocol.Errorf(protocol.CodeNotPaired, "device %q is not your peer", req.Target), ack, ackError)
+		return
+	}
+	t := r.session(peer)
+	if t == nil {
+		r.refuse(s, protocol.Errorf(protocol.CodeOffline, "device %q is offline", peer), ack, ackError)
+		return
+	}
+	if !withAck {
+		r.countRelayed(s)
+		t.conn.Emit(req.Event, req.Args)
+		ack.answer()
+		return
+	}
+	r.forwardWithAck(s, t, req, ack)
+}
+
+// forwardWithAck relays a request whose answer is piped back to the source.
+func (r *Relay) forwardWithAck(s, t *Session, req protocol.RelayRequest, ack Ack) {
+	p := &pendingAck{src: s, ack: ack}
+	t.mu.Lock()
+	if t.closed {
+		t.mu.Unlock()
+		r.refuse(s, protocol.Errorf(protocol.CodeOffline, "device %q is offline", t.id), ack, ackError)
+		return
+	}
+	if r.cfg.MaxPendingAcks > 0 && len(t.acks) >= r.cfg.MaxPendingAcks {
+		n := len(t.acks)
+		t.mu.Unlock()
+		r.refuse(s, protocol.Errorf(protocol.CodeRateLimited, "device %q has %d acks unanswered", t.id, n), ack, ackError)
+		return
+	}
+	t.nextAck++
+	id := t.nextAck
+	t.acks[id] = p
+	event := req.Event
+	p.timer = r.after(r.cfg.AckTimeout, func() {
+		if t.takeAck(id) != nil {
+			r.failAck(p, protocol.Errorf(protocol.CodeTimeout, "device %q did not answer %q within %s", t.id, event, r.cfg.AckTimeout))
+		}
+	})
+	t.mu.Unlock()
+	r.countRelayed(s)
+	t.conn.EmitWithAck(req.Event, req.Args, func(answer protocol.Args) {
+		if t.takeAck(id) == nil {
+			return
+		}
+		p.timer.Stop()
+		if perr := answer.Check(r.cfg.MaxPayload); perr != nil {
+			perr.Message = "the answer of " + strconv.Quote(t.id) + ": " + perr.Message
+			r.failAck(p, perr)
+			return
+		}
+		r.stats.acks.Add(1)
+		p.ack(answer)
+	})
+}
+
+// countRelayed counts a message s sent that the relay passes on; refused
+// ones count as refusals only.
+func (r *Relay) countRelayed(s *Session) {
+	s.sent.Add(1)
+	s.pairSent.Add(1)
+	r.stats.messages.Add(1)
+}
+
+// takeAck returns the pending ack id that s owes and forgets it, or nil
+// when it was answered, timed out or failed already.
+func (s *Session) takeAck(id uint64) *pendingAck {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	p := s.acks[id]
+	delete(s.acks, id)
+	return p
+}
+
+// failAck answers a pending relayed ack with an error.
+func (r *Relay) failAck(p *pendingAck, err *protocol.Error) {
+	r.refuse(p.src, err, p.ack, ackError)
+}
+
+func (r *Relay) handleListClients(s *Session, ack Ack) {
+	if ack == nil {
+		r.refuse(s, protocol.Errorf(protocol.CodeBadRequest, "LIST_CLIENTS needs an ack callback"), nil, ackError)
+		return
+	}
+	ack.answer(r.DeviceIDs())
+}
+
+// handleListDevices answers P2P_LIST_DEVICES: ([{"available": bool}], ack)
+// with [{id, available}], only the available devices when asked.
+func (r *Relay) handleListDevices(s *Session, args protocol.Args, ack Ack) {
+	if ack == nil {
+		r.refuse(s, protocol.Errorf(protocol.CodeBadRequest, "P2P_LIST_DEVICES needs an ack callback"), nil, ackError)
+		return
+	}
+	onlyAvailable := false
+	if first, ok := args.First(); ok && first != nil {
+		q, ok := first.(map[string]any)
+		if !ok {
+			r.refuse(s, protocol.Errorf(protocol.CodeBadRequest, "P2P_LIST_DEVICES takes an optional object {available: bool}"), ack, ackError)
+			return
+		}
+		if v, ok := q["available"]; ok {
+			b, ok := v.(bool)
+			if !ok {
+				r.refuse(s, protocol.Errorf(protocol.CodeBadRequest, "available must be a boolean"), ack, ackError)
+				return
+			}
+			onlyAvailable = b
+		}
+	}
+	devs := r.store.Devices()
+	sort.Slice(devs, func(i, j int) bool { return devs[i].ID < devs[j].ID })
+	out := make([]any, 0, len(devs))
+	for _, d := range devs {
+		if onlyAvailable && !d.Available() {
+			continue
+		}
+		out = append(out, map[string]any{"id": d.ID, "available": d.Available()})
+	}
+	ack.answer(out)
+}
