@@ -243,8 +243,34 @@ func (p *Peer) Err() error {
 // handler is called for what happens after Close; the calls already queued
 // still run. It does not wait for them: see Done.
 func (p *Peer) Close() error {
+	p.leave()
 	p.stop(ErrClosed)
 	return nil
+}
+
+// leave tells the relay the device is going, and waits (Config.Timeout at
+// most) until it has let the id go: a device that runs again at once, as a
+// script does, finds its id free. A plain disconnect would do the same
+// without the answer, and the Go socket.io client can lose it as it
+// closes, which the relay would take for a network drop.
+func (p *Peer) leave() {
+	p.mu.Lock()
+	s := p.upSock
+	if !p.owned || p.closed || s == nil {
+		p.mu.Unlock()
+		return
+	}
+	p.mu.Unlock()
+	done := make(chan struct{})
+	if err := s.Emit(protocol.EventLeave, sio.Ack(func([]any, error) { close(done) })); err != nil {
+		return
+	}
+	t := time.NewTimer(p.cfg.Timeout)
+	defer t.Stop()
+	select {
+	case <-done:
+	case <-t.C:
+	}
 }
 
 // stop ends the peer for err, once.

@@ -84,9 +84,10 @@ func TestRelayRestart(t *testing.T) {
 
 // TestConnectionDrops: the network under one device fails while the relay
 // still holds its old connection; the device retries through ID_IN_USE
-// until the relay's heartbeat lets the old connection go.
+// until the relay's heartbeat lets the old connection go. With the resume
+// window off, the pair does not survive.
 func TestConnectionDrops(t *testing.T) {
-	r := testkit.StartRelay(t, socketio.ServiceConfig{PingInterval: 100 * time.Millisecond, PingTimeout: 200 * time.Millisecond})
+	r := testkit.StartRelay(t, socketio.ServiceConfig{PingInterval: 100 * time.Millisecond, PingTimeout: 200 * time.Millisecond, Relay: server.Config{ResumeWindow: -1}})
 	px := startProxy(t, strings.TrimPrefix(r.URL, "http://"))
 	a := dial(t, px.URL(), "A", func(c *peer.Config) { c.Transports = []string{"websocket"} })
 	b := dial(t, r.URL, "B")

@@ -194,6 +194,14 @@ func (a Args) Check(maxBytes int) *Error {
 	return nil
 }
 
+// Size returns how many bytes the arguments take, counted as Check counts
+// them.
+func (a Args) Size() int {
+	z := sizer{}
+	z.walk(a.Wire(), 0)
+	return z.size
+}
+
 // MarshalJSON encodes the elements as a JSON array, raw ones as they came.
 func (a Args) MarshalJSON() ([]byte, error) {
 	if a.raw != nil {

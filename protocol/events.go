@@ -28,6 +28,12 @@ const (
 	EventListClients = "LIST_CLIENTS"
 	// EventListDevices is new: (query?, ack) answers []DeviceEntry.
 	EventListDevices = "P2P_LIST_DEVICES"
+	// EventLeave is new: (ack). The device is leaving for good: the relay
+	// frees its id and ends its pair at once (its peer is told), answers
+	// the ack, then disconnects it. A client that must know its id is free
+	// before it goes (a script run again at once) says so; a plain
+	// disconnect does the same without the answer.
+	EventLeave = "P2P_LEAVE"
 	// EventServerError carries one string, "CODE: message", for every
 	// refused request.
 	EventServerError = "SERVER_ERROR"

@@ -2,6 +2,7 @@ package server_test
 
 import (
 	"testing"
+	"time"
 
 	"github.com/p2prelay/p2prelay/protocol"
 	"github.com/p2prelay/p2prelay/server"
@@ -14,8 +15,10 @@ func (nullConn) Emit(string, protocol.Args) {}
 func (nullConn) EmitWithAck(_ string, _ protocol.Args, ack func(protocol.Args)) {
 	ack(protocol.NewArgs(true))
 }
-func (nullConn) Disconnect()       {}
-func (nullConn) Transport() string { return "null" }
+func (nullConn) Disconnect()              {}
+func (nullConn) Close()                   {}
+func (nullConn) Transport() string        { return "null" }
+func (nullConn) Alive(time.Duration) bool { return true }
 
 func benchPair(b *testing.B) (*server.Relay, *server.Session) {
 	b.Helper()

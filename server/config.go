@@ -30,6 +30,15 @@ const (
 	DefaultPairRate       = 2 // pairing requests per second per device
 	DefaultPairBurst      = 5
 	DefaultMaxPendingAcks = 256 // relayed acks a device may leave unanswered
+	// DefaultResumeWindow covers socket.io-client's first reconnection
+	// attempts after a drop (2.x and 4.x wait 0.5-1.5 s, then 1-3 s), while
+	// the peer of a device that is really gone learns it soon.
+	DefaultResumeWindow    = 5 * time.Second
+	DefaultResumeHold      = 256     // messages held for a device while it is away
+	DefaultResumeHoldBytes = 4 << 20 // bytes held for a device while it is away
+	// DefaultReclaimCheck is how long the holder of an id has to answer
+	// when another connection claims the id.
+	DefaultReclaimCheck = 2 * time.Second
 )
 
 // TokenVerifier checks that a device token proves the device's id
@@ -89,11 +98,40 @@ type Config struct {
 	// answer; beyond it senders are refused with RATE_LIMITED. Default
 	// DefaultMaxPendingAcks; Unlimited turns it off.
 	MaxPendingAcks int
+
+	// ResumeWindow is how long a paired device whose connection dropped
+	// (transport closed, heartbeat missed; not an explicit disconnect) is
+	// kept away with its pair: messages for it are held and delivered in
+	// order if it comes back in time, and its peer is told nothing unless
+	// it does not. Default DefaultResumeWindow; negative turns it off.
+	ResumeWindow time.Duration
+	// ResumeHold and ResumeHoldBytes bound what is held for one device
+	// while it is away; beyond them senders are refused with OFFLINE.
+	// Defaults DefaultResumeHold and DefaultResumeHoldBytes.
+	ResumeHold      int
+	ResumeHoldBytes int
+	// ReclaimCheck is how long the live holder of an id has to answer when
+	// another connection claims the id without a token: a holder that does
+	// not answer is dropped and the newcomer admitted. Default
+	// DefaultReclaimCheck; negative turns checks off (ID_IN_USE at once).
+	ReclaimCheck time.Duration
 }
 
 // withDefaults returns c with every zero field set to its default, or an
 // error for a value that cannot work.
 func (c Config) withDefaults() (Config, error) {
+	if c.ResumeWindow == 0 {
+		c.ResumeWindow = DefaultResumeWindow
+	}
+	if c.ResumeHold <= 0 {
+		c.ResumeHold = DefaultResumeHold
+	}
+	if c.ResumeHoldBytes <= 0 {
+		c.ResumeHoldBytes = DefaultResumeHoldBytes
+	}
+	if c.ReclaimCheck == 0 {
+		c.ReclaimCheck = DefaultReclaimCheck
+	}
 	if c.PairTimeout < 0 || c.AckTimeout < 0 {
 		return c, fmt.Errorf("server: timeouts must not be negative")
 	}

@@ -155,8 +155,13 @@ func (g *rig) events(want ...string) {
 	}
 }
 
-// leave ends device id's connection.
+// leave ends device id's connection as an explicit disconnect does.
 func (g *rig) leave(id string) {
+	g.r.Leave(g.devs[id].s, "client namespace disconnect")
+}
+
+// drop ends device id's connection as a network drop does.
+func (g *rig) drop(id string) {
 	g.r.Leave(g.devs[id].s, "transport close")
 }
 
@@ -439,7 +444,7 @@ func TestFlows(t *testing.T) {
 			g.obs.Take()
 			g.leave("B")
 			g.expect("A", "P2P_DISCONNECT")
-			g.events("pair_ended A B (disconnect)", "device_disconnected B (transport close)")
+			g.events("pair_ended A B (disconnect)", "device_disconnected B (client namespace disconnect)")
 			if _, ok := g.r.Store().Get("B"); ok {
 				t.Errorf("B still in the store")
 			}
@@ -454,7 +459,7 @@ func TestFlows(t *testing.T) {
 			g.leave("B")
 			g.answers("A", "false error:OFFLINE")
 			g.expect("A", "SERVER_ERROR OFFLINE")
-			g.events("device_connected A", "device_connected B", "pair_requested A B", "pair_refused A B OFFLINE", "device_disconnected B (transport close)")
+			g.events("device_connected A", "device_connected B", "pair_requested A B", "pair_refused A B OFFLINE", "device_disconnected B (client namespace disconnect)")
 			g.answer("B", protocol.EventRegister, true) // from beyond: nothing
 			g.answers("A")
 		}},
@@ -511,7 +516,154 @@ func TestFlows(t *testing.T) {
 			}
 			g.events("pair_ended A B (broken)", "pair_ended C D (kicked)", "device_disconnected D (kicked)")
 		}},
-		{"an id in use is refused", server.Config{}, func(g *rig) {
+		{"a paired device that drops is kept away and resumes its pair", server.Config{}, func(g *rig) {
+			g.join("A", gen2)
+			g.join("B", gen1)
+			g.pairGen1("A", "B")
+			g.obs.Take()
+			g.send("A", protocol.EventEmitAck, true, relayTo("B", "q", 1.0))
+			g.expect("B", "q 1 +ack")
+			g.drop("B")
+			// The ack that went out on the dropped connection cannot be
+			// answered on another: it fails at once. The peer hears nothing.
+			g.answers("A", "error:OFFLINE")
+			g.expect("A", "SERVER_ERROR OFFLINE")
+			g.events("device_away B A (transport close)")
+			if d, _ := g.r.Store().Get("B"); !d.Away || d.Peer != "A" {
+				t.Fatalf("B while away: %+v", d)
+			}
+			// Meanwhile: held, in order, the ack with its own timeout.
+			g.send("A", protocol.EventEmit, false, relayTo("B", "one"))
+			g.send("A", protocol.EventEmitAck, true, relayTo("B", "two"))
+			g.send("A", protocol.EventEmit, false, relayTo("B", "three"))
+			g.clock.Advance(4 * time.Second)
+			old := g.devs["B"]
+			g.join("B", gen1)
+			g.events("device_resumed B A")
+			g.expect("B", "one", "two +ack", "three")
+			g.answer("B", "two", "yes")
+			g.answers("A", `"yes"`)
+			g.send("B", protocol.EventEmit, false, relayTo("A", "back"))
+			g.expect("A", "back")
+			g.expect("A")
+			if got := old.conn.Events(); len(got) != 0 {
+				t.Errorf("the dropped connection was sent %q", got)
+			}
+			// The window's timer is gone: nothing happens when it would end.
+			g.clock.Advance(10 * time.Second)
+			g.events()
+		}},
+		{"a device that does not come back within its window leaves", server.Config{ResumeWindow: 3 * time.Second, AckTimeout: time.Minute}, func(g *rig) {
+			g.join("A", gen2)
+			g.join("B", gen2)
+			g.pair("A", "B")
+			g.drop("B")
+			g.events("device_away B A (transport close)")
+			g.send("A", protocol.EventEmitAck, true, relayTo("B", "held"))
+			g.clock.Advance(3 * time.Second)
+			g.answers("A", "error:OFFLINE")
+			g.expect("A", "SERVER_ERROR OFFLINE", "P2P_DISCONNECT")
+			g.events("pair_ended A B (away)", "device_disconnected B (did not come back)")
+			g.join("B", gen2) // a fresh start
+			g.events("device_connected B")
+			g.expect("B")
+		}},
+		{"an unpaired device that drops leaves at once", server.Config{}, func(g *rig) {
+			g.join("A", gen2)
+			g.drop("A")
+			g.events("device_connected A", "device_disconnected A (transport close)")
+		}},
+		{"P2P_LEAVE frees the id and tells the peer before it is answered", server.Config{}, func(g *rig) {
+			g.join("A", gen2)
+			g.join("B", gen2)
+			g.pair("A", "B")
+			g.send("B", protocol.EventLeave, true)
+			g.expect("A", "P2P_DISCONNECT")
+			g.answers("B", "true")
+			if g.devs["B"].conn.Disconnected() != 1 {
+				t.Errorf("B not disconnected after leaving")
+			}
+			g.drop("B") // its connection closing afterwards changes nothing
+			g.events("pair_ended A B (disconnect)", "device_disconnected B (left)")
+			g.join("B", gen2)
+			g.events("device_connected B")
+		}},
+		{"resume is off with a negative window", server.Config{ResumeWindow: -1}, func(g *rig) {
+			g.join("A", gen2)
+			g.join("B", gen2)
+			g.pair("A", "B")
+			g.drop("B")
+			g.expect("A", "P2P_DISCONNECT")
+		}},
+		{"what is held for an away device is bounded", server.Config{ResumeHold: 2}, func(g *rig) {
+			g.join("A", gen2)
+			g.join("B", gen2)
+			g.pair("A", "B")
+			g.drop("B")
+			for range 3 {
+				g.send("A", protocol.EventEmitAck, true, relayTo("B", "m"))
+			}
+			g.answers("A", "error:OFFLINE")
+			g.expect("A", "SERVER_ERROR OFFLINE")
+			g.join("B", gen2)
+			g.expect("B", "m +ack", "m +ack")
+			g.answer("B", "m", 1.0)
+			g.answer("B", "m", 2.0)
+			g.answers("A", "1", "2")
+		}},
+		{"unpairing while one side is away ends it", server.Config{}, func(g *rig) {
+			g.join("A", gen2)
+			g.join("B", gen2)
+			g.pair("A", "B")
+			g.drop("B")
+			g.obs.Take()
+			g.send("A", protocol.EventUnregister, true)
+			g.answers("A", "true")
+			g.events("pair_ended A B (unregister)", "device_disconnected B (unpaired while away)")
+			g.join("B", gen2)
+			g.events("device_connected B")
+		}},
+		{"a claim on a held id checks the holder: a dead one gives way", server.Config{}, func(g *rig) {
+			g.join("A", gen2)
+			g.join("B", gen2)
+			g.pair("A", "B")
+			g.devs["B"].conn.SetDead()
+			old := g.devs["B"]
+			g.join("B", gen2) // the same device, from a new process
+			if old.conn.Closed() != 1 {
+				t.Errorf("the dead holder's transport was not closed")
+			}
+			g.events("device_away B A (unresponsive)", "device_resumed B A")
+			g.send("A", protocol.EventEmit, false, relayTo("B", "hi"))
+			g.expect("B", "hi")
+			g.expect("A")
+		}},
+		{"a claim on a held id checks the holder: a live one keeps it", server.Config{ReclaimCheck: time.Second}, func(g *rig) {
+			g.join("A", gen2)
+			holder := g.devs["A"]
+			for range 3 {
+				if _, err := g.tryJoin("A", gen2, ""); protocol.CodeOf(err) != protocol.CodeIDInUse {
+					t.Fatalf("claim on a live id: %v", err)
+				}
+			}
+			g.devs["A"] = holder
+			if holder.conn.Closed() != 0 || holder.conn.Disconnected() != 0 {
+				t.Errorf("the live holder was closed")
+			}
+			// Within the check period the holder is not asked again, even
+			// if it stopped answering meanwhile.
+			holder.conn.SetDead()
+			if _, err := g.tryJoin("A", gen2, ""); protocol.CodeOf(err) != protocol.CodeIDInUse {
+				t.Fatalf("claim within the period: %v", err)
+			}
+			g.devs["A"] = holder
+			g.clock.Advance(time.Second)
+			if _, err := g.tryJoin("A", gen2, ""); err != nil {
+				t.Fatalf("claim after the period on a dead holder: %v", err)
+			}
+			g.events("device_connected A", "device_disconnected A (unresponsive)", "device_connected A")
+		}},
+		{"an id in use is refused", server.Config{ReclaimCheck: -1}, func(g *rig) {
 			g.join("A", gen2)
 			if _, err := g.tryJoin("A", gen1, ""); protocol.CodeOf(err) != protocol.CodeIDInUse {
 				t.Fatalf("second A: %v, want ID_IN_USE", err)

@@ -24,8 +24,10 @@ func (answeringConn) EmitWithAck(event string, args protocol.Args, ack func(prot
 	ack(args)
 }
 
-func (answeringConn) Disconnect()       {}
-func (answeringConn) Transport() string { return "fake" }
+func (answeringConn) Disconnect()              {}
+func (answeringConn) Close()                   {}
+func (answeringConn) Transport() string        { return "fake" }
+func (answeringConn) Alive(time.Duration) bool { return true }
 
 // FuzzHandle drives the relay core with arbitrary events and JSON
 // arguments from a paired device: it must never panic, must answer every

@@ -38,20 +38,40 @@ func NewMemoryStore(now func() time.Time) Store {
 	}
 }
 
-func (s *memoryStore) Add(d Device, takeover bool) (*Teardown, error) {
+func (s *memoryStore) Add(d Device, takeover bool) (Claim, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	old, ok := s.devices[d.ID]
-	var td *Teardown
-	if ok {
-		if !takeover {
-			return nil, protocol.Errorf(protocol.CodeIDInUse, "device id %q is already connected", d.ID)
-		}
-		td = s.dropLocked(old)
+	var c Claim
+	switch {
+	case ok && old.dev.Away:
+		d.Peer, d.Pairing, d.Away = old.dev.Peer, "", false
+		old.dev = d
+		return Claim{Resumed: true, Peer: d.Peer}, nil
+	case ok && !takeover:
+		return Claim{}, protocol.Errorf(protocol.CodeIDInUse, "device id %q is already connected", d.ID)
+	case ok:
+		c.Replaced = s.dropLocked(old)
 	}
-	d.Peer, d.Pairing = "", ""
+	d.Peer, d.Pairing, d.Away = "", "", false
 	s.devices[d.ID] = &record{dev: d}
-	return td, nil
+	return c, nil
+}
+
+func (s *memoryStore) Suspend(id, connID string) (*Teardown, bool, bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	r, ok := s.devices[id]
+	if !ok || r.dev.ConnID != connID || r.dev.Away {
+		return nil, false, false
+	}
+	if r.dev.Peer == "" {
+		return s.dropLocked(r), false, true
+	}
+	td := &Teardown{Device: r.dev}
+	s.endShakesLocked(r, td)
+	r.dev.Away = true
+	return td, true, true
 }
 
 func (s *memoryStore) Remove(id, connID string) (*Teardown, bool) {
@@ -72,14 +92,20 @@ func (s *memoryStore) dropLocked(r *record) *Teardown {
 		td.Pair = &pc
 		s.unpairLocked(p)
 	}
+	s.endShakesLocked(r, td)
+	delete(s.devices, r.dev.ID)
+	return td
+}
+
+// endShakesLocked ends the handshakes r takes part in, adding them to td.
+// s.mu must be held.
+func (s *memoryStore) endShakesLocked(r *record, td *Teardown) {
 	for _, h := range [...]uint64{r.out, r.in} {
 		if hs, ok := s.shakes[h]; ok {
 			td.Handshakes = append(td.Handshakes, hs)
 			s.cancelLocked(hs)
 		}
 	}
-	delete(s.devices, r.dev.ID)
-	return td
 }
 
 func (s *memoryStore) Get(id string) (Device, bool) {

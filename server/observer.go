@@ -14,6 +14,8 @@ const (
 	DeviceConnected    EventKind = "device_connected"
 	DeviceDisconnected EventKind = "device_disconnected"
 	DeviceUpdated      EventKind = "device_updated" // its transport changed (polling -> websocket)
+	DeviceAway         EventKind = "device_away"    // its connection dropped; its pair waits for it (resume window)
+	DeviceResumed      EventKind = "device_resumed" // it came back within its resume window, on a new connection
 	PairRequested      EventKind = "pair_requested" // a handshake began: ID asked Peer
 	PairCreated        EventKind = "pair_created"
 	PairEnded          EventKind = "pair_ended"
@@ -28,16 +30,17 @@ const (
 	ReasonBroken     = "broken"     // an operator broke the pair
 	ReasonTakeover   = "takeover"   // a side's id was taken over by a new connection
 	ReasonShutdown   = "shutdown"   // the relay is stopping
+	ReasonAway       = "away"       // a side dropped and did not come back within the resume window
 )
 
 // Event is one thing that happened in the relay, as published to an Observer.
 type Event struct {
 	Kind   EventKind     `json:"kind"`
 	Time   time.Time     `json:"time"`
-	Device *Device       `json:"device,omitempty"` // DeviceConnected, DeviceUpdated
+	Device *Device       `json:"device,omitempty"` // DeviceConnected, DeviceUpdated, DeviceAway, DeviceResumed
 	ID     string        `json:"id,omitempty"`     // the device concerned; for pairs, the side that asked
 	Peer   string        `json:"peer,omitempty"`   // for pairs, the other side
-	Reason string        `json:"reason,omitempty"` // DeviceDisconnected, PairEnded
+	Reason string        `json:"reason,omitempty"` // DeviceDisconnected, DeviceAway, PairEnded
 	Code   protocol.Code `json:"code,omitempty"`   // PairRefused
 }
 

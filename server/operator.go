@@ -25,12 +25,14 @@ func (r *Relay) Devices() []DeviceInfo {
 	devs := r.store.Devices()
 	out := make([]DeviceInfo, 0, len(devs))
 	for _, d := range devs {
-		if s := r.session(d.ID); s != nil {
-			d.Transport = s.conn.Transport()
-			out = append(out, DeviceInfo{Device: d, Available: d.Available(), Messages: s.sent.Load()})
-			continue
+		info := DeviceInfo{Device: d, Available: d.Available()}
+		if dv := r.device(d.ID); dv != nil {
+			if s := dv.cur.Load(); s != nil {
+				info.Transport = s.conn.Transport()
+			}
+			info.Messages = dv.sent.Load()
 		}
-		out = append(out, DeviceInfo{Device: d, Available: d.Available()})
+		out = append(out, info)
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].ID < out[j].ID })
 	return out
@@ -64,8 +66,8 @@ func (r *Relay) Pairs() []PairInfo {
 	for _, p := range ps {
 		var n uint64
 		for _, id := range [...]string{p.A, p.B} {
-			if s := r.session(id); s != nil {
-				n += s.pairSent.Load()
+			if d := r.device(id); d != nil {
+				n += d.pairSent.Load()
 			}
 		}
 		out = append(out, PairInfo{Pair: p, Messages: n})
@@ -74,16 +76,26 @@ func (r *Relay) Pairs() []PairInfo {
 	return out
 }
 
-// Kick disconnects a device; its peer is told the pair ended.
+// Kick disconnects a device, or ends one that is away; its peer is told
+// the pair ended.
 func (r *Relay) Kick(id string) error {
-	s := r.session(id)
-	if s == nil {
+	d := r.device(id)
+	if d == nil {
 		return protocol.Errorf(protocol.CodeOffline, "device %q is not connected", id)
 	}
-	td := r.remove(s, "kicked", ReasonKicked)
-	s.emit(protocol.EventServerError, protocol.Errorf(protocol.CodeKicked, "disconnected by an operator").Error())
-	r.endSession(s, td, "kicked")
-	s.conn.Disconnect()
+	r.order.Lock()
+	rec, ok := r.store.Get(id)
+	var td *Teardown
+	if ok {
+		td = r.removeLocked(d, rec.ConnID, "kicked", ReasonKicked)
+	}
+	r.order.Unlock()
+	s := d.cur.Load()
+	r.emit(d, protocol.EventServerError, protocol.Errorf(protocol.CodeKicked, "disconnected by an operator").Error())
+	r.endDevice(d, td, "kicked")
+	if s != nil {
+		s.conn.Disconnect()
+	}
 	return nil
 }
 
@@ -98,8 +110,10 @@ func (r *Relay) Unpair(id string) (Pair, error) {
 }
 
 // Shutdown stops the relay: new devices are refused, every paired device is
-// told its pair ended, and every connection is closed. It returns when done
-// or when ctx ends.
+// told its pair ended, and every connection's transport is closed, as a
+// network drop would close it, so that socket.io clients reconnect by
+// themselves (to this relay once it is back, or to another). It returns
+// when done or when ctx ends.
 func (r *Relay) Shutdown(ctx context.Context) error {
 	r.closing.Store(true)
 	for _, p := range r.store.Pairs() {
@@ -107,22 +121,26 @@ func (r *Relay) Shutdown(ctx context.Context) error {
 			continue
 		}
 		for _, id := range [...]string{p.A, p.B} {
-			if s := r.session(id); s != nil {
-				s.emit(protocol.EventDisconnect)
+			if d := r.device(id); d != nil {
+				r.emit(d, protocol.EventDisconnect)
 			}
 		}
 	}
-	var all []*Session
-	r.sessions.Range(func(_, v any) bool {
-		all = append(all, v.(*Session))
+	var all []*device
+	r.devices.Range(func(_, v any) bool {
+		all = append(all, v.(*device))
 		return true
 	})
-	for _, s := range all {
+	for _, d := range all {
 		if err := ctx.Err(); err != nil {
 			return err
 		}
-		s.emit(protocol.EventServerError, protocol.Errorf(protocol.CodeShuttingDown, "the relay is shutting down").Error())
-		s.conn.Disconnect()
+		s := d.cur.Load()
+		if s == nil {
+			continue
+		}
+		r.emit(d, protocol.EventServerError, protocol.Errorf(protocol.CodeShuttingDown, "the relay is shutting down").Error())
+		s.conn.Close()
 	}
 	return nil
 }

@@ -4,7 +4,7 @@ import (
 	"github.com/p2prelay/p2prelay/protocol"
 )
 
-func (r *Relay) handleRegister(s *Session, args protocol.Args, ack Ack) {
+func (r *Relay) handleRegister(s *device, args protocol.Args, ack Ack) {
 	if ack == nil {
 		r.refuse(s, protocol.Errorf(protocol.CodeBadRequest, "P2P_REGISTER needs an ack callback"), nil, ackFalse)
 		return
@@ -32,7 +32,7 @@ func (r *Relay) handleRegister(s *Session, args protocol.Args, ack Ack) {
 		s.setAsking(&asking{shake: id, ack: ack, timer: r.after(r.cfg.PairTimeout, func() { r.timeoutShake(id, target) })})
 	}
 	if res.Crossed != nil {
-		if src := r.session(res.Crossed.Src); src != nil {
+		if src := r.device(res.Crossed.Src); src != nil {
 			crossed = src.takeAsking(res.Crossed.ID)
 		}
 	}
@@ -66,16 +66,16 @@ func (r *Relay) handleRegister(s *Session, args protocol.Args, ack Ack) {
 	}
 }
 
-// setAsking records s's pairing request under way.
-func (s *Session) setAsking(a *asking) {
+// setAsking records d's pairing request under way.
+func (s *device) setAsking(a *asking) {
 	s.mu.Lock()
 	s.asking = a
 	s.mu.Unlock()
 }
 
-// takeAsking returns s's pairing request for handshake id and forgets it,
-// or returns nil when it is not under way (answered, or s has ended).
-func (s *Session) takeAsking(id uint64) *asking {
+// takeAsking returns d's pairing request for handshake id and forgets it,
+// or returns nil when it is not under way (answered, or d has ended).
+func (s *device) takeAsking(id uint64) *asking {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	a := s.asking
@@ -86,29 +86,28 @@ func (s *Session) takeAsking(id uint64) *asking {
 	return a
 }
 
-// ended reports whether s's connection has left the relay.
-func (s *Session) ended() bool {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.closed
+// gone reports whether d has left the relay.
+func (d *device) gone() bool {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return d.ended
 }
 
 // askTarget sends the pairing request to the target, listening for both a
 // generation-2 ack answer and (through handleGen1Answer) a generation-1
 // event answer; the first one counts.
 func (r *Relay) askTarget(hs Handshake) {
-	t := r.session(hs.Dst)
-	if t == nil {
+	t := r.device(hs.Dst)
+	if t == nil || !r.sendTo(t, protocol.EventRegister, protocol.NewArgs(hs.Src), func(answer protocol.Args) {
+		r.targetAnswered(t, hs, answer.FirstIsTrue())
+	}) {
 		r.settleShake(hs.ID, false, protocol.Errorf(protocol.CodeOffline, "device %q is offline", hs.Dst))
 		return
 	}
-	r.log.Debug("asking target to pair", "src", hs.Src, "dst", hs.Dst)
-	t.conn.EmitWithAck(protocol.EventRegister, protocol.NewArgs(hs.Src), func(answer protocol.Args) {
-		r.targetAnswered(t, hs, answer.FirstIsTrue())
-	})
+	r.log.Debug("asked target to pair", "src", hs.Src, "dst", hs.Dst)
 }
 
-func (r *Relay) handleGen1Answer(s *Session, accept bool, ack Ack) {
+func (r *Relay) handleGen1Answer(s *device, accept bool, ack Ack) {
 	hs, ok := r.store.Incoming(s.id)
 	if !ok {
 		// A late answer to a request that already ended. A generation-1
@@ -117,7 +116,7 @@ func (r *Relay) handleGen1Answer(s *Session, accept bool, ack Ack) {
 		// source as its target, and must learn the pair did not form.
 		r.log.Debug("pairing answer with no request under way", "id", s.id, "accept", accept)
 		if _, paired := r.store.Peer(s.id); accept && !paired {
-			s.emit(protocol.EventDisconnect)
+			r.emit(s, protocol.EventDisconnect)
 		}
 		ack.answer()
 		return
@@ -130,15 +129,15 @@ func (r *Relay) handleGen1Answer(s *Session, accept bool, ack Ack) {
 // that comes too late is answered with P2P_DISCONNECT, so a target that
 // took the source as its peer learns the pair did not form, unless the two
 // are paired anyway (both asked each other at once).
-func (r *Relay) targetAnswered(t *Session, hs Handshake, accept bool) {
-	if r.settleShake(hs.ID, accept, nil) || !accept || t.ended() {
+func (r *Relay) targetAnswered(t *device, hs Handshake, accept bool) {
+	if r.settleShake(hs.ID, accept, nil) || !accept || t.gone() {
 		return
 	}
 	if peer, ok := r.store.Peer(t.id); ok && peer == hs.Src {
 		return
 	}
 	r.log.Debug("late pairing answer", "id", t.id, "src", hs.Src)
-	t.emit(protocol.EventDisconnect)
+	r.emit(t, protocol.EventDisconnect)
 }
 
 func (r *Relay) timeoutShake(id uint64, dst string) {
@@ -164,7 +163,7 @@ func (r *Relay) settleShake(id uint64, accept bool, refusal *protocol.Error) boo
 		r.stats.pairOutcome(refusal.Code)
 		r.publish(Event{Kind: PairRefused, ID: out.Handshake.Src, Peer: out.Handshake.Dst, Code: refusal.Code})
 	}
-	src := r.session(out.Handshake.Src)
+	src := r.device(out.Handshake.Src)
 	r.order.Unlock()
 
 	var a *asking
@@ -190,15 +189,15 @@ func (r *Relay) settleShake(id uint64, accept bool, refusal *protocol.Error) boo
 // held.
 func (r *Relay) paired(p Pair) {
 	for _, id := range [...]string{p.A, p.B} {
-		if s := r.session(id); s != nil {
-			s.pairSent.Store(0)
+		if d := r.device(id); d != nil {
+			d.pairSent.Store(0)
 		}
 	}
 	r.stats.pairOutcome("")
 	r.publish(Event{Kind: PairCreated, ID: p.A, Peer: p.B})
 }
 
-func (r *Relay) handleUnregister(s *Session, ack Ack) {
+func (r *Relay) handleUnregister(s *device, ack Ack) {
 	p, ok := r.unpair(s.id, ReasonUnregister)
 	if !ok {
 		r.refuse(s, protocol.Errorf(protocol.CodeNotPaired, "you are not paired"), ack, ackFalse)
@@ -208,15 +207,34 @@ func (r *Relay) handleUnregister(s *Session, ack Ack) {
 	ack.answer(true)
 }
 
-// unpair ends id's pair and publishes it.
+// unpair ends id's pair and publishes it. A side that is away has nothing
+// left to come back to: it leaves.
 func (r *Relay) unpair(id, reason string) (Pair, bool) {
 	r.order.Lock()
-	defer r.order.Unlock()
 	p, ok := r.store.Unpair(id)
-	if ok {
-		r.publish(Event{Kind: PairEnded, ID: p.A, Peer: p.B, Reason: reason})
+	if !ok {
+		r.order.Unlock()
+		return p, false
 	}
-	return p, ok
+	r.publish(Event{Kind: PairEnded, ID: p.A, Peer: p.B, Reason: reason})
+	type left struct {
+		d  *device
+		td *Teardown
+	}
+	var gone []left
+	for _, side := range [...]string{p.A, p.B} {
+		rec, ok := r.store.Get(side)
+		if d := r.device(side); ok && rec.Away && d != nil {
+			if td := r.removeLocked(d, rec.ConnID, "unpaired while away", reason); td != nil {
+				gone = append(gone, left{d, td})
+			}
+		}
+	}
+	r.order.Unlock()
+	for _, g := range gone {
+		r.endDevice(g.d, g.td, "unpaired while away")
+	}
+	return p, true
 }
 
 // unpaired tells the sides of an ended pair, except skip (the side that
@@ -226,14 +244,14 @@ func (r *Relay) unpaired(p Pair, skip, reason string) {
 		if id == skip {
 			continue
 		}
-		s := r.session(id)
-		if s == nil {
+		d := r.device(id)
+		if d == nil {
 			continue
 		}
-		if s.gen == protocol.Gen1 {
-			s.emit(protocol.EventDisconnect)
+		if d.generation() == protocol.Gen1 {
+			r.emit(d, protocol.EventDisconnect)
 		} else {
-			s.conn.EmitWithAck(protocol.EventUnregister, protocol.Args{}, func(protocol.Args) {})
+			r.sendTo(d, protocol.EventUnregister, protocol.Args{}, func(protocol.Args) {})
 		}
 	}
 	r.log.Info("pair ended", "a", p.A, "b", p.B, "reason", reason)

@@ -9,18 +9,21 @@
 // # Who owns what
 //
 //   - The Store owns devices, pairs and pairing handshakes: who is
-//     connected, who is paired with whom, who is asking whom. It is the one
-//     place a handshake is known; each Store method is atomic.
-//   - Relay.order is held across every call that changes Store state,
-//     the change of Relay.sessions that goes with it, and the publication
-//     of the events that report it, so observers see events in the order
-//     the changes happened. Routing a message takes no relay lock.
-//   - Relay.sessions maps a device id to its live Session on this relay.
-//     It is written only with order held and read without a lock.
-//   - Session.mu guards what belongs to one connection: the acks it owes
-//     (relayed requests awaiting its answer), the answer its own pairing
-//     request awaits, and whether it has ended. Lock order: order before
-//     any Session.mu, and never two Session.mu at once.
+//     connected (or away), who is paired with whom, who is asking whom. It
+//     is the one place a handshake is known; each Store method is atomic.
+//   - Relay.order is held across every call that changes Store state, the
+//     change of Relay.devices that goes with it, and the publication of the
+//     events that report it, so observers see events in the order the
+//     changes happened. Routing a message takes no relay lock.
+//   - Relay.devices maps a device id to its device on this relay. It is
+//     written only with order held and read without a lock.
+//   - A device outlives its connections: a Session is one connection of
+//     it, and device.cur the live one (nil while the device is away within
+//     its resume window). device.mu guards what belongs to the device: the
+//     acks it owes (relayed requests awaiting its answer), the messages
+//     held for it while away, the answer its own pairing request awaits,
+//     and whether it has ended. Lock order: order before any device.mu,
+//     and never two device.mu at once.
 package server
 
 import (
@@ -36,17 +39,25 @@ import (
 
 // Conn is the relay's view of one device connection. The socket.io binding
 // implements it; tests may use a fake. Its methods must be safe for
-// concurrent use and must not block on the remote side.
+// concurrent use and, but for Alive, must not block on the remote side.
 type Conn interface {
 	// Emit sends an event with arguments.
 	Emit(event string, args protocol.Args)
 	// EmitWithAck sends an event and asks for an answer; ack runs at most
 	// once, with the values the device answered.
 	EmitWithAck(event string, args protocol.Args, ack func(protocol.Args))
-	// Disconnect closes the connection. The relay still expects Leave.
+	// Disconnect ends the device's session for good, after what was sent
+	// before it: socket.io clients do not reconnect by themselves. The
+	// relay still expects Leave.
 	Disconnect()
+	// Close closes the transport, as a network drop would: socket.io
+	// clients reconnect by themselves. The relay still expects Leave.
+	Close()
 	// Transport names the current transport ("polling", "websocket").
 	Transport() string
+	// Alive reports whether the device still answers on this connection,
+	// waiting at most timeout. A connection that cannot tell reports true.
+	Alive(timeout time.Duration) bool
 }
 
 // Ack answers a device's request; nil when the request carried none.
@@ -78,19 +89,21 @@ type Relay struct {
 	obs   Observer
 	clock Clock
 
-	order    sync.Mutex // see "Who owns what" in the package comment
-	sessions sync.Map   // device id -> *Session; written with order held
+	order   sync.Mutex // see "Who owns what" in the package comment
+	devices sync.Map   // device id -> *device; written with order held
+	checks  sync.Map   // device id -> time a reclaim check may start again
 
 	closing atomic.Bool
 	stats   *stats
 }
 
-// Session is one device's live connection to the relay.
-type Session struct {
-	id     string
-	connID string
-	gen    protocol.Generation
-	conn   Conn
+// device is one device on this relay: made when its first connection
+// joins, kept across a drop within its resume window, ended when it
+// leaves for good.
+type device struct {
+	id  string
+	gen atomic.Int32 // protocol.Generation of its latest connection
+	cur atomic.Pointer[Session]
 
 	sent     atomic.Uint64 // messages this device relayed
 	pairSent atomic.Uint64 // messages relayed since its current pair began
@@ -98,21 +111,40 @@ type Session struct {
 	limit     *rate.Limiter // requests; nil when unlimited
 	pairLimit *rate.Limiter // pairing requests; nil when unlimited
 
-	mu      sync.Mutex // guards acks, nextAck, asking, closed
-	acks    map[uint64]*pendingAck
-	nextAck uint64
-	asking  *asking // this device's pairing request awaiting its answer
-	closed  bool
+	mu        sync.Mutex // guards the fields below
+	acks      map[uint64]*pendingAck
+	nextAck   uint64
+	asking    *asking // its own pairing request awaiting the answer
+	held      []heldMsg
+	heldBytes int
+	awayTimer Timer // runs out its resume window while it is away
+	ended     bool
+}
+
+// Session is one connection of a device to the relay. The binding gets it
+// from Join and hands it back to Handle and Leave.
+type Session struct {
+	dev    *device
+	conn   Conn
+	connID string
 }
 
 // ID returns the device id.
-func (s *Session) ID() string { return s.id }
+func (s *Session) ID() string { return s.dev.id }
 
 // Generation returns the protocol generation the device speaks.
-func (s *Session) Generation() protocol.Generation { return s.gen }
+func (s *Session) Generation() protocol.Generation { return s.dev.generation() }
 
-// emit sends the device a relay-made event.
-func (s *Session) emit(event string, vals ...any) { s.conn.Emit(event, protocol.NewArgs(vals...)) }
+func (d *device) generation() protocol.Generation { return protocol.Generation(d.gen.Load()) }
+
+// heldMsg is a message for a device that is away, delivered in order when
+// it returns.
+type heldMsg struct {
+	event string
+	args  protocol.Args
+	ack   func(protocol.Args) // nil for none
+	size  int
+}
 
 // asking is a device's own pairing request under way: the handshake the
 // Store knows by id, and what answers the device when it settles.
@@ -124,9 +156,10 @@ type asking struct {
 
 // pendingAck is a relayed request awaiting its target's answer.
 type pendingAck struct {
-	src   *Session
+	src   *device
 	ack   Ack
 	timer Timer
+	via   *Session // the connection it went out on; nil while held
 }
 
 // New returns a Relay. It fails only for an invalid Config.
@@ -145,31 +178,93 @@ func New(cfg Config) (*Relay, error) {
 	}, nil
 }
 
-// admit decides whether a device may connect, and whether it takes over
-// an id in use: with device tokens, a valid token always does; without,
-// the duplicate-id policy says.
-func (r *Relay) admit(info ConnInfo) (takeover bool, err error) {
-	if r.closing.Load() {
-		return false, protocol.Errorf(protocol.CodeShuttingDown, "the relay is shutting down")
+// device returns the device id on this relay, nil if none.
+func (r *Relay) device(id string) *device {
+	if v, ok := r.devices.Load(id); ok {
+		return v.(*device)
 	}
-	_, inUse := r.store.Get(info.DeviceID)
+	return nil
+}
+
+// send delivers an event to the device: on its connection, or, while it
+// is away, into its hold, in order. ack, when set, answers a request. It
+// reports false when the device has ended or its hold is full.
+func (d *device) send(event string, args protocol.Args, ack func(protocol.Args), maxHeld, maxHeldBytes int) bool {
+	if s := d.cur.Load(); s != nil {
+		s.deliver(event, args, ack)
+		return true
+	}
+	d.mu.Lock()
+	if s := d.cur.Load(); s != nil {
+		// It came back meanwhile: its held messages went out before cur
+		// was set, so this one goes after them.
+		d.mu.Unlock()
+		s.deliver(event, args, ack)
+		return true
+	}
+	defer d.mu.Unlock()
+	if d.ended {
+		return false
+	}
+	size := len(event) + args.Size()
+	if len(d.held) >= maxHeld || d.heldBytes+size > maxHeldBytes {
+		return false
+	}
+	d.held = append(d.held, heldMsg{event: event, args: args, ack: ack, size: size})
+	d.heldBytes += size
+	return true
+}
+
+func (s *Session) deliver(event string, args protocol.Args, ack func(protocol.Args)) {
+	if ack != nil {
+		s.conn.EmitWithAck(event, args, ack)
+		return
+	}
+	s.conn.Emit(event, args)
+}
+
+// emit sends the device a relay-made event; it is dropped if the device
+// is away with a full hold.
+func (r *Relay) emit(d *device, event string, vals ...any) {
+	r.sendTo(d, event, protocol.NewArgs(vals...), nil)
+}
+
+func (r *Relay) sendTo(d *device, event string, args protocol.Args, ack func(protocol.Args)) bool {
+	return d.send(event, args, ack, r.cfg.ResumeHold, r.cfg.ResumeHoldBytes)
+}
+
+// admit decides whether a device may connect, whether it takes over an id
+// in use, and whether the holder of the id must first be checked: with
+// device tokens, a valid token always takes over; without, the
+// duplicate-id policy says, and a holder that no longer answers gives way.
+func (r *Relay) admit(info ConnInfo) (takeover bool, check *Session, err error) {
+	if r.closing.Load() {
+		return false, nil, protocol.Errorf(protocol.CodeShuttingDown, "the relay is shutting down")
+	}
+	held, inUse := r.store.Get(info.DeviceID)
+	inUse = inUse && !held.Away // an away id waits for whoever claims it
 	switch {
 	case r.cfg.Tokens != nil && info.Token == "" && inUse:
-		return false, protocol.Errorf(protocol.CodeIDInUse, "device id %q is already connected; present its token to reclaim it", info.DeviceID)
+		return false, nil, protocol.Errorf(protocol.CodeIDInUse, "device id %q is already connected; present its token to reclaim it", info.DeviceID)
 	case r.cfg.Tokens != nil:
 		if err := r.cfg.Tokens.Verify(info.Token, info.DeviceID); err != nil {
-			return false, err
+			return false, nil, err
 		}
 		takeover = true
 	case r.cfg.DuplicateID == DuplicateTakeover:
 		takeover = true
 	case inUse:
-		return false, protocol.Errorf(protocol.CodeIDInUse, "device id %q is already connected", info.DeviceID)
+		if d := r.device(info.DeviceID); d != nil && r.cfg.ReclaimCheck > 0 {
+			if s := d.cur.Load(); s != nil && s.connID == held.ConnID {
+				return false, s, nil
+			}
+		}
+		return false, nil, protocol.Errorf(protocol.CodeIDInUse, "device id %q is already connected", info.DeviceID)
 	}
-	if r.cfg.MaxDevices > 0 && !(takeover && inUse) && r.store.Len() >= r.cfg.MaxDevices {
-		return false, protocol.Errorf(protocol.CodeServerFull, "the relay is at its limit of %d devices", r.cfg.MaxDevices)
+	if r.cfg.MaxDevices > 0 && !(takeover && inUse) && !held.Away && r.store.Len() >= r.cfg.MaxDevices {
+		return false, nil, protocol.Errorf(protocol.CodeServerFull, "the relay is at its limit of %d devices", r.cfg.MaxDevices)
 	}
-	return takeover, nil
+	return takeover, nil, nil
 }
 
 // RefuseConn counts and logs a connection refused before it could join
@@ -181,11 +276,20 @@ func (r *Relay) RefuseConn(addr string, err error) *protocol.Error {
 	return pe
 }
 
-// Join registers a connected device. On error, which RefuseConn has
-// counted and logged, the caller must tell the device and close the
-// connection.
+// Join registers a connected device. When its id is held by a connection
+// that may be dead, Join first checks it (Config.ReclaimCheck) and so may
+// take that long. On error, which RefuseConn has counted and logged, the
+// caller must tell the device and close the connection.
 func (r *Relay) Join(info ConnInfo, c Conn) (*Session, error) {
-	dev := Device{
+	s, err := r.join(info, c, true)
+	if err != nil {
+		return nil, r.RefuseConn(info.Address, err)
+	}
+	return s, nil
+}
+
+func (r *Relay) join(info ConnInfo, c Conn, mayCheck bool) (*Session, error) {
+	rec := Device{
 		ID:          info.DeviceID,
 		ConnID:      info.ConnID,
 		Gen:         info.Gen,
@@ -194,47 +298,219 @@ func (r *Relay) Join(info ConnInfo, c Conn) (*Session, error) {
 		EngineIO:    info.EngineIO,
 		ConnectedAt: r.clock.Now(),
 	}
-	s := &Session{id: info.DeviceID, connID: info.ConnID, gen: info.Gen, conn: c, acks: make(map[uint64]*pendingAck)}
-	if r.cfg.Rate > 0 {
-		s.limit = rate.NewLimiter(rate.Limit(r.cfg.Rate), r.cfg.Burst)
-	}
-	if r.cfg.PairRate > 0 {
-		s.pairLimit = rate.NewLimiter(rate.Limit(r.cfg.PairRate), r.cfg.PairBurst)
-	}
-
 	r.order.Lock()
-	takeover, err := r.admit(info)
-	var td *Teardown
+	takeover, holder, err := r.admit(info)
+	if holder != nil {
+		r.order.Unlock()
+		if !mayCheck || !r.holderGone(holder) {
+			return nil, protocol.Errorf(protocol.CodeIDInUse, "device id %q is already connected", info.DeviceID)
+		}
+		return r.join(info, c, false)
+	}
+	var claim Claim
 	if err == nil {
-		td, err = r.store.Add(dev, takeover)
+		claim, err = r.store.Add(rec, takeover)
 	}
 	if err != nil {
 		r.order.Unlock()
-		return nil, r.RefuseConn(info.Address, err)
+		return nil, err
 	}
-	old := r.session(s.id)
-	r.sessions.Store(s.id, s)
-	if td != nil {
-		r.publishTeardown(td, "taken over", ReasonTakeover)
+	d := r.device(info.DeviceID)
+	if !claim.Resumed || d == nil {
+		d = r.newDevice(info.DeviceID)
 	}
-	r.publish(Event{Kind: DeviceConnected, Device: &dev, ID: s.id})
+	s := &Session{dev: d, conn: c, connID: info.ConnID}
+	d.gen.Store(int32(info.Gen))
+	var old *device
+	if claim.Resumed {
+		r.devices.Store(d.id, d)
+		r.resume(d, s)
+		rec.Peer = claim.Peer
+		r.publish(Event{Kind: DeviceResumed, Device: &rec, ID: d.id, Peer: claim.Peer})
+	} else {
+		old = r.device(d.id)
+		d.cur.Store(s)
+		r.devices.Store(d.id, d)
+		if claim.Replaced != nil {
+			r.publishTeardown(claim.Replaced, "taken over", ReasonTakeover)
+		}
+		r.publish(Event{Kind: DeviceConnected, Device: &rec, ID: d.id})
+	}
 	r.order.Unlock()
 
-	if td != nil && old != nil {
-		r.log.Info("device id taken over", "id", s.id, "old_conn", old.connID, "new_conn", s.connID)
-		old.emit(protocol.EventServerError, protocol.Errorf(protocol.CodeTakenOver, "device id %q was claimed by a new connection", s.id).Error())
-		r.endSession(old, td, "taken over")
-		old.conn.Disconnect()
+	if claim.Replaced != nil && old != nil {
+		r.log.Info("device id taken over", "id", d.id, "new_conn", s.connID)
+		oldConn := old.cur.Load()
+		r.emit(old, protocol.EventServerError, protocol.Errorf(protocol.CodeTakenOver, "device id %q was claimed by a new connection", d.id).Error())
+		r.endDevice(old, claim.Replaced, "taken over")
+		if oldConn != nil {
+			oldConn.conn.Disconnect()
+		}
 	}
 	r.stats.connects.Add(1)
-	r.log.Info("device connected", "id", s.id, "gen", s.gen.String(), "addr", info.Address, "transport", dev.Transport, "eio", info.EngineIO)
+	if claim.Resumed {
+		r.log.Info("device resumed", "id", d.id, "peer", claim.Peer, "addr", info.Address, "transport", rec.Transport, "eio", info.EngineIO)
+	} else {
+		r.log.Info("device connected", "id", d.id, "gen", info.Gen.String(), "addr", info.Address, "transport", rec.Transport, "eio", info.EngineIO)
+	}
 	return s, nil
 }
 
-// Leave ends a session whose connection closed. It is safe to call more
+func (r *Relay) newDevice(id string) *device {
+	d := &device{id: id, acks: make(map[uint64]*pendingAck)}
+	if r.cfg.Rate > 0 {
+		d.limit = rate.NewLimiter(rate.Limit(r.cfg.Rate), r.cfg.Burst)
+	}
+	if r.cfg.PairRate > 0 {
+		d.pairLimit = rate.NewLimiter(rate.Limit(r.cfg.PairRate), r.cfg.PairBurst)
+	}
+	return d
+}
+
+// holderGone checks whether the connection holding an id still answers,
+// at most one check per id at a time. A holder that does not answer is
+// dropped, as a connection that timed out, and holderGone reports true; a
+// flood of claims on a live id costs one check per ReclaimCheck period.
+func (r *Relay) holderGone(s *Session) bool {
+	now := r.clock.Now()
+	if v, busy := r.checks.Load(s.dev.id); busy && now.Before(v.(time.Time)) {
+		return false
+	}
+	r.checks.Store(s.dev.id, now.Add(r.cfg.ReclaimCheck))
+	alive := s.conn.Alive(r.cfg.ReclaimCheck)
+	if alive {
+		return false // the next check may come after the period
+	}
+	r.checks.Delete(s.dev.id)
+	r.log.Info("device id reclaimed from a connection that no longer answers", "id", s.dev.id)
+	r.drop(s, "unresponsive")
+	s.conn.Close()
+	return true
+}
+
+// resume puts a device that was away back on connection s: its held
+// messages go out in order before anything sent after. r.order must be
+// held.
+func (r *Relay) resume(d *device, s *Session) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.awayTimer != nil {
+		d.awayTimer.Stop()
+		d.awayTimer = nil
+	}
+	held := d.held
+	d.held, d.heldBytes = nil, 0
+	for _, m := range held {
+		s.deliver(m.event, m.args, m.ack)
+	}
+	for _, p := range d.acks {
+		if p.via == nil {
+			p.via = s
+		}
+	}
+	d.cur.Store(s)
+}
+
+// Leave ends a session whose connection closed. reason is the binding's:
+// "transport close", "transport error" and "ping timeout" are drops, which
+// keep a paired device away for its resume window; anything else (an
+// explicit disconnect, a kick) ends it at once. Leave is safe to call more
 // than once.
 func (r *Relay) Leave(s *Session, reason string) {
-	r.endSession(s, r.remove(s, reason, ReasonDisconnect), reason)
+	if s.dev.cur.Load() != s {
+		return // replaced by a newer connection, or gone already
+	}
+	if isDrop(reason) {
+		r.drop(s, reason)
+		return
+	}
+	r.endDevice(s.dev, r.remove(s, reason, ReasonDisconnect), reason)
+}
+
+// isDrop reports whether a connection ended without the device asking.
+func isDrop(reason string) bool {
+	switch reason {
+	case "transport close", "transport error", "ping timeout", "unresponsive":
+		return true
+	}
+	return false
+}
+
+// drop handles a connection that dropped: a paired device is kept away
+// for its resume window, anything else leaves.
+func (r *Relay) drop(s *Session, reason string) {
+	if r.cfg.ResumeWindow <= 0 || r.closing.Load() {
+		r.endDevice(s.dev, r.remove(s, reason, ReasonDisconnect), reason)
+		return
+	}
+	d := s.dev
+	r.order.Lock()
+	if d.cur.Load() != s {
+		r.order.Unlock()
+		return
+	}
+	td, kept, ok := r.store.Suspend(d.id, s.connID)
+	if !ok {
+		r.order.Unlock()
+		return
+	}
+	if !kept {
+		r.devices.CompareAndDelete(d.id, d)
+		r.publishTeardown(td, reason, ReasonDisconnect)
+		r.order.Unlock()
+		r.endDevice(d, td, reason)
+		return
+	}
+	d.cur.Store(nil)
+	rec := td.Device
+	rec.Away = true
+	r.publishShakes(td)
+	r.publish(Event{Kind: DeviceAway, ID: d.id, Peer: rec.Peer, Device: &rec, Reason: reason})
+	d.mu.Lock()
+	d.awayTimer = r.after(r.cfg.ResumeWindow, func() { r.expire(d, s.connID) })
+	failed := d.takeAcksVia(s)
+	ask := d.asking
+	d.asking = nil
+	d.mu.Unlock()
+	r.order.Unlock()
+
+	if ask != nil {
+		ask.timer.Stop()
+	}
+	r.failAcks(failed, d.id)
+	r.answerAskers(d, td)
+	r.log.Info("device away", "id", d.id, "peer", rec.Peer, "reason", reason, "window", r.cfg.ResumeWindow)
+}
+
+// takeAcksVia removes and returns the acks d owes that went out on s: the
+// device cannot answer them on another connection. d.mu must be held.
+func (d *device) takeAcksVia(s *Session) []*pendingAck {
+	var out []*pendingAck
+	for id, p := range d.acks {
+		if p.via == s {
+			out = append(out, p)
+			delete(d.acks, id)
+		}
+	}
+	return out
+}
+
+// expire ends a device whose resume window ran out while it was away.
+func (r *Relay) expire(d *device, connID string) {
+	r.order.Lock()
+	if d.cur.Load() != nil {
+		r.order.Unlock()
+		return
+	}
+	td, ok := r.store.Remove(d.id, connID)
+	if !ok {
+		r.order.Unlock()
+		return
+	}
+	r.devices.CompareAndDelete(d.id, d)
+	r.publishTeardown(td, "did not come back", ReasonAway)
+	r.order.Unlock()
+	r.endDevice(d, td, "did not come back")
 }
 
 // remove takes s's device out of the store, if s still holds it, and
@@ -243,11 +519,16 @@ func (r *Relay) Leave(s *Session, reason string) {
 func (r *Relay) remove(s *Session, reason, pairReason string) *Teardown {
 	r.order.Lock()
 	defer r.order.Unlock()
-	r.sessions.CompareAndDelete(s.id, s)
-	td, ok := r.store.Remove(s.id, s.connID)
+	return r.removeLocked(s.dev, s.connID, reason, pairReason)
+}
+
+// removeLocked is remove with r.order held, by device and connection id.
+func (r *Relay) removeLocked(d *device, connID, reason, pairReason string) *Teardown {
+	td, ok := r.store.Remove(d.id, connID)
 	if !ok {
 		return nil
 	}
+	r.devices.CompareAndDelete(d.id, d)
 	r.publishTeardown(td, reason, pairReason)
 	return td
 }
@@ -259,62 +540,90 @@ func (r *Relay) publishTeardown(td *Teardown, reason, pairReason string) {
 	if td.Pair != nil {
 		r.publish(Event{Kind: PairEnded, ID: td.Pair.A, Peer: td.Pair.B, Reason: pairReason})
 	}
+	r.publishShakes(td)
+	r.publish(Event{Kind: DeviceDisconnected, ID: id, Reason: reason})
+}
+
+// publishShakes publishes the handshakes a device's removal or drop ended
+// as refused, OFFLINE. r.order must be held.
+func (r *Relay) publishShakes(td *Teardown) {
 	for _, hs := range td.Handshakes {
-		if hs.Dst == id {
+		if hs.Dst == td.Device.ID {
 			r.stats.pairOutcome(protocol.CodeOffline)
 		}
 		r.publish(Event{Kind: PairRefused, ID: hs.Src, Peer: hs.Dst, Code: protocol.CodeOffline})
 	}
-	r.publish(Event{Kind: DeviceDisconnected, ID: id, Reason: reason})
 }
 
-// endSession tears a session down after its device left the store: it
-// fails the acks waiting on it, drops its own pairing request, tells its
-// peer, and answers the sources of the handshakes it was the target of.
-// td is what the store removal ended, nil when there was nothing.
-func (r *Relay) endSession(s *Session, td *Teardown, reason string) {
-	s.mu.Lock()
-	already := s.closed
-	s.closed = true
-	acks := s.acks
-	s.acks = nil
-	ask := s.asking
-	s.asking = nil
-	s.mu.Unlock()
+// endDevice tears a device down after it left the store: it fails the
+// acks waiting on it, drops its held messages and its own pairing request,
+// tells its peer, and answers the sources of the handshakes it was the
+// target of. td is what the store removal ended, nil when there was
+// nothing (the device had been replaced or had left already).
+func (r *Relay) endDevice(d *device, td *Teardown, reason string) {
+	d.mu.Lock()
+	already := d.ended
+	d.ended = true
+	d.cur.Store(nil)
+	acks := d.acks
+	d.acks = nil
+	ask := d.asking
+	d.asking = nil
+	d.held, d.heldBytes = nil, 0
+	if d.awayTimer != nil {
+		d.awayTimer.Stop()
+		d.awayTimer = nil
+	}
+	d.mu.Unlock()
 	if ask != nil {
 		ask.timer.Stop()
 	}
 	// Taking the map made these acks ours to answer: a timer that fires now
 	// finds nothing to take.
+	failed := make([]*pendingAck, 0, len(acks))
 	for _, p := range acks {
-		p.timer.Stop()
-		r.failAck(p, protocol.Errorf(protocol.CodeOffline, "device %q disconnected before answering", s.id))
+		failed = append(failed, p)
 	}
+	r.failAcks(failed, d.id)
 	if td == nil {
 		if !already {
-			r.log.Debug("session ended without store record", "id", s.id, "reason", reason)
+			r.log.Debug("device ended without store record", "id", d.id, "reason", reason)
 		}
 		return
 	}
 	if td.Pair != nil {
-		if ps := r.session(td.Pair.Other(s.id)); ps != nil {
-			ps.emit(protocol.EventDisconnect)
+		if p := r.device(td.Pair.Other(d.id)); p != nil {
+			r.emit(p, protocol.EventDisconnect)
 		}
 		r.log.Info("pair ended", "a", td.Pair.A, "b", td.Pair.B, "reason", reason)
 	}
+	r.answerAskers(d, td)
+	r.stats.disconnects.Add(1)
+	r.log.Info("device disconnected", "id", d.id, "reason", reason)
+}
+
+// failAcks answers acks that d can no longer answer with OFFLINE.
+func (r *Relay) failAcks(acks []*pendingAck, id string) {
+	for _, p := range acks {
+		p.timer.Stop()
+		r.failAck(p, protocol.Errorf(protocol.CodeOffline, "device %q disconnected before answering", id))
+	}
+}
+
+// answerAskers answers the sources of the handshakes d was asked in, which
+// td ended, with OFFLINE.
+func (r *Relay) answerAskers(d *device, td *Teardown) {
 	for _, hs := range td.Handshakes {
-		if hs.Dst != s.id {
-			continue // its own request: dropped above
+		if hs.Dst != d.id {
+			continue // its own request: dropped with it
 		}
-		if src := r.session(hs.Src); src != nil {
+		if src := r.device(hs.Src); src != nil {
 			if a := src.takeAsking(hs.ID); a != nil {
 				a.timer.Stop()
-				r.refuse(src, protocol.Errorf(protocol.CodeOffline, "device %q disconnected during pairing", s.id), a.ack, ackFalse)
+				r.refuse(src, protocol.Errorf(protocol.CodeOffline, "device %q disconnected during pairing", d.id), a.ack, ackFalse)
 			}
 		}
 	}
-	r.stats.disconnects.Add(1)
-	r.log.Info("device disconnected", "id", s.id, "reason", reason)
 }
 
 // TransportChanged publishes a device's new transport (after an upgrade
@@ -322,45 +631,58 @@ func (r *Relay) endSession(s *Session, td *Teardown, reason string) {
 func (r *Relay) TransportChanged(s *Session) {
 	r.order.Lock()
 	defer r.order.Unlock()
-	d, ok := r.store.Get(s.id)
+	d, ok := r.store.Get(s.dev.id)
 	if !ok || d.ConnID != s.connID {
 		return
 	}
 	d.Transport = s.conn.Transport()
-	r.publish(Event{Kind: DeviceUpdated, ID: s.id, Device: &d})
+	r.publish(Event{Kind: DeviceUpdated, ID: d.ID, Device: &d})
 }
 
 // Handle processes one event from a device. ack is nil when the device sent
 // none. Handle never panics on device input: every bad request is refused
 // with a SERVER_ERROR and its ack, if any, answered.
 func (r *Relay) Handle(s *Session, event string, args protocol.Args, ack Ack) {
+	d := s.dev
 	answer := event == protocol.EventRegisterSuccess || event == protocol.EventRegisterFailed
-	if !answer && s.limit != nil && !s.limit.AllowN(r.clock.Now(), 1) {
+	if !answer && d.limit != nil && !d.limit.AllowN(r.clock.Now(), 1) {
 		shape := ackError
 		if event == protocol.EventRegister || event == protocol.EventUnregister {
 			shape = ackFalse
 		}
-		r.refuse(s, protocol.Errorf(protocol.CodeRateLimited, "more than %g requests a second", r.cfg.Rate), ack, shape)
+		r.refuse(d, protocol.Errorf(protocol.CodeRateLimited, "more than %g requests a second", r.cfg.Rate), ack, shape)
 		return
 	}
 	switch event {
 	case protocol.EventRegister:
-		r.handleRegister(s, args, ack)
+		r.handleRegister(d, args, ack)
 	case protocol.EventRegisterSuccess, protocol.EventRegisterFailed:
-		r.handleGen1Answer(s, event == protocol.EventRegisterSuccess, ack)
+		r.handleGen1Answer(d, event == protocol.EventRegisterSuccess, ack)
 	case protocol.EventUnregister:
-		r.handleUnregister(s, ack)
+		r.handleUnregister(d, ack)
 	case protocol.EventEmit:
-		r.handleEmit(s, args, ack, false)
+		r.handleEmit(d, args, ack, false)
 	case protocol.EventEmitAck:
-		r.handleEmit(s, args, ack, true)
+		r.handleEmit(d, args, ack, true)
 	case protocol.EventListClients:
-		r.handleListClients(s, ack)
+		r.handleListClients(d, ack)
 	case protocol.EventListDevices:
-		r.handleListDevices(s, args, ack)
+		r.handleListDevices(d, args, ack)
+	case protocol.EventLeave:
+		r.handleLeave(s, ack)
 	default:
-		r.refuse(s, protocol.Errorf(protocol.CodeUnknownEvent, "unknown event %q", truncate(event, 64)), ack, ackError)
+		r.refuse(d, protocol.Errorf(protocol.CodeUnknownEvent, "unknown event %q", truncate(event, 64)), ack, ackError)
 	}
+}
+
+// handleLeave ends a device that says it is leaving, answers it, and
+// disconnects it.
+func (r *Relay) handleLeave(s *Session, ack Ack) {
+	if s.dev.cur.Load() == s {
+		r.endDevice(s.dev, r.remove(s, "left", ReasonDisconnect), "left")
+	}
+	ack.answer(true)
+	s.conn.Disconnect()
 }
 
 // ackShape says how a refused request's ack is answered.
@@ -371,11 +693,11 @@ const (
 	ackError                 // relay requests: {"error": {...}}
 )
 
-// refuse tells s why its request was refused and answers its ack.
-func (r *Relay) refuse(s *Session, err *protocol.Error, ack Ack, shape ackShape) {
+// refuse tells d why its request was refused and answers its ack.
+func (r *Relay) refuse(d *device, err *protocol.Error, ack Ack, shape ackShape) {
 	r.stats.refusal(err.Code)
-	r.log.Info("request refused", "id", s.id, "code", string(err.Code), "reason", err.Message)
-	s.emit(protocol.EventServerError, err.Error())
+	r.log.Info("request refused", "id", d.id, "code", string(err.Code), "reason", err.Message)
+	r.emit(d, protocol.EventServerError, err.Error())
 	switch shape {
 	case ackFalse:
 		// The original clients read only the first value; the error object
@@ -384,14 +706,6 @@ func (r *Relay) refuse(s *Session, err *protocol.Error, ack Ack, shape ackShape)
 	default:
 		ack.answer(err.AckPayload())
 	}
-}
-
-// session returns the live session holding id on this relay, nil if none.
-func (r *Relay) session(id string) *Session {
-	if v, ok := r.sessions.Load(id); ok {
-		return v.(*Session)
-	}
-	return nil
 }
 
 // publish stamps e and hands it to the observer. r.order must be held.

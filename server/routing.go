@@ -7,7 +7,7 @@ import (
 	"github.com/p2prelay/p2prelay/protocol"
 )
 
-func (r *Relay) handleEmit(s *Session, args protocol.Args, ack Ack, withAck bool) {
+func (r *Relay) handleEmit(s *device, args protocol.Args, ack Ack, withAck bool) {
 	if withAck && ack == nil {
 		r.refuse(s, protocol.Errorf(protocol.CodeBadRequest, "P2P_EMIT_ACKNOWLEDGE needs an ack callback"), nil, ackError)
 		return
@@ -31,25 +31,37 @@ func (r *Relay) handleEmit(s *Session, args protocol.Args, ack Ack, withAck bool
 		r.refuse(s, protocol.Errorf(protocol.CodeNotPaired, "device %q is not your peer", req.Target), ack, ackError)
 		return
 	}
-	t := r.session(peer)
+	t := r.device(peer)
 	if t == nil {
 		r.refuse(s, protocol.Errorf(protocol.CodeOffline, "device %q is offline", peer), ack, ackError)
 		return
 	}
 	if !withAck {
+		if !r.sendTo(t, req.Event, req.Args, nil) {
+			r.refuse(s, offline(t), ack, ackError)
+			return
+		}
 		r.countRelayed(s)
-		t.conn.Emit(req.Event, req.Args)
 		ack.answer()
 		return
 	}
 	r.forwardWithAck(s, t, req, ack)
 }
 
+// offline is the refusal of a message for a device that left, or is away
+// with as much held for it as it may hold.
+func offline(t *device) *protocol.Error {
+	if t.gone() {
+		return protocol.Errorf(protocol.CodeOffline, "device %q is offline", t.id)
+	}
+	return protocol.Errorf(protocol.CodeOffline, "device %q is away and holds as many messages as it may", t.id)
+}
+
 // forwardWithAck relays a request whose answer is piped back to the source.
-func (r *Relay) forwardWithAck(s, t *Session, req protocol.RelayRequest, ack Ack) {
+func (r *Relay) forwardWithAck(s, t *device, req protocol.RelayRequest, ack Ack) {
 	p := &pendingAck{src: s, ack: ack}
 	t.mu.Lock()
-	if t.closed {
+	if t.ended {
 		t.mu.Unlock()
 		r.refuse(s, protocol.Errorf(protocol.CodeOffline, "device %q is offline", t.id), ack, ackError)
 		return
@@ -62,6 +74,7 @@ func (r *Relay) forwardWithAck(s, t *Session, req protocol.RelayRequest, ack Ack
 	}
 	t.nextAck++
 	id := t.nextAck
+	p.via = t.cur.Load()
 	t.acks[id] = p
 	event := req.Event
 	p.timer = r.after(r.cfg.AckTimeout, func() {
@@ -70,8 +83,7 @@ func (r *Relay) forwardWithAck(s, t *Session, req protocol.RelayRequest, ack Ack
 		}
 	})
 	t.mu.Unlock()
-	r.countRelayed(s)
-	t.conn.EmitWithAck(req.Event, req.Args, func(answer protocol.Args) {
+	if !r.sendTo(t, req.Event, req.Args, func(answer protocol.Args) {
 		if t.takeAck(id) == nil {
 			return
 		}
@@ -83,12 +95,19 @@ func (r *Relay) forwardWithAck(s, t *Session, req protocol.RelayRequest, ack Ack
 		}
 		r.stats.acks.Add(1)
 		p.ack(answer)
-	})
+	}) {
+		if t.takeAck(id) != nil {
+			p.timer.Stop()
+			r.refuse(s, offline(t), ack, ackError)
+		}
+		return
+	}
+	r.countRelayed(s)
 }
 
 // countRelayed counts a message s sent that the relay passes on; refused
 // ones count as refusals only.
-func (r *Relay) countRelayed(s *Session) {
+func (r *Relay) countRelayed(s *device) {
 	s.sent.Add(1)
 	s.pairSent.Add(1)
 	r.stats.messages.Add(1)
@@ -96,7 +115,7 @@ func (r *Relay) countRelayed(s *Session) {
 
 // takeAck returns the pending ack id that s owes and forgets it, or nil
 // when it was answered, timed out or failed already.
-func (s *Session) takeAck(id uint64) *pendingAck {
+func (s *device) takeAck(id uint64) *pendingAck {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	p := s.acks[id]
@@ -109,7 +128,7 @@ func (r *Relay) failAck(p *pendingAck, err *protocol.Error) {
 	r.refuse(p.src, err, p.ack, ackError)
 }
 
-func (r *Relay) handleListClients(s *Session, ack Ack) {
+func (r *Relay) handleListClients(s *device, ack Ack) {
 	if ack == nil {
 		r.refuse(s, protocol.Errorf(protocol.CodeBadRequest, "LIST_CLIENTS needs an ack callback"), nil, ackError)
 		return
@@ -119,7 +138,7 @@ func (r *Relay) handleListClients(s *Session, ack Ack) {
 
 // handleListDevices answers P2P_LIST_DEVICES: ([{"available": bool}], ack)
 // with [{id, available}], only the available devices when asked.
-func (r *Relay) handleListDevices(s *Session, args protocol.Args, ack Ack) {
+func (r *Relay) handleListDevices(s *device, args protocol.Args, ack Ack) {
 	if ack == nil {
 		r.refuse(s, protocol.Errorf(protocol.CodeBadRequest, "P2P_LIST_DEVICES needs an ack callback"), nil, ackError)
 		return

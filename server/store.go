@@ -18,6 +18,9 @@ type Device struct {
 	ConnectedAt time.Time           `json:"connected_at"`
 	Peer        string              `json:"peer"`    // the paired device, "" when none
 	Pairing     string              `json:"pairing"` // the device a handshake is under way with, "" when none
+	// Away is set while a paired device whose connection dropped is kept
+	// for its resume window: its pair stands, its id waits for it.
+	Away bool `json:"away,omitempty"`
 }
 
 // Available reports whether the device can be asked to pair: it has no
@@ -56,6 +59,18 @@ type Teardown struct {
 	Handshakes []Handshake // handshakes cancelled with it
 }
 
+// Claim is what Add did beside claiming the id.
+type Claim struct {
+	// Replaced is what ended when a live holder was taken over; nil when
+	// there was none.
+	Replaced *Teardown
+	// Resumed is set when the id was held by the same device, away within
+	// its resume window: the newcomer takes its place in its pair.
+	Resumed bool
+	// Peer is the device's peer after the claim ("" when none).
+	Peer string
+}
+
 // BeginResult says how a pairing request was settled by BeginPair.
 type BeginResult struct {
 	// Already is set when the source was already paired with the target.
@@ -84,14 +99,20 @@ var ErrStale = errors.New("handshake is no longer under way")
 // an implementation shared by several relay nodes must make each one a
 // single transaction. The in-memory store (NewMemoryStore) is the default.
 type Store interface {
-	// Add claims d.ID for the connection d.ConnID. When the id is held by
-	// another connection, Add fails with an ID_IN_USE *protocol.Error unless
-	// takeover is set: then the previous holder is replaced and its pair and
-	// handshakes end, as the returned Teardown says.
-	Add(d Device, takeover bool) (*Teardown, error)
+	// Add claims d.ID for the connection d.ConnID. An id held by a device
+	// that is away is claimed at once, and the newcomer resumes its pair.
+	// When a live connection holds the id, Add fails with an ID_IN_USE
+	// *protocol.Error unless takeover is set: then the previous holder is
+	// replaced and its pair and handshakes end, as Claim.Replaced says.
+	Add(d Device, takeover bool) (Claim, error)
 	// Remove drops id if connID still holds it, ending its pair and
 	// handshakes. It reports false when connID no longer holds the id.
 	Remove(id, connID string) (*Teardown, bool)
+	// Suspend handles the drop of connID, if it still holds id: a paired
+	// device is kept, away, with its pair, and only its handshakes end; a
+	// device without a peer is removed as by Remove. kept says which. It
+	// reports ok false when connID no longer holds the id.
+	Suspend(id, connID string) (td *Teardown, kept, ok bool)
 	// Get returns one device.
 	Get(id string) (Device, bool)
 	// Devices returns every device, in no particular order.

@@ -203,6 +203,11 @@ func Check(ctx context.Context, relayURL string) error {
 			if err := expect("A pairs with B again", got, true); err != nil {
 				return err
 			}
+			// An explicit disconnect, as socket.disconnect() sends it: a
+			// connection that merely drops may be kept for a while.
+			if err := b.Send([]byte("41")); err != nil {
+				return err
+			}
 			b.Close()
 			_, err = inA.await(ctx, "P2P_DISCONNECT")
 			return err

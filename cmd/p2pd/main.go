@@ -52,6 +52,8 @@ type ServeCmd struct {
 	AckTimeout   time.Duration `help:"How long a peer has to answer a relayed acknowledgement." default:"30s" env:"P2PD_ACK_TIMEOUT"`
 	DuplicateID  string        `help:"What to do when a device connects with an id already in use: reject or takeover." default:"reject" enum:"reject,takeover" env:"P2PD_DUPLICATE_ID"`
 	ShutdownWait time.Duration `help:"How long a graceful shutdown may take." default:"5s" env:"P2PD_SHUTDOWN_WAIT"`
+	ResumeWindow time.Duration `help:"How long a paired device whose connection dropped keeps its pair, with messages held for it, before its peer is told (0: off)." default:"5s" env:"P2PD_RESUME_WINDOW"`
+	ReclaimCheck time.Duration `help:"How long the live holder of an id has to answer when a new connection claims the id; one that does not gives way (0: never check, refuse with ID_IN_USE)." default:"2s" env:"P2PD_RECLAIM_CHECK"`
 	LogFlags
 	AdminFlags
 	SecurityFlags
@@ -70,6 +72,11 @@ func (c *ServeCmd) Validate() error {
 			return fmt.Errorf("%s must be positive, got %s", name, d)
 		}
 	}
+	for name, d := range map[string]time.Duration{"--resume-window": c.ResumeWindow, "--reclaim-check": c.ReclaimCheck} {
+		if d < 0 {
+			return fmt.Errorf("%s must be 0 (off) or positive, got %s", name, d)
+		}
+	}
 	if err := c.SecurityFlags.validate(c.AdminToken); err != nil {
 		return err
 	}
@@ -77,6 +84,15 @@ func (c *ServeCmd) Validate() error {
 		return err
 	}
 	return c.LimitFlags.validate()
+}
+
+// offIfZero maps a flag's 0 (off) to the relay's negative (off); the
+// relay reads 0 as its default.
+func offIfZero(d time.Duration) time.Duration {
+	if d == 0 {
+		return -1
+	}
+	return d
 }
 
 // Run serves until ctx ends, then shuts down gracefully.
@@ -92,12 +108,14 @@ func (c *ServeCmd) Run(ctx context.Context) error {
 		return err
 	}
 	relayCfg := server.Config{
-		PairTimeout: c.PairTimeout,
-		AckTimeout:  c.AckTimeout,
-		DuplicateID: server.DuplicatePolicy(c.DuplicateID),
-		Tokens:      tokens,
-		Observer:    hub,
-		Logger:      log,
+		PairTimeout:  c.PairTimeout,
+		AckTimeout:   c.AckTimeout,
+		DuplicateID:  server.DuplicatePolicy(c.DuplicateID),
+		ResumeWindow: offIfZero(c.ResumeWindow),
+		ReclaimCheck: offIfZero(c.ReclaimCheck),
+		Tokens:       tokens,
+		Observer:     hub,
+		Logger:       log,
 	}
 	c.LimitFlags.apply(&relayCfg)
 	svc, err := socketio.NewService(socketio.ServiceConfig{

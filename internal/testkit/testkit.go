@@ -182,7 +182,26 @@ func (d *Device) push(args []any) {
 }
 
 // Close disconnects the device.
-func (d *Device) Close() { d.Socket.Close() }
+// Close leaves the relay for good, as an explicit disconnect does: the
+// device says P2P_LEAVE and waits for the answer, so its peer has been told
+// and its id is free when Close returns. (The Go socket.io client can lose
+// the DISCONNECT packet it sends as it closes, which the relay would take
+// for a network drop.)
+func (d *Device) Close() {
+	if d.Socket.Connected() {
+		_, _ = d.TryRequest(protocol.EventLeave)
+	}
+	d.Socket.Close()
+}
+
+// Drop closes the device's transport without a word, as a network drop
+// does: the relay keeps a paired device away for its resume window.
+func (d *Device) Drop() {
+	if e := d.Socket.Io().Engine(); e != nil {
+		e.Close()
+	}
+	d.Socket.Close()
+}
 
 // Closed is closed when the relay disconnects the device.
 func (d *Device) Closed() <-chan struct{} { return d.closed }

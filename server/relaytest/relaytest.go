@@ -43,7 +43,9 @@ type Conn struct {
 	mu           sync.Mutex // guards the fields below
 	sent         []Sent
 	disconnected int
+	closed       int
 	transport    string
+	dead         bool
 }
 
 // Emit records the event.
@@ -68,11 +70,41 @@ func (c *Conn) Disconnect() {
 	c.mu.Unlock()
 }
 
-// Disconnected returns how many times the relay closed the connection.
+// Disconnected returns how many times the relay disconnected the device
+// for good.
 func (c *Conn) Disconnected() int {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	return c.disconnected
+}
+
+// Close counts the call.
+func (c *Conn) Close() {
+	c.mu.Lock()
+	c.closed++
+	c.mu.Unlock()
+}
+
+// Closed returns how many times the relay closed the transport.
+func (c *Conn) Closed() int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.closed
+}
+
+// Alive reports whether the device answers: true unless SetDead was
+// called. It does not wait.
+func (c *Conn) Alive(time.Duration) bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return !c.dead
+}
+
+// SetDead makes the device stop answering, as a frozen process would.
+func (c *Conn) SetDead() {
+	c.mu.Lock()
+	c.dead = true
+	c.mu.Unlock()
 }
 
 // Transport returns the transport set with SetTransport, "websocket" by

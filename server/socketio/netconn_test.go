@@ -59,8 +59,10 @@ func testInOrder(t *testing.T, a, b net.Conn) {
 				mu.Lock()
 				msg := []byte{byte(w), byte(i), '\n'}
 				if i%50 == 0 {
-					// Now and then more than a socket takes at once.
-					msg = bytes.Repeat(msg, 300_000)
+					// Now and then more than a socket takes at once, but
+					// never so much that a slow reader (a loaded machine)
+					// would pass the 8 MiB bound: 16 of these are 2.4 MB.
+					msg = bytes.Repeat(msg, 50_000)
 				}
 				want.Write(msg)
 				if _, err := c.Write(msg); err != nil {
@@ -157,7 +159,9 @@ func TestCoalescingConnClosesOnAPeerThatStopsReading(t *testing.T) {
 	c := newCoalescingConn(a)
 	chunk := make([]byte, 1<<20)
 	var err error
-	for i := 0; i < 16 && err == nil; i++ {
+	// The flusher takes what is pending once, then blocks on the pipe for
+	// good; whatever it took, eight more writes pass the bound.
+	for i := 0; i < 32 && err == nil; i++ {
 		_, err = c.Write(chunk)
 	}
 	if !errors.Is(err, errSlowReader) {

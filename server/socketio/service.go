@@ -44,10 +44,11 @@ type Service struct {
 	Relay *server.Relay
 	IO    *socket.Server
 
-	mux     *http.ServeMux
-	srv     *http.Server
-	serving atomic.Bool
-	once    sync.Once
+	mux      *http.ServeMux
+	srv      *http.Server
+	serving  atomic.Bool
+	stopping atomic.Bool
+	once     sync.Once
 }
 
 // NewService builds a relay and its socket.io server.
@@ -79,10 +80,28 @@ func NewService(cfg ServiceConfig) (*Service, error) {
 		return nil, err
 	}
 	s := &Service{Relay: relay, IO: io, mux: http.NewServeMux()}
-	s.mux.Handle("/socket.io/", detachOnHijack(handler))
+	s.mux.Handle("/socket.io/", s.refuseNewWhileStopping(detachOnHijack(handler)))
 	s.mux.HandleFunc("GET /healthz", s.healthz)
 	s.srv = &http.Server{Handler: s.mux, ReadHeaderTimeout: 10 * time.Second}
 	return s, nil
+}
+
+// refuseNewWhileStopping answers 503 to a new Engine.IO connection (a
+// request without a session id) once Shutdown has begun, while the
+// connections already open drain. Devices that were told to go reconnect
+// at once: refused at the transport, socket.io clients try again later (to
+// this relay once it is back, or through a load balancer to another);
+// refused at the namespace, with SHUTTING_DOWN, socket.io-client 4 would
+// give up for good.
+func (s *Service) refuseNewWhileStopping(h http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if s.stopping.Load() && !r.URL.Query().Has("sid") {
+			w.Header().Set("Retry-After", "1")
+			http.Error(w, "the relay is restarting\n", http.StatusServiceUnavailable)
+			return
+		}
+		h.ServeHTTP(w, r)
+	})
 }
 
 // restrictOrigins sets CORS for the allowed origins and refuses handshakes
@@ -170,13 +189,15 @@ func (s *Service) awaitClients(ctx context.Context, max time.Duration) {
 	}
 }
 
-// Shutdown stops the service: /healthz turns 503, the relay tells paired
-// devices and closes every connection, then the HTTP server stops. It
+// Shutdown stops the service: /healthz turns 503 and new connections are
+// refused, the relay tells paired devices and closes every connection so
+// that devices reconnect by themselves, then the HTTP server stops. It
 // returns when done or when ctx ends.
 func (s *Service) Shutdown(ctx context.Context) error {
 	var err error
 	s.once.Do(func() {
 		s.serving.Store(false)
+		s.stopping.Store(true)
 		err = s.Relay.Shutdown(ctx)
 		s.awaitClients(ctx, drainWait)
 		s.IO.Close(nil)

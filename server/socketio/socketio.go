@@ -9,8 +9,12 @@ package socketio
 
 import (
 	"fmt"
+	"strings"
+	"sync/atomic"
 	"time"
 
+	engine "github.com/zishang520/socket.io/servers/engine/v3"
+	"github.com/zishang520/socket.io/servers/engine/v3/transports"
 	"github.com/zishang520/socket.io/servers/socket/v3"
 	"github.com/zishang520/socket.io/v3/pkg/types"
 
@@ -95,15 +99,25 @@ func tokenOf(s *socket.Socket) string {
 // admit is the namespace middleware. It refuses, with a connect error, a
 // device without a valid id or one the relay will not take, and otherwise
 // joins the device to the relay before socket.io confirms the connection:
-// once a device sees "connect", others can pair with it.
+// once a device sees "connect", others can pair with it. Joining may wait
+// for the holder of an id in use to answer, so it runs on a goroutine of
+// its own; the device sends nothing on the namespace before it is
+// confirmed.
 func admit(r *server.Relay, s *socket.Socket, next func(*socket.ExtendedError)) {
 	info, err := connInfoOf(s)
-	var sess *server.Session
-	if err == nil {
-		sess, err = r.Join(info, sioConn{s})
-	} else {
-		err = r.RefuseConn(s.Conn().RemoteAddress(), err)
+	if err != nil {
+		pe := r.RefuseConn(s.Conn().RemoteAddress(), err)
+		next(socket.NewExtendedError(pe.Error(), pe.ConnectErrorData()))
+		return
 	}
+	go func() {
+		sess, err := r.Join(info, sioConn{s})
+		joined(r, s, sess, err, next)
+	}()
+}
+
+// joined finishes admit once the relay has answered.
+func joined(r *server.Relay, s *socket.Socket, sess *server.Session, err error, next func(*socket.ExtendedError)) {
 	if err != nil {
 		pe := protocol.AsError(err)
 		next(socket.NewExtendedError(pe.Error(), pe.ConnectErrorData()))
@@ -113,12 +127,27 @@ func admit(r *server.Relay, s *socket.Socket, next func(*socket.ExtendedError)) 
 		event, rest, ack := splitEvent(args)
 		r.Handle(sess, event, rest, ack)
 	})
+	// The library queues a device's packets for its socket and handles
+	// the end of the transport at once: a DISCONNECT that the device sends
+	// just before it closes (as socket.disconnect() does) reaches the
+	// socket after the close and is lost, and the relay would take an
+	// explicit disconnect for a network drop. Engine listeners see the
+	// packet first, in order.
+	var bye atomic.Bool
+	_ = s.Conn().On("data", func(args ...any) {
+		if len(args) > 0 && isRootDisconnect(args[0]) {
+			bye.Store(true)
+		}
+	})
 	leave := func(args ...any) {
 		reason := "disconnect"
 		if len(args) > 0 {
 			if s, ok := args[0].(string); ok {
 				reason = s
 			}
+		}
+		if bye.Load() {
+			reason = "client namespace disconnect"
 		}
 		r.Leave(sess, reason)
 	}
@@ -133,6 +162,18 @@ func admit(r *server.Relay, s *socket.Socket, next func(*socket.ExtendedError)) 
 		leave("transport close")
 	}
 	next(nil)
+}
+
+// isRootDisconnect reports whether engine data is a socket.io DISCONNECT
+// packet for the default namespace: "1", or "1/," with the namespace
+// written out.
+func isRootDisconnect(data any) bool {
+	b, ok := data.(*types.StringBuffer)
+	if !ok {
+		return false
+	}
+	p := b.Bytes()
+	return len(p) > 0 && p[0] == '1' && (len(p) == 1 || string(p) == "1/,")
 }
 
 // splitEvent takes an incoming packet's arguments apart: the event name,
@@ -185,6 +226,73 @@ func (c sioConn) Disconnect() {
 	c.s.Disconnect(false)
 	conn := c.s.Conn()
 	time.AfterFunc(closeGrace, func() { conn.Close(false) })
+}
+
+// Close closes the transport under the socket, without a namespace
+// disconnect: to the device it looks like a network drop, and socket.io
+// clients reconnect by themselves. The close comes closeLinger after what
+// was sent before it: a client that reads data and the end of its
+// connection at once may drop the data (the Go client does) otherwise.
+func (c sioConn) Close() {
+	conn := c.s.Conn()
+	time.AfterFunc(closeLinger, func() { conn.Close(false) })
+}
+
+// closeLinger is how long Close lets what was sent before it reach the
+// device.
+const closeLinger = 100 * time.Millisecond
+
+// Alive reports whether the device still answers on this connection: over
+// the relay's websocket transport, a websocket ping; over polling, a
+// message that completes its pending poll, after which a live device polls
+// again at once. Over a transport it cannot ask (the library's own
+// websocket transport, WebTransport) it reports true.
+func (c sioConn) Alive(timeout time.Duration) bool {
+	conn := c.s.Conn()
+	if conn.ReadyState() != "open" {
+		return false
+	}
+	switch t := conn.Transport().(type) {
+	case *wsTransport:
+		return t.alive(timeout)
+	case nil:
+		return false
+	default:
+		if t.Name() != transports.POLLING {
+			return true
+		}
+		return pollAlive(conn, t, timeout)
+	}
+}
+
+// probePacket is a socket.io packet for a namespace no device joins: every
+// client drops it unread. It serves only to complete a pending poll.
+const probePacket = `2/p2p-liveness,["probe"]`
+
+// pollAlive asks a polling device whether it is there: the probe completes
+// its pending poll request, or waits for its next one; the device is alive
+// when a poll request or a packet comes from it within timeout.
+func pollAlive(conn engine.Socket, t transports.Transport, timeout time.Duration) bool {
+	heard := make(chan struct{}, 1)
+	hear := types.EventListener(func(...any) {
+		select {
+		case heard <- struct{}{}:
+		default:
+		}
+	})
+	_ = t.On("ready", hear)
+	_ = conn.On("packet", hear)
+	defer t.RemoveListener("ready", hear)
+	defer conn.RemoveListener("packet", hear)
+	conn.Send(strings.NewReader(probePacket), nil, nil)
+	timer := time.NewTimer(timeout)
+	defer timer.Stop()
+	select {
+	case <-heard:
+		return true
+	case <-timer.C:
+		return false
+	}
 }
 
 func (c sioConn) Transport() string {

@@ -69,6 +69,7 @@ type wsTransport struct {
 
 	conn        *types.WebSocketConn
 	idleTimeout time.Duration
+	heard       chan struct{} // a token each time the device is heard from
 
 	wmu sync.Mutex // guards writes on conn
 }
@@ -87,6 +88,10 @@ func (w *wsTransport) Construct(ctx *types.HttpContext) {
 		w.OnError("websocket error", err)
 	})
 	_ = w.conn.Once("close", func(...any) { w.OnClose() })
+	// Set before reading starts: the websocket library calls it from the
+	// reader, for each pong.
+	w.heard = make(chan struct{}, 1)
+	w.conn.SetPongHandler(func(string) error { w.hear(); return nil })
 	w.SetWritable(true)
 	w.SetPerMessageDeflate(nil)
 	transports.StartReader(w, ctx.TransportReadPermission(), w.read)
@@ -140,6 +145,7 @@ func (w *wsTransport) take(mt int, r io.Reader, err error) bool {
 		w.fail(err)
 		return false
 	}
+	w.hear()
 	switch mt {
 	case ws.TextMessage, ws.BinaryMessage:
 		b := scratch.Get().(*bytes.Buffer)
@@ -258,6 +264,41 @@ func (w *wsTransport) frame(op byte, prefix byte, payload []byte) error {
 		frames.Put(bp)
 	}
 	return err
+}
+
+// hear notes that the device was heard from.
+func (w *wsTransport) hear() {
+	select {
+	case w.heard <- struct{}{}:
+	default:
+	}
+}
+
+// alive sends a websocket ping and reports whether the device answers
+// (with its pong, or anything else) within timeout. Every websocket client
+// answers pings by itself, whatever its Engine.IO version: a device whose
+// process is frozen, or whose network is gone, does not.
+func (w *wsTransport) alive(timeout time.Duration) bool {
+	select {
+	case <-w.heard: // forget what was heard before the question
+	default:
+	}
+	// Framed here, not with the websocket library's WriteControl, which
+	// would leave a write deadline on the connection.
+	w.wmu.Lock()
+	err := w.frame(ws.PingMessage, 0, nil)
+	w.wmu.Unlock()
+	if err != nil {
+		return false
+	}
+	t := time.NewTimer(timeout)
+	defer t.Stop()
+	select {
+	case <-w.heard:
+		return true
+	case <-t.C:
+		return false
+	}
 }
 
 // OnClose releases the connection on every close path.

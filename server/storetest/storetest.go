@@ -50,7 +50,11 @@ var cases = []contractCase{
 	{"UnpairFreesBoth", testUnpair},
 	{"RemoveEndsPairAndHandshakes", testRemoveEnds},
 	{"EndPairAfterRemovalIsStale", testEndPairAfterRemoval},
+	{"SuspendKeepsAPairedDeviceAway", testSuspend},
+	{"SuspendRemovesAnUnpairedDevice", testSuspendUnpaired},
+	{"AwayDeviceRemovedAfterItsWindow", testAwayRemoved},
 	{"ConcurrentAddOfOneID", testConcurrentAdd},
+	{"ConcurrentResumeOfOneID", testConcurrentResume},
 	{"ConcurrentCrossedBeginPair", testConcurrentCrossed},
 	{"ConcurrentAsksOfOneTarget", testConcurrentAsks},
 	{"ConcurrentRemoveAndEndPair", testConcurrentRemoveAndEndPair},
@@ -123,8 +127,8 @@ func testAddGetRemove(t *testing.T, s server.Store) {
 	}
 	d := dev("A")
 	d.Peer, d.Pairing = "X", "Y" // the store owns these: Add clears them
-	if td, err := s.Add(d, false); err != nil || td != nil {
-		t.Fatalf("Add = %v, %v", td, err)
+	if c, err := s.Add(d, false); err != nil || c.Replaced != nil || c.Resumed {
+		t.Fatalf("Add = %+v, %v", c, err)
 	}
 	mustAdd(t, s, "B")
 	got, ok := s.Get("A")
@@ -164,10 +168,10 @@ func testAddRefusesIDInUse(t *testing.T, s server.Store) {
 	mustAdd(t, s, "A")
 	other := dev("A")
 	other.ConnID = "c-other"
-	td, err := s.Add(other, false)
+	c, err := s.Add(other, false)
 	wantCode(t, "Add of an id in use", err, protocol.CodeIDInUse)
-	if td != nil {
-		t.Fatalf("refused Add returned a teardown")
+	if c.Replaced != nil || c.Resumed {
+		t.Fatalf("refused Add claimed %+v", c)
 	}
 	if d, _ := s.Get("A"); d.ConnID != "c-A" {
 		t.Fatalf("refused Add changed the holder to %q", d.ConnID)
@@ -181,9 +185,10 @@ func testTakeover(t *testing.T, s server.Store) {
 	// A's new connection takes over: its pair ends.
 	nA := dev("A")
 	nA.ConnID = "c-A2"
-	td, err := s.Add(nA, true)
-	if err != nil || td == nil || td.Device.ConnID != "c-A" || td.Pair == nil || td.Pair.Other("A") != "B" {
-		t.Fatalf("takeover of A = %+v, %v", td, err)
+	c, err := s.Add(nA, true)
+	td := c.Replaced
+	if err != nil || td == nil || c.Resumed || td.Device.ConnID != "c-A" || td.Pair == nil || td.Pair.Other("A") != "B" {
+		t.Fatalf("takeover of A = %+v, %v", c, err)
 	}
 	wantState(t, s, "A::", "B::")
 	if d, _ := s.Get("A"); d.ConnID != "c-A2" {
@@ -192,7 +197,8 @@ func testTakeover(t *testing.T, s server.Store) {
 	// D's new connection takes over mid-handshake: the handshake ends.
 	nD := dev("D")
 	nD.ConnID = "c-D2"
-	td, err = s.Add(nD, true)
+	c, err = s.Add(nD, true)
+	td = c.Replaced
 	if err != nil || td == nil || len(td.Handshakes) != 1 || td.Handshakes[0].Src != "C" || td.Handshakes[0].Dst != "D" {
 		t.Fatalf("takeover of D = %+v, %v", td, err)
 	}
@@ -387,6 +393,104 @@ func testEndPairAfterRemoval(t *testing.T, s server.Store) {
 	if _, ok := s.Unpair("A"); ok {
 		t.Fatalf("A paired with a device that left")
 	}
+}
+
+func testSuspend(t *testing.T, s server.Store) {
+	mustAdd(t, s, "A", "B", "C")
+	mustPair(t, s, "A", "B")
+	if _, _, ok := s.Suspend("A", "c-other"); ok {
+		t.Fatalf("Suspend by another connection succeeded")
+	}
+	td, kept, ok := s.Suspend("A", "c-A")
+	if !ok || !kept || td == nil || td.Pair != nil || len(td.Handshakes) != 0 {
+		t.Fatalf("Suspend = %+v, %v, %v", td, kept, ok)
+	}
+	a, _ := s.Get("A")
+	if !a.Away || a.Peer != "B" || a.Available() {
+		t.Fatalf("A after Suspend: %+v", a)
+	}
+	wantState(t, s, "B:A:")
+	if _, _, ok := s.Suspend("A", "c-A"); ok {
+		t.Fatalf("a second Suspend succeeded")
+	}
+	// Its peer is still taken; pairing with either is BUSY.
+	_, err := s.BeginPair("C", "B")
+	wantCode(t, "pair with the peer of an away device", err, protocol.CodeBusy)
+	_, err = s.BeginPair("C", "A")
+	wantCode(t, "pair with an away device", err, protocol.CodeBusy)
+	// Whoever claims the id resumes the pair, without takeover.
+	back := dev("A")
+	back.ConnID, back.Transport = "c-A2", "polling"
+	c, err := s.Add(back, false)
+	if err != nil || !c.Resumed || c.Peer != "B" || c.Replaced != nil {
+		t.Fatalf("Add of an away id = %+v, %v", c, err)
+	}
+	a, _ = s.Get("A")
+	if a.Away || a.ConnID != "c-A2" || a.Transport != "polling" {
+		t.Fatalf("A after resuming: %+v", a)
+	}
+	wantState(t, s, "A:B:", "B:A:")
+	if _, ok := s.Remove("A", "c-A"); ok {
+		t.Fatalf("the dropped connection removed the resumed A")
+	}
+}
+
+func testSuspendUnpaired(t *testing.T, s server.Store) {
+	mustAdd(t, s, "A", "B")
+	hs := mustBegin(t, s, "A", "B")
+	td, kept, ok := s.Suspend("B", "c-B")
+	if !ok || kept || td == nil || len(td.Handshakes) != 1 || td.Handshakes[0] != hs {
+		t.Fatalf("Suspend of an unpaired device = %+v, %v, %v", td, kept, ok)
+	}
+	if _, there := s.Get("B"); there {
+		t.Fatalf("an unpaired device was kept away")
+	}
+	wantState(t, s, "A::")
+}
+
+func testAwayRemoved(t *testing.T, s server.Store) {
+	mustAdd(t, s, "A", "B")
+	mustPair(t, s, "A", "B")
+	if _, kept, _ := s.Suspend("A", "c-A"); !kept {
+		t.Fatalf("A not kept")
+	}
+	td, ok := s.Remove("A", "c-A")
+	if !ok || td.Pair == nil || td.Pair.Other("A") != "B" {
+		t.Fatalf("Remove of an away device = %+v, %v", td, ok)
+	}
+	wantState(t, s, "B::")
+	// Its id is anybody's now, and claimed fresh.
+	if c, err := s.Add(dev("A"), false); err != nil || c.Resumed {
+		t.Fatalf("Add after the window = %+v, %v", c, err)
+	}
+}
+
+func testConcurrentResume(t *testing.T, s server.Store) {
+	mustAdd(t, s, "A", "B")
+	mustPair(t, s, "A", "B")
+	if _, kept, _ := s.Suspend("A", "c-A"); !kept {
+		t.Fatalf("A not kept")
+	}
+	const n = 8
+	var mu sync.Mutex
+	resumed := 0
+	parallel(n, func(i int) {
+		d := dev("A")
+		d.ConnID = fmt.Sprintf("c-A%d", i)
+		c, err := s.Add(d, false)
+		mu.Lock()
+		defer mu.Unlock()
+		switch {
+		case err == nil && c.Resumed:
+			resumed++
+		case protocol.CodeOf(err) != protocol.CodeIDInUse:
+			t.Errorf("Add = %+v, %v", c, err)
+		}
+	})
+	if resumed != 1 {
+		t.Fatalf("%d connections resumed one away device", resumed)
+	}
+	wantState(t, s, "A:B:", "B:A:")
 }
 
 // parallel runs f(i) for i in [0, n) at once.
