@@ -260,6 +260,7 @@ func (p *Peer) leave() {
 		p.mu.Unlock()
 		return
 	}
+	p.upSock = nil // the relay's disconnect that follows is no news
 	p.mu.Unlock()
 	done := make(chan struct{})
 	if err := s.Emit(protocol.EventLeave, sio.Ack(func([]any, error) { close(done) })); err != nil {

@@ -34,6 +34,10 @@ const (
 	// before it goes (a script run again at once) says so; a plain
 	// disconnect does the same without the answer.
 	EventLeave = "P2P_LEAVE"
+	// EventStatus is new: (ack) answers {"id": own id, "peer": the peer's
+	// id or null}. A device that reconnected asks it to learn whether its
+	// pair was kept for it (the resume window).
+	EventStatus = "P2P_STATUS"
 	// EventServerError carries one string, "CODE: message", for every
 	// refused request.
 	EventServerError = "SERVER_ERROR"

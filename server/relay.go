@@ -670,6 +670,8 @@ func (r *Relay) Handle(s *Session, event string, args protocol.Args, ack Ack) {
 		r.handleListDevices(d, args, ack)
 	case protocol.EventLeave:
 		r.handleLeave(s, ack)
+	case protocol.EventStatus:
+		r.handleStatus(d, ack)
 	default:
 		r.refuse(d, protocol.Errorf(protocol.CodeUnknownEvent, "unknown event %q", truncate(event, 64)), ack, ackError)
 	}

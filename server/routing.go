@@ -136,6 +136,19 @@ func (r *Relay) handleListClients(s *device, ack Ack) {
 	ack.answer(r.DeviceIDs())
 }
 
+// handleStatus answers P2P_STATUS with the device's id and peer.
+func (r *Relay) handleStatus(d *device, ack Ack) {
+	if ack == nil {
+		r.refuse(d, protocol.Errorf(protocol.CodeBadRequest, "P2P_STATUS needs an ack callback"), nil, ackError)
+		return
+	}
+	var peer any
+	if p, ok := r.store.Peer(d.id); ok {
+		peer = p
+	}
+	ack.answer(map[string]any{"id": d.id, "peer": peer})
+}
+
 // handleListDevices answers P2P_LIST_DEVICES: ([{"available": bool}], ack)
 // with [{id, available}], only the available devices when asked.
 func (r *Relay) handleListDevices(s *device, args protocol.Args, ack Ack) {
