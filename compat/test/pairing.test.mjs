@@ -202,7 +202,7 @@ describe('generation 2 answers pairing requests through the ack: only true accep
 });
 
 describe('unpairing', { concurrency: 8 }, () => {
-  for (const [i, [ga, gb]] of [[0, [2, 2]], [1, [2, 1]], [2, [1, 2]], [3, [2, 2]]].entries()) {
+  for (const [i, [ga, gb]] of [[2, 2], [2, 1], [1, 2], [2, 2]].entries()) {
     const [ka, kb] = kinds(ga, gb, i);
     // The generation-2 side unregisters; in [1, 2] the target does.
     const [uk, pk] = ga === 2 ? [ka, kb] : [kb, ka];
