@@ -37,6 +37,7 @@ type Peer struct {
 	peer       string          // the current peer, "" when unpaired
 	lastPeer   string          // the peer whose pair a dropped connection ended
 	pairing    string          // the target of the Pair under way
+	unpairing  bool            // an Unpair is under way: the relay's P2P_UNREGISTER is its echo
 	pairErr    *protocol.Error // the relay's reason while pairing
 	connErr    *protocol.Error // the relay's last word about the connection
 	handlers   map[string]func(Event)
@@ -481,6 +482,14 @@ func (p *Peer) Pair(ctx context.Context, target string) error {
 func (p *Peer) Unpair(ctx context.Context) error {
 	p.pairMu.Lock()
 	defer p.pairMu.Unlock()
+	p.mu.Lock()
+	p.unpairing = true
+	p.mu.Unlock()
+	defer func() {
+		p.mu.Lock()
+		p.unpairing = false
+		p.mu.Unlock()
+	}()
 	vals, err := p.requestThen(ctx, func([]any) {
 		// Whatever the answer, the relay holds no pair for this device now.
 		p.endPair(ReasonUnregistered)

@@ -27,7 +27,14 @@ func (p *Peer) onAny(args ...any) {
 	case protocol.EventRegister:
 		p.onPairRequest(rest, ack)
 	case protocol.EventUnregister:
-		p.endPair(ReasonEnded)
+		// The relay tells both sides of an unregister, the asker first.
+		p.mu.Lock()
+		why := ReasonEnded
+		if p.unpairing {
+			why = ReasonUnregistered
+		}
+		p.mu.Unlock()
+		p.endPair(why)
 		if ack != nil {
 			ack([]any{}, nil)
 		}
