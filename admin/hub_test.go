@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/p2prelay/p2prelay/admin/adminapi"
 	"github.com/p2prelay/p2prelay/protocol"
 	"github.com/p2prelay/p2prelay/server"
 )
@@ -59,13 +60,13 @@ func newTestHub(t testing.TB, cfg Config) *Hub {
 // chanSink records a stream; each call blocks until release has a token
 // when gated.
 type chanSink struct {
-	snaps   chan *Snapshot
-	deltasC chan []Delta
+	snaps   chan *adminapi.Snapshot
+	deltasC chan []adminapi.Delta
 	gate    chan struct{} // nil: never block
 }
 
 func newChanSink(gated bool) *chanSink {
-	k := &chanSink{snaps: make(chan *Snapshot, 100), deltasC: make(chan []Delta, 10000)}
+	k := &chanSink{snaps: make(chan *adminapi.Snapshot, 100), deltasC: make(chan []adminapi.Delta, 10000)}
 	if gated {
 		k.gate = make(chan struct{})
 	}
@@ -84,12 +85,12 @@ func (k *chanSink) pass(ctx context.Context) error {
 	}
 }
 
-func (k *chanSink) snapshot(ctx context.Context, s *Snapshot) error {
+func (k *chanSink) snapshot(ctx context.Context, s *adminapi.Snapshot) error {
 	k.snaps <- s
 	return k.pass(ctx)
 }
 
-func (k *chanSink) deltas(ctx context.Context, ds []Delta) error {
+func (k *chanSink) deltas(ctx context.Context, ds []adminapi.Delta) error {
 	k.deltasC <- ds
 	return k.pass(ctx)
 }
@@ -119,7 +120,7 @@ func refusal(i int) server.Event {
 	return server.Event{Kind: server.PairRefused, ID: fmt.Sprintf("d%d", i), Peer: "x", Code: protocol.CodeOffline}
 }
 
-func recvSnapshot(t *testing.T, k *chanSink) *Snapshot {
+func recvSnapshot(t *testing.T, k *chanSink) *adminapi.Snapshot {
 	t.Helper()
 	select {
 	case s := <-k.snaps:
@@ -150,7 +151,7 @@ func TestStreamSnapshotThenContiguousDeltas(t *testing.T) {
 				if d.Seq != next {
 					t.Fatalf("delta seq %d, want %d", d.Seq, next)
 				}
-				if want := fmt.Sprintf("d%d", next-1); d.ID != want || d.Kind != KindPairRefused || d.Code != "OFFLINE" {
+				if want := fmt.Sprintf("d%d", next-1); d.ID != want || d.Kind != adminapi.KindPairRefused || d.Code != "OFFLINE" {
 					t.Fatalf("delta %d = %+v, want a refusal of %s", d.Seq, d, want)
 				}
 				next++
@@ -252,7 +253,7 @@ func TestStatsRatesAndPairMessages(t *testing.T) {
 	h.sampleStats(last)
 
 	d1, d2 := <-sub.ch, <-sub.ch
-	if d1.Kind != KindStats || d1.Stats.MessagesPerSec != 0 || len(d1.PairMessages) != 2 {
+	if d1.Kind != adminapi.KindStats || d1.Stats.MessagesPerSec != 0 || len(d1.PairMessages) != 2 {
 		t.Fatalf("first sample %+v %+v", d1, d1.Stats)
 	}
 	st := d2.Stats
@@ -283,7 +284,7 @@ func TestCommandsArePublished(t *testing.T) {
 		t.Fatalf("Unpair(\"\") = %v, want BAD_ID", err)
 	}
 	ok, refused := <-sub.ch, <-sub.ch
-	if ok.Kind != KindCommand || ok.Command != CommandKick || ok.ID != "dev1" || ok.Code != "" || ok.By != "127.0.0.1:1" {
+	if ok.Kind != adminapi.KindCommand || ok.Command != adminapi.CommandKick || ok.ID != "dev1" || ok.Code != "" || ok.By != "127.0.0.1:1" {
 		t.Fatalf("kick delta %+v", ok)
 	}
 	if refused.Code != "OFFLINE" {

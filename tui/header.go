@@ -5,7 +5,7 @@ import (
 	"sort"
 	"strings"
 
-	"github.com/p2prelay/p2prelay/admin"
+	"github.com/p2prelay/p2prelay/admin/adminapi"
 )
 
 // sparkWindow is how many per-second samples the sparkline shows.
@@ -59,9 +59,9 @@ func (s *sparkline) Peak(n int) float64 {
 // headerInfo is what the header shows.
 type headerInfo struct {
 	url       string
-	status    admin.Status
+	status    adminapi.Status
 	err       error
-	state     *admin.State
+	state     *adminapi.State
 	available int
 	spark     *sparkline
 }
@@ -83,11 +83,11 @@ func (h *header) View(in headerInfo) string {
 	s := h.styles
 	var status string
 	switch in.status {
-	case admin.StatusLive:
+	case adminapi.StatusLive:
 		status = s.Live.Render("● live")
-	case admin.StatusConnecting:
+	case adminapi.StatusConnecting:
 		status = s.Warn.Render("○ connecting…")
-	case admin.StatusUnauthorized:
+	case adminapi.StatusUnauthorized:
 		status = s.Bad.Render("✖ token refused by the relay: check --token or P2PCTL_TOKEN; retrying")
 	default:
 		msg := "✖ relay down; retrying"

@@ -22,10 +22,10 @@ import (
 	tea "github.com/charmbracelet/bubbletea"
 	"github.com/charmbracelet/lipgloss"
 
-	"github.com/p2prelay/p2prelay/admin"
+	"github.com/p2prelay/p2prelay/admin/adminapi"
 )
 
-// Commander runs the operator's commands; *admin.Subscription is one.
+// Commander runs the operator's commands; *adminclient.Subscription is one.
 type Commander interface {
 	Kick(ctx context.Context, id string) error
 	Unpair(ctx context.Context, id string) error
@@ -41,7 +41,7 @@ const (
 // Config configures the dashboard.
 type Config struct {
 	// Updates is the admin stream (Subscription.Updates). Required.
-	Updates <-chan admin.Update
+	Updates <-chan adminapi.Update
 	// Commands runs kick and unpair. Required.
 	Commands Commander
 	// URL is the relay's address, shown in the header.
@@ -83,7 +83,7 @@ const (
 
 // pending is a command waiting for the operator's confirmation.
 type pending struct {
-	command string // admin.CommandKick or admin.CommandUnpair
+	command string // adminapi.CommandKick or adminapi.CommandUnpair
 	id      string
 	prompt  string
 }
@@ -101,7 +101,7 @@ type Model struct {
 	confirm pending
 	notice  string // the last command's outcome
 
-	status      admin.Status
+	status      adminapi.Status
 	statusErr   error
 	lastFailure string // the failure last logged, so that retries log once
 	data        data
@@ -141,7 +141,7 @@ func New(cfg Config) *Model {
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
-	m := &Model{cfg: cfg, keys: DefaultKeyMap(), status: admin.StatusConnecting, spark: newSparkline(), pairPrev: map[string]uint64{}}
+	m := &Model{cfg: cfg, keys: DefaultKeyMap(), status: adminapi.StatusConnecting, spark: newSparkline(), pairPrev: map[string]uint64{}}
 	if cfg.Keys != nil {
 		m.keys = *cfg.Keys
 	}
@@ -169,7 +169,7 @@ func New(cfg Config) *Model {
 
 // Messages the model handles besides bubbletea's own.
 type (
-	streamMsg       []admin.Update
+	streamMsg       []adminapi.Update
 	streamClosedMsg struct{}
 	tickMsg         time.Time
 	commandDoneMsg  struct {
@@ -274,7 +274,7 @@ func (m *Model) resize(w, h int) {
 // onStream takes in what the stream brought. Counters alone (the
 // once-a-second stats) change what the rows show, not which rows there
 // are: they only call for a redraw, not for the rows to be rebuilt.
-func (m *Model) onStream(us []admin.Update) {
+func (m *Model) onStream(us []adminapi.Update) {
 	for _, u := range us {
 		m.setStatus(u)
 		if u.Snapshot != nil {
@@ -295,13 +295,13 @@ func (m *Model) log(e logEntry) {
 
 // setStatus follows the connection's state; each new failure is logged
 // once, not at every retry.
-func (m *Model) setStatus(u admin.Update) {
+func (m *Model) setStatus(u adminapi.Update) {
 	m.status, m.statusErr = u.Status, u.Err
 	var text string
 	switch u.Status {
-	case admin.StatusLive, admin.StatusConnecting:
+	case adminapi.StatusLive, adminapi.StatusConnecting:
 		return
-	case admin.StatusUnauthorized:
+	case adminapi.StatusUnauthorized:
 		text = "the relay refused the admin token"
 	default:
 		text = "relay down: " + errText(u.Err)
@@ -313,9 +313,9 @@ func (m *Model) setStatus(u admin.Update) {
 	m.log(logEntry{time: m.cfg.Now(), text: text})
 }
 
-func (m *Model) resynced(snap *admin.Snapshot) {
+func (m *Model) resynced(snap *adminapi.Snapshot) {
 	if m.data.state == nil {
-		m.data.state = admin.NewState(snap)
+		m.data.state = adminapi.NewState(snap)
 	} else {
 		m.data.state.Reset(snap)
 	}
@@ -329,7 +329,7 @@ func (m *Model) resynced(snap *admin.Snapshot) {
 	m.log(logEntry{time: snap.Time, text: "synced: " + plural(len(snap.Devices), "device") + ", " + plural(len(snap.Pairs), "pair")})
 }
 
-func (m *Model) applyDelta(d admin.Delta) {
+func (m *Model) applyDelta(d adminapi.Delta) {
 	st := m.data.state
 	if st == nil {
 		return
@@ -338,11 +338,11 @@ func (m *Model) applyDelta(d admin.Delta) {
 		m.log(logEntry{time: d.Time, text: err.Error()})
 		return
 	}
-	if d.Kind == admin.KindStats {
+	if d.Kind == adminapi.KindStats {
 		m.statsTick(d)
 		return
 	}
-	if d.Kind == admin.KindPairCreated {
+	if d.Kind == adminapi.KindPairCreated {
 		// A new pair's count and rate start afresh, even where an earlier
 		// pair had the same asking side.
 		delete(m.pairPrev, d.ID)
@@ -356,7 +356,7 @@ func (m *Model) applyDelta(d admin.Delta) {
 }
 
 // statsTick feeds the sparkline and the pairs' rates.
-func (m *Model) statsTick(d admin.Delta) {
+func (m *Model) statsTick(d adminapi.Delta) {
 	if d.Stats == nil {
 		return
 	}
@@ -502,7 +502,7 @@ func (m *Model) askKick() {
 		m.notice = "select a device to kick (in All devices or Available)"
 		return
 	}
-	m.confirm = pending{command: admin.CommandKick, id: id, prompt: fmt.Sprintf("Kick device %q (it is disconnected; its peer is told)?", id)}
+	m.confirm = pending{command: adminapi.CommandKick, id: id, prompt: fmt.Sprintf("Kick device %q (it is disconnected; its peer is told)?", id)}
 	m.mode = modeConfirm
 }
 
@@ -524,11 +524,11 @@ func (m *Model) askUnpair() {
 		m.notice = "select a pair, or a paired device, to break"
 		return
 	}
-	m.confirm = pending{command: admin.CommandUnpair, id: a, prompt: fmt.Sprintf("Break the pair %s → %s (both stay connected)?", a, b)}
+	m.confirm = pending{command: adminapi.CommandUnpair, id: a, prompt: fmt.Sprintf("Break the pair %s → %s (both stay connected)?", a, b)}
 	m.mode = modeConfirm
 }
 
-func (m *Model) pairOf(id string) *admin.Pair {
+func (m *Model) pairOf(id string) *adminapi.Pair {
 	if m.data.state == nil {
 		return nil
 	}
@@ -566,7 +566,7 @@ func (m *Model) run(p pending) tea.Cmd {
 		ctx, cancel := context.WithTimeout(context.Background(), timeout)
 		defer cancel()
 		var err error
-		if p.command == admin.CommandKick {
+		if p.command == adminapi.CommandKick {
 			err = cmds.Kick(ctx, p.id)
 		} else {
 			err = cmds.Unpair(ctx, p.id)
@@ -580,7 +580,7 @@ func (m *Model) onCommandDone(msg commandDoneMsg) {
 		m.notice = fmt.Sprintf("%s %s failed: %v", msg.command, msg.id, msg.err)
 		return
 	}
-	m.notice = fmt.Sprintf("%s %s", admin.CommandVerb(msg.command), msg.id)
+	m.notice = fmt.Sprintf("%s %s", adminapi.CommandVerb(msg.command), msg.id)
 }
 
 // rebuild recomputes the rows of every pane from the data and the filter.

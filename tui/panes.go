@@ -8,12 +8,12 @@ import (
 	"github.com/charmbracelet/lipgloss"
 	"github.com/charmbracelet/x/ansi"
 
-	"github.com/p2prelay/p2prelay/admin"
+	"github.com/p2prelay/p2prelay/admin/adminapi"
 )
 
 // data is what the panes draw from; the root model owns it.
 type data struct {
-	state    *admin.State       // nil until the first snapshot
+	state    *adminapi.State    // nil until the first snapshot
 	now      time.Time          // the clock at the last redraw
 	pairRate map[string]float64 // messages per second by pair (keyed by its A)
 	filter   string             // lower-case id filter, "" for none
@@ -133,7 +133,7 @@ func (p *devicesPane) idWidth() int {
 	return min(w, 32)
 }
 
-func (p *devicesPane) value(dev *admin.Device, key string, d *data) string {
+func (p *devicesPane) value(dev *adminapi.Device, key string, d *data) string {
 	switch key {
 	case "id":
 		return dev.ID

@@ -1,9 +1,11 @@
-package admin
+package adminclient
 
 import (
 	"encoding/json"
 	"testing"
 	"time"
+
+	"github.com/p2prelay/p2prelay/admin/adminapi"
 )
 
 // FuzzDeltas feeds arbitrary "deltas" payloads, as the client decodes them
@@ -29,7 +31,7 @@ func FuzzDeltas(f *testing.F) {
 		if err != nil {
 			return
 		}
-		s := NewState(&Snapshot{Seq: 0, Devices: []Device{{ID: "a"}, {ID: "b", Peer: "a"}}, Pairs: []Pair{{A: "b", B: "a", Since: time.Unix(0, 0)}}})
+		s := adminapi.NewState(&adminapi.Snapshot{Seq: 0, Devices: []adminapi.Device{{ID: "a"}, {ID: "b", Peer: "a"}}, Pairs: []adminapi.Pair{{A: "b", B: "a", Since: time.Unix(0, 0)}}})
 		for i, d := range ds {
 			d.Seq = uint64(i + 1) // the subscription only ever applies contiguous deltas
 			if err := s.Apply(d); err != nil {

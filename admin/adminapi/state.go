@@ -1,4 +1,4 @@
-package admin
+package adminapi
 
 import (
 	"errors"
@@ -8,7 +8,7 @@ import (
 
 // ErrGap is returned by State.Apply for a delta that does not follow the
 // last one applied: deltas were lost, and the subscriber must resync.
-var ErrGap = errors.New("admin: gap in the delta sequence")
+var ErrGap = errors.New("adminapi: gap in the delta sequence")
 
 // State is a subscriber's copy of the relay's state: a snapshot with the
 // deltas that followed it applied in sequence order. It is not safe for
