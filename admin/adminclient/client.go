@@ -152,8 +152,8 @@ const maxAnswer = 1 << 30
 
 // inbound is one thing that happened on an admin connection.
 type inbound struct {
-	event   string // "disconnect", adminapi.EventSnapshot or adminapi.EventDeltas
-	payload any
+	event   string          // "disconnect", adminapi.EventSnapshot or adminapi.EventDeltas
+	payload json.RawMessage // the event's argument, undecoded (rawParser); nil when it came decoded
 	ack     func([]any, error)
 	err     error
 }
@@ -178,6 +178,7 @@ func (c *Client) dial(ctx context.Context) (*conn, error) {
 	// The Go client can lose packets while upgrading from polling, so the
 	// admin connection uses websocket alone.
 	opts.SetTransports(types.NewSet[engine.TransportCtor](client.WebSocket))
+	opts.SetParser(newRawParser(adminapi.EventSnapshot, adminapi.EventDeltas))
 	cn := &conn{events: make(chan inbound, 8), quit: make(chan struct{})}
 	push := func(in inbound) {
 		select {
@@ -196,9 +197,9 @@ func (c *Client) dial(ctx context.Context) (*conn, error) {
 		for _, ev := range [...]string{adminapi.EventSnapshot, adminapi.EventDeltas} {
 			_ = s.On(types.EventName(ev), func(args ...any) {
 				args, ack := protocol.SplitAck(args)
-				in := inbound{event: ev, ack: ack}
+				in := inbound{event: ev, ack: ack, payload: json.RawMessage("null")}
 				if len(args) > 0 {
-					in.payload = args[0]
+					in.payload, _ = args[0].(json.RawMessage)
 				}
 				push(in)
 			})
@@ -291,17 +292,4 @@ func connectError(err error) error {
 		return pe
 	}
 	return fmt.Errorf("%w: %v", ErrUnreachable, err)
-}
-
-// decodeJSON converts a decoded socket.io value (maps and slices) into a
-// typed value by way of JSON.
-func decodeJSON(v any, out any) error {
-	b, err := json.Marshal(v)
-	if err != nil {
-		return fmt.Errorf("admin: re-encode payload: %w", err)
-	}
-	if err := json.Unmarshal(b, out); err != nil {
-		return fmt.Errorf("admin: decode payload: %w", err)
-	}
-	return nil
 }

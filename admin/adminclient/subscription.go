@@ -1,7 +1,9 @@
 package adminclient
 
 import (
+	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"sync"
@@ -142,12 +144,12 @@ func (sub *Subscription) session(ctx context.Context) (live bool, err error) {
 		case "disconnect":
 			return live, in.err
 		case adminapi.EventSnapshot:
-			var snap adminapi.Snapshot
-			if err := decodeJSON(in.payload, &snap); err != nil {
-				return live, fmt.Errorf("admin: bad snapshot from the relay: %w", err)
+			snap, err := decodeSnapshot(in.payload)
+			if err != nil {
+				return live, err
 			}
 			seq, synced, live = snap.Seq, true, true
-			if !sub.deliver(ctx, adminapi.Update{Status: adminapi.StatusLive, Snapshot: &snap}) {
+			if !sub.deliver(ctx, adminapi.Update{Status: adminapi.StatusLive, Snapshot: snap}) {
 				return live, ctx.Err()
 			}
 		case adminapi.EventDeltas:
@@ -177,12 +179,13 @@ func (sub *Subscription) session(ctx context.Context) (live bool, err error) {
 
 // inOrder keeps the deltas that continue the sequence after seq, dropping
 // repeats. When a delta skips a number it stops there and reports the
-// stream out of sync; while out of sync everything is dropped.
+// stream out of sync; while out of sync everything is dropped. It filters
+// ds in place.
 func inOrder(ds []adminapi.Delta, seq uint64, synced bool) ([]adminapi.Delta, uint64, bool) {
 	if !synced {
 		return nil, seq, false
 	}
-	out := ds[:0:0]
+	out := ds[:0]
 	for _, d := range ds {
 		switch {
 		case d.Seq <= seq:
@@ -197,13 +200,25 @@ func inOrder(ds []adminapi.Delta, seq uint64, synced bool) ([]adminapi.Delta, ui
 	return out, seq, true
 }
 
+// decodeSnapshot decodes a snapshot payload.
+func decodeSnapshot(raw json.RawMessage) (*adminapi.Snapshot, error) {
+	var snap adminapi.Snapshot
+	if raw == nil {
+		return nil, errors.New("admin: bad snapshot from the relay: not JSON text")
+	}
+	if err := json.Unmarshal(raw, &snap); err != nil {
+		return nil, fmt.Errorf("admin: bad snapshot from the relay: %w", err)
+	}
+	return &snap, nil
+}
+
 // decodeDeltas decodes a deltas payload.
-func decodeDeltas(payload any) ([]adminapi.Delta, error) {
-	if _, ok := payload.([]any); !ok {
+func decodeDeltas(raw json.RawMessage) ([]adminapi.Delta, error) {
+	if t := bytes.TrimLeft(raw, " \t\r\n"); len(t) == 0 || t[0] != '[' {
 		return nil, errors.New("admin: bad deltas from the relay: not an array")
 	}
 	var ds []adminapi.Delta
-	if err := decodeJSON(payload, &ds); err != nil {
+	if err := json.Unmarshal(raw, &ds); err != nil {
 		return nil, fmt.Errorf("admin: bad deltas from the relay: %w", err)
 	}
 	return ds, nil
