@@ -363,26 +363,29 @@ func (h *Hub) tickStats() {
 	defer h.wg.Done()
 	t := time.NewTicker(h.cfg.StatsInterval)
 	defer t.Stop()
-	pairMsgs := map[string]uint64{}
+	pairs := map[string]pairSample{}
 	for {
 		select {
 		case <-h.closed:
 			return
 		case <-t.C:
 		}
-		h.sampleStats(pairMsgs)
+		h.sampleStats(pairs)
 	}
 }
 
 // sampleStats reads the counters, computes the rates since the previous
-// sample, and publishes them with the message counts of the pairs that
-// relayed since then (pairMsgs, updated in place).
-func (h *Hub) sampleStats(pairMsgs map[string]uint64) {
+// sample, and publishes them with the message counts and rates of the
+// pairs that relayed since then (pairs, the previous sample's, is updated
+// in place). This is the one place rates are computed: subscribers show
+// them as they come.
+func (h *Hub) sampleStats(pairs map[string]pairSample) {
 	src := h.source()
 	now := h.cfg.Now()
 	st := statsOf(src.Stats(), now)
+	var dt float64
 	if prev := h.stats.Load(); prev != nil {
-		if dt := now.Sub(prev.Time).Seconds(); dt > 0 {
+		if dt = now.Sub(prev.Time).Seconds(); dt > 0 {
 			st.MessagesPerSec = rate(prev.Messages, st.Messages, dt)
 			st.AcksPerSec = rate(prev.Acks, st.Acks, dt)
 		}
@@ -391,35 +394,51 @@ func (h *Hub) sampleStats(pairMsgs map[string]uint64) {
 	h.stats.Store(&st)
 	d := adminapi.Delta{Kind: adminapi.KindStats, Time: now, Stats: &st}
 	if st.Subscribers > 0 {
-		d.PairMessages = changedPairs(src.Pairs(), pairMsgs)
+		d.PairMessages, d.PairRates = changedPairs(src.Pairs(), pairs, dt)
 	} else {
-		clear(pairMsgs)
+		clear(pairs)
 	}
 	h.publish(d)
 }
 
-// changedPairs returns the pairs whose message count changed since last,
-// and records the current counts in last.
-func changedPairs(pairs []server.PairInfo, last map[string]uint64) map[string]uint64 {
-	var out map[string]uint64
+// pairSample is a pair's message count at a stats sample, keyed by its A.
+type pairSample struct {
+	b        string    // B and Since tell a pair from a later one
+	since    time.Time // with the same A, whose rate starts afresh
+	messages uint64
+}
+
+// changedPairs returns the message counts of the pairs whose count changed
+// since the last sample, and the rates of those among them that were
+// already paired then, over seconds; it records the current counts in last.
+func changedPairs(pairs []server.PairInfo, last map[string]pairSample, seconds float64) (map[string]uint64, map[string]float64) {
+	var counts map[string]uint64
+	var rates map[string]float64
 	seen := make(map[string]struct{}, len(pairs))
 	for _, p := range pairs {
 		seen[p.A] = struct{}{}
-		if n, ok := last[p.A]; ok && n == p.Messages {
+		prev, ok := last[p.A]
+		if ok && prev.messages == p.Messages {
 			continue
 		}
-		last[p.A] = p.Messages
-		if out == nil {
-			out = make(map[string]uint64)
+		last[p.A] = pairSample{b: p.B, since: p.Since, messages: p.Messages}
+		if counts == nil {
+			counts = make(map[string]uint64)
 		}
-		out[p.A] = p.Messages
+		counts[p.A] = p.Messages
+		if ok && prev.b == p.B && prev.since.Equal(p.Since) && seconds > 0 {
+			if rates == nil {
+				rates = make(map[string]float64)
+			}
+			rates[p.A] = rate(prev.messages, p.Messages, seconds)
+		}
 	}
 	for a := range last {
 		if _, ok := seen[a]; !ok {
 			delete(last, a)
 		}
 	}
-	return out
+	return counts, rates
 }
 
 func rate(before, after uint64, seconds float64) float64 {

@@ -107,8 +107,6 @@ type Model struct {
 	data        data
 	available   int
 	spark       *sparkline
-	lastStats   time.Time // time of the last stats delta, for pair rates
-	pairPrev    map[string]uint64
 
 	header    header
 	all       *devicesPane
@@ -141,7 +139,7 @@ func New(cfg Config) *Model {
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
-	m := &Model{cfg: cfg, keys: DefaultKeyMap(), status: adminapi.StatusConnecting, spark: newSparkline(), pairPrev: map[string]uint64{}}
+	m := &Model{cfg: cfg, keys: DefaultKeyMap(), status: adminapi.StatusConnecting, spark: newSparkline()}
 	if cfg.Keys != nil {
 		m.keys = *cfg.Keys
 	}
@@ -161,7 +159,6 @@ func New(cfg Config) *Model {
 	m.avail = &devicesPane{frame: frame[string]{styles: &m.styles}, available: true}
 	m.pairs = &pairsPane{frame: frame[string]{styles: &m.styles}}
 	m.events = newEventsPane(&m.styles, cfg.LogSize)
-	m.data.pairRate = map[string]float64{}
 	m.data.now = cfg.Now()
 	m.dirty = true
 	return m
@@ -319,12 +316,6 @@ func (m *Model) resynced(snap *adminapi.Snapshot) {
 	} else {
 		m.data.state.Reset(snap)
 	}
-	clear(m.data.pairRate)
-	clear(m.pairPrev)
-	for _, p := range snap.Pairs {
-		m.pairPrev[p.A] = p.Messages
-	}
-	m.lastStats = snap.Stats.Time
 	m.lastFailure = ""
 	m.log(logEntry{time: snap.Time, text: "synced: " + plural(len(snap.Devices), "device") + ", " + plural(len(snap.Pairs), "pair")})
 }
@@ -334,52 +325,18 @@ func (m *Model) applyDelta(d adminapi.Delta) {
 	if st == nil {
 		return
 	}
-	if err := st.Apply(d); err != nil {
-		m.log(logEntry{time: d.Time, text: err.Error()})
-		return
-	}
+	st.Apply(d)
 	if d.Kind == adminapi.KindStats {
-		m.statsTick(d)
+		if d.Stats != nil {
+			m.spark.Push(d.Stats.MessagesPerSec)
+		}
 		return
-	}
-	if d.Kind == adminapi.KindPairCreated {
-		// A new pair's count and rate start afresh, even where an earlier
-		// pair had the same asking side.
-		delete(m.pairPrev, d.ID)
-		delete(m.data.pairRate, d.ID)
 	}
 	ids := []string{strings.ToLower(d.ID)}
 	if d.Peer != "" {
 		ids = append(ids, strings.ToLower(d.Peer))
 	}
 	m.log(logEntry{time: d.Time, text: d.Summary(), ids: ids})
-}
-
-// statsTick feeds the sparkline and the pairs' rates.
-func (m *Model) statsTick(d adminapi.Delta) {
-	if d.Stats == nil {
-		return
-	}
-	m.spark.Push(d.Stats.MessagesPerSec)
-	dt := d.Stats.Time.Sub(m.lastStats).Seconds()
-	m.lastStats = d.Stats.Time
-	for a := range m.data.pairRate {
-		if _, ok := d.PairMessages[a]; !ok {
-			delete(m.data.pairRate, a)
-		}
-	}
-	for a, n := range d.PairMessages {
-		if prev, ok := m.pairPrev[a]; ok && dt > 0 && n >= prev {
-			m.data.pairRate[a] = float64(n-prev) / dt
-		}
-		m.pairPrev[a] = n
-	}
-	// Forget the counts of pairs that ended.
-	for a := range m.pairPrev {
-		if _, ok := m.data.state.Pairs[a]; !ok {
-			delete(m.pairPrev, a)
-		}
-	}
 }
 
 // onKey handles a key in the current mode. Several runes in one message

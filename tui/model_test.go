@@ -107,7 +107,7 @@ func fixtureDeltas() []adminapi.Delta {
 		st := &adminapi.Stats{Time: at, Devices: 7, Pairs: 2, Messages: 127 + uint64(i+1)*4, MessagesPerSec: rate, Acks: 30,
 			AcksPerSec: 0.5, Refusals: map[string]uint64{"BUSY": 3, "OFFLINE": 1}}
 		ds = append(ds, adminapi.Delta{Seq: uint64(13 + i), Kind: adminapi.KindStats, Time: at, Stats: st,
-			PairMessages: map[string]uint64{"alpha": 120 + uint64(i+1)*4}})
+			PairMessages: map[string]uint64{"alpha": 120 + uint64(i+1)*4}, PairRates: map[string]float64{"alpha": 4}})
 	}
 	return ds
 }
@@ -418,10 +418,14 @@ func TestStreamCloseIsQuiet(t *testing.T) {
 	final(t, tm)
 }
 
-func TestPairRatesForgetEndedPairs(t *testing.T) {
+// TestPairRatesComeFromTheStats: the pairs pane shows the rates the stats
+// deltas carry (the hub computes them); a pair that relayed nothing shows
+// 0.0, and a new pair of the same asking side does not inherit the old
+// pair's rate.
+func TestPairRatesComeFromTheStats(t *testing.T) {
 	m := New(Config{Updates: nil, Commands: &fakeCommands{}, Now: func() time.Time { return t0 },
 		Renderer: lipgloss.NewRenderer(io.Discard, termenv.WithProfile(termenv.Ascii))})
-	m.Update(tea.WindowSizeMsg{Width: 100, Height: 40})
+	m.Update(tea.WindowSizeMsg{Width: 160, Height: 40})
 	m.Update(streamMsg{{Status: adminapi.StatusLive, Snapshot: fixture()}})
 	seq := uint64(10)
 	send := func(d adminapi.Delta) {
@@ -429,29 +433,34 @@ func TestPairRatesForgetEndedPairs(t *testing.T) {
 		d.Seq = seq
 		m.Update(streamMsg{{Status: adminapi.StatusLive, Deltas: []adminapi.Delta{d}}})
 	}
-	stats := func(sec int, counts map[string]uint64) {
+	stats := func(sec int, rates map[string]float64) {
 		send(adminapi.Delta{Kind: adminapi.KindStats, Time: t0.Add(time.Duration(sec) * time.Second),
-			Stats: &adminapi.Stats{Time: t0.Add(time.Duration(sec) * time.Second)}, PairMessages: counts})
+			Stats: &adminapi.Stats{Time: t0.Add(time.Duration(sec) * time.Second)}, PairRates: rates})
 	}
-	stats(0, map[string]uint64{"alpha": 120, "echo": 7})
-	// echo's pair ends; alpha's ends and alpha pairs again, with a new
-	// count that happens to be above the old one.
-	send(adminapi.Delta{Kind: adminapi.KindPairEnded, Time: t0, ID: "echo", Peer: "foxtrot"})
+	rate := func(pair string) string {
+		t.Helper()
+		m.Update(tickMsg(t0))
+		for _, l := range strings.Split(m.View(), "\n") {
+			if i := strings.Index(l, pair); i >= 0 {
+				return strings.Fields(l[i+len(pair):])[1]
+			}
+		}
+		t.Fatalf("no row %q:\n%s", pair, m.View())
+		return ""
+	}
+	stats(1, map[string]float64{"alpha": 12.5})
+	if r, r2 := rate("alpha → bravo"), rate("echo → foxtrot"); r != "12.5" || r2 != "0.0" {
+		t.Fatalf("rates %s and %s, want 12.5 and 0.0", r, r2)
+	}
+	// alpha's pair ends and alpha pairs again.
 	send(adminapi.Delta{Kind: adminapi.KindPairEnded, Time: t0, ID: "alpha", Peer: "bravo"})
 	send(adminapi.Delta{Kind: adminapi.KindPairCreated, Time: t0, ID: "alpha", Peer: "charlie"})
-	stats(1, map[string]uint64{"alpha": 130})
-	if _, ok := m.pairPrev["echo"]; ok {
-		t.Error("the ended pair echo is still counted")
+	if r := rate("alpha → charlie"); r != "0.0" {
+		t.Errorf("alpha's new pair got the rate %s of the old pair", r)
 	}
-	if r, ok := m.data.pairRate["alpha"]; ok {
-		t.Errorf("alpha's new pair got a rate %v from the old pair's count", r)
-	}
-	stats(2, map[string]uint64{"alpha": 140})
-	if r := m.data.pairRate["alpha"]; r != 10 {
-		t.Errorf("alpha's new pair: rate %v, want 10", r)
-	}
-	if len(m.pairPrev) != 1 {
-		t.Errorf("counts kept for %v, want alpha's only", m.pairPrev)
+	stats(2, map[string]float64{"alpha": 10})
+	if r := rate("alpha → charlie"); r != "10.0" {
+		t.Errorf("alpha's new pair: rate %s, want 10.0", r)
 	}
 }
 

@@ -13,10 +13,9 @@ import (
 
 // data is what the panes draw from; the root model owns it.
 type data struct {
-	state    *adminapi.State    // nil until the first snapshot
-	now      time.Time          // the clock at the last redraw
-	pairRate map[string]float64 // messages per second by pair (keyed by its A)
-	filter   string             // lower-case id filter, "" for none
+	state  *adminapi.State // nil until the first snapshot
+	now    time.Time       // the clock at the last redraw
+	filter string          // lower-case id filter, "" for none
 }
 
 // frame is what every pane has: a title, an outer size and its rows.
@@ -183,7 +182,7 @@ func (p *pairsPane) View(d *data, focused bool) string {
 			case "msgs":
 				return fmt.Sprint(pr.Messages)
 			case "rate":
-				return fmt.Sprintf("%.1f", d.pairRate[pr.A])
+				return fmt.Sprintf("%.1f", d.state.PairRates[pr.A])
 			case "since":
 				return age(d.now, pr.Since)
 			}

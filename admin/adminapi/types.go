@@ -92,6 +92,10 @@ type Delta struct {
 	// PairMessages are the message counts of the pairs that relayed since
 	// the previous stats delta, keyed by the asking side (stats).
 	PairMessages map[string]uint64 `json:"pair_messages,omitempty"`
+	// PairRates are the messages per second of those pairs since the
+	// previous stats delta, for each that was already paired then (stats).
+	// A pair that is in neither map relayed nothing.
+	PairRates map[string]float64 `json:"pair_rates,omitempty"`
 	// Command is "kick" or "unpair" (command).
 	Command string `json:"command,omitempty"`
 	// By is the operator's address (command).
