@@ -104,8 +104,9 @@ type Source interface {
 // state. The relay publishes each event after it changed its state, so every
 // change numbered S or lower is in the snapshot; the buffer then holds
 // exactly the deltas numbered S+1 onwards. Changes made while the snapshot
-// is read may be in it and also arrive as deltas; State.Apply is idempotent
-// for them, so snapshot plus deltas in order ends at the relay's state.
+// is read may be in it and also arrive as deltas; adminapi.State.Apply is
+// idempotent for them, so snapshot plus deltas in order ends at the
+// relay's state.
 // Reading the relay outside the lock keeps a 10,000-device snapshot from
 // ever holding up the relay's goroutines in OnEvent.
 type Hub struct {

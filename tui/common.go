@@ -36,3 +36,12 @@ type data struct {
 	devices   []string        // the ids that pass the filter, sorted
 	available int             // devices with no peer and no pairing under way, filter or not
 }
+
+// pairOf returns the pair device id is in (either side), when ok says
+// there is an id: pass it a pane's selection.
+func (d *data) pairOf(id string, ok bool) (*adminapi.Pair, bool) {
+	if !ok || d.state == nil {
+		return nil, false
+	}
+	return d.state.PairOf(id)
+}

@@ -188,13 +188,7 @@ func (p *devicesPane) Refresh() {
 func (p *devicesPane) SelectedDevice() (string, bool) { return p.rows.Selected() }
 
 // SelectedPair returns the pair of the device under the cursor.
-func (p *devicesPane) SelectedPair() (*adminapi.Pair, bool) {
-	id, ok := p.rows.Selected()
-	if !ok || p.data.state == nil {
-		return nil, false
-	}
-	return p.data.state.PairOf(id)
-}
+func (p *devicesPane) SelectedPair() (*adminapi.Pair, bool) { return p.data.pairOf(p.rows.Selected()) }
 
 func (p *devicesPane) View() string {
 	d := p.data
@@ -274,13 +268,7 @@ func (p *pairsPane) Refresh() {
 }
 
 // SelectedPair returns the pair under the cursor.
-func (p *pairsPane) SelectedPair() (*adminapi.Pair, bool) {
-	a, ok := p.rows.Selected()
-	if !ok || p.data.state == nil {
-		return nil, false
-	}
-	return p.data.state.PairOf(a)
-}
+func (p *pairsPane) SelectedPair() (*adminapi.Pair, bool) { return p.data.pairOf(p.rows.Selected()) }
 
 func (p *pairsPane) View() string {
 	d := p.data
