@@ -21,7 +21,8 @@ type State struct {
 	Devices map[string]*Device
 	Pairs   map[string]*Pair // keyed by the asking side, A
 	// PairRates are the pairs' messages per second as the last stats delta
-	// gave them, keyed by A; a pair without one relayed nothing.
+	// gave them, keyed by A; a pair without one relayed nothing in that
+	// interval, or was not yet paired when it began.
 	PairRates map[string]float64
 	pairOf    map[string]string // device id -> the A of its pair
 }
