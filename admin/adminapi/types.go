@@ -1,20 +1,8 @@
-// Package admin is the relay's control-center side: a hub that turns the
-// relay's events into an ordered stream (a snapshot, then deltas with
-// sequence numbers) for any number of subscribers, the socket.io namespace
-// and HTTP endpoints that serve it behind an admin token, Prometheus
-// metrics, and the Go client that p2pctl uses.
-//
-// The relay publishes server.Events to the Hub (a server.Observer); the Hub
-// never blocks the relay: each subscriber has a bounded buffer, and one that
-// falls behind is dropped and resynced from a fresh snapshot.
-package admin
+package adminapi
 
 import (
-	"encoding/json"
 	"fmt"
 	"time"
-
-	"github.com/p2prelay/p2prelay/server"
 )
 
 // Device is one connected device as the admin side shows it.
@@ -82,13 +70,6 @@ const (
 	KindCommand            Kind = "command" // an operator's kick or unpair
 )
 
-// Commands an admin subscriber may send, with an ack.
-const (
-	CommandKick   = "kick"   // (id, ack): disconnect a device
-	CommandUnpair = "unpair" // (id, ack): break the pair a device is in
-	CommandResync = "resync" // (ack): send a fresh snapshot
-)
-
 // Delta is one change after a snapshot. Seq increases by one from delta to
 // delta across the whole stream.
 type Delta struct {
@@ -111,6 +92,10 @@ type Delta struct {
 	// PairMessages are the message counts of the pairs that relayed since
 	// the previous stats delta, keyed by the asking side (stats).
 	PairMessages map[string]uint64 `json:"pair_messages,omitempty"`
+	// PairRates are the messages per second of those pairs since the
+	// previous stats delta, for each that was already paired then (stats).
+	// A pair that is in neither map relayed nothing.
+	PairRates map[string]float64 `json:"pair_rates,omitempty"`
 	// Command is "kick" or "unpair" (command).
 	Command string `json:"command,omitempty"`
 	// By is the operator's address (command).
@@ -177,66 +162,4 @@ func (s Stats) TotalRefusals() uint64 {
 		n += v
 	}
 	return n
-}
-
-// deviceOf converts the relay's view of a device.
-func deviceOf(d server.Device) Device {
-	return Device{
-		ID:          d.ID,
-		Available:   d.Available(),
-		Peer:        d.Peer,
-		Pairing:     d.Pairing,
-		ConnectedAt: d.ConnectedAt,
-		Address:     d.Address,
-		Transport:   d.Transport,
-		Generation:  d.Gen.String(),
-		EngineIO:    d.EngineIO,
-	}
-}
-
-// deltaOf converts a relay event; Seq is set by the hub.
-func deltaOf(e server.Event) Delta {
-	d := Delta{Kind: Kind(e.Kind), Time: e.Time, ID: e.ID, Peer: e.Peer, Reason: e.Reason, Code: string(e.Code)}
-	if e.Device != nil {
-		dev := deviceOf(*e.Device)
-		d.Device = &dev
-	}
-	return d
-}
-
-// statsOf converts the relay's counters; rates and subscribers are the
-// hub's to fill in.
-func statsOf(st server.Stats, now time.Time) Stats {
-	out := Stats{
-		Time:        now,
-		Devices:     st.Devices,
-		Pairs:       st.Pairs,
-		Connects:    st.Connects,
-		Disconnects: st.Disconnects,
-		Messages:    st.Messages,
-		Acks:        st.Acks,
-		Paired:      st.Paired,
-		Refusals:    make(map[string]uint64, len(st.Refusals)),
-		PairFailed:  make(map[string]uint64, len(st.PairFailed)),
-	}
-	for c, n := range st.Refusals {
-		out.Refusals[string(c)] = n
-	}
-	for c, n := range st.PairFailed {
-		out.PairFailed[string(c)] = n
-	}
-	return out
-}
-
-// decodeJSON converts a decoded socket.io value (maps and slices) into a
-// typed value by way of JSON.
-func decodeJSON(v any, out any) error {
-	b, err := json.Marshal(v)
-	if err != nil {
-		return fmt.Errorf("admin: re-encode payload: %w", err)
-	}
-	if err := json.Unmarshal(b, out); err != nil {
-		return fmt.Errorf("admin: decode payload: %w", err)
-	}
-	return nil
 }

@@ -1,4 +1,4 @@
-package admin
+package adminapi
 
 import "testing"
 
@@ -8,11 +8,8 @@ func TestStateFollowsHandshakesAndUpgrades(t *testing.T) {
 		{ID: "B", Available: true, Transport: "websocket"},
 	}})
 	apply := func(d Delta) {
-		t.Helper()
 		d.Seq = s.Seq + 1
-		if err := s.Apply(d); err != nil {
-			t.Fatal(err)
-		}
+		s.Apply(d)
 	}
 	apply(Delta{Kind: KindDeviceUpdated, ID: "A", Device: &Device{ID: "A", Transport: "websocket"}})
 	if got := s.Devices["A"].Transport; got != "websocket" {
@@ -34,5 +31,27 @@ func TestStateFollowsHandshakesAndUpgrades(t *testing.T) {
 	apply(Delta{Kind: KindPairCreated, ID: "B", Peer: "A"})
 	if d := s.Devices["A"]; d.Available || d.Pairing != "" || d.Peer != "B" {
 		t.Fatalf("A after pairing: %+v", d)
+	}
+}
+
+func TestStatePairRates(t *testing.T) {
+	s := NewState(&Snapshot{Seq: 1, Devices: []Device{{ID: "A"}, {ID: "B"}, {ID: "C"}},
+		Pairs: []Pair{{A: "A", B: "B"}}})
+	rates := map[string]float64{"A": 2.5}
+	s.Apply(Delta{Seq: 2, Kind: KindStats, Stats: &Stats{}, PairMessages: map[string]uint64{"A": 5}, PairRates: rates})
+	if s.PairRates["A"] != 2.5 || s.Pairs["A"].Messages != 5 {
+		t.Fatalf("after stats: rates %v, pair %+v", s.PairRates, s.Pairs["A"])
+	}
+	// A pairs anew: the old pair's rate is not the new one's, and the
+	// delta's map is left as it was.
+	s.Apply(Delta{Seq: 3, Kind: KindPairEnded, ID: "A", Peer: "B"})
+	s.Apply(Delta{Seq: 4, Kind: KindPairCreated, ID: "A", Peer: "C"})
+	if _, ok := s.PairRates["A"]; ok || rates["A"] != 2.5 {
+		t.Fatalf("after A paired again: rates %v, the delta's %v", s.PairRates, rates)
+	}
+	s.Apply(Delta{Seq: 5, Kind: KindStats, Stats: &Stats{}, PairRates: map[string]float64{"A": 1}})
+	s.Reset(&Snapshot{Seq: 9})
+	if s.PairRates != nil {
+		t.Fatalf("a snapshot kept the rates %v", s.PairRates)
 	}
 }
