@@ -17,6 +17,7 @@ func deviceOf(d server.Device) adminapi.Device {
 		Available:   d.Available(),
 		Peer:        d.Peer,
 		Pairing:     d.Pairing,
+		Away:        d.Away,
 		ConnectedAt: d.ConnectedAt,
 		Address:     d.Address,
 		Transport:   d.Transport,

@@ -225,6 +225,8 @@ func (p *devicesPane) value(dev *adminapi.Device, key string) string {
 		return dev.ID
 	case "state":
 		switch {
+		case dev.Away:
+			return p.Styles.Away.Render("away ↔ " + dev.Peer)
 		case dev.Peer != "":
 			return p.Styles.Paired.Render("↔ " + dev.Peer)
 		case dev.Pairing != "":

@@ -82,6 +82,20 @@ func (s *State) Apply(d Delta) {
 		if dev, ok := s.Devices[d.ID]; ok {
 			dev.Transport = d.Device.Transport
 		}
+	case KindDeviceAway:
+		if dev, ok := s.Devices[d.ID]; ok {
+			dev.Away = true
+		}
+	case KindDeviceResumed:
+		// Back on a new connection, in the same pair.
+		if d.Device == nil {
+			return
+		}
+		if dev, ok := s.Devices[d.ID]; ok {
+			dev.Away = false
+			dev.Address, dev.Transport = d.Device.Address, d.Device.Transport
+			dev.Generation, dev.EngineIO = d.Device.Generation, d.Device.EngineIO
+		}
 	case KindPairRequested:
 		for _, id := range [...]string{d.ID, d.Peer} {
 			if dev, ok := s.Devices[id]; ok && dev.Peer == "" {

@@ -55,3 +55,19 @@ func TestStatePairRates(t *testing.T) {
 		t.Fatalf("a snapshot kept the rates %v", s.PairRates)
 	}
 }
+
+func TestStateFollowsADeviceAwayAndBack(t *testing.T) {
+	s := NewState(&Snapshot{Seq: 1, Devices: []Device{{ID: "A", Peer: "B"}, {ID: "B", Peer: "A", Transport: "polling", Address: "x"}},
+		Pairs: []Pair{{A: "A", B: "B"}}})
+	s.Apply(Delta{Seq: 2, Kind: KindDeviceAway, ID: "B", Peer: "A", Reason: "ping timeout"})
+	if d := s.Devices["B"]; !d.Away || d.Peer != "A" || len(s.Pairs) != 1 {
+		t.Fatalf("B away: %+v, pairs %v", d, s.Pairs)
+	}
+	s.Apply(Delta{Seq: 3, Kind: KindDeviceResumed, ID: "B", Peer: "A", Device: &Device{ID: "B", Transport: "websocket", Address: "y", Generation: "gen2", EngineIO: 4}})
+	if d := s.Devices["B"]; d.Away || d.Peer != "A" || d.Transport != "websocket" || d.Address != "y" || len(s.Pairs) != 1 {
+		t.Fatalf("B back: %+v, pairs %v", d, s.Pairs)
+	}
+	if got := (Delta{Kind: KindDeviceAway, ID: "B", Peer: "A", Reason: "ping timeout"}).Summary(); got != "B away (ping timeout); its pair with A waits for it" {
+		t.Errorf("summary %q", got)
+	}
+}

@@ -11,6 +11,7 @@ type Device struct {
 	Available   bool      `json:"available"`         // no peer and no pairing under way
 	Peer        string    `json:"peer"`              // the paired device, "" when none
 	Pairing     string    `json:"pairing,omitempty"` // the device a pairing handshake is under way with
+	Away        bool      `json:"away,omitempty"`    // its connection dropped; its pair waits for it (resume window)
 	ConnectedAt time.Time `json:"connected_at"`
 	Address     string    `json:"address"`
 	Transport   string    `json:"transport"`  // "polling" or "websocket"
@@ -62,6 +63,8 @@ const (
 	KindDeviceConnected    Kind = "device_connected"
 	KindDeviceDisconnected Kind = "device_disconnected"
 	KindDeviceUpdated      Kind = "device_updated" // its transport changed
+	KindDeviceAway         Kind = "device_away"    // its connection dropped; its pair waits for it (resume window)
+	KindDeviceResumed      Kind = "device_resumed" // it came back within its resume window
 	KindPairRequested      Kind = "pair_requested" // a pairing handshake began: ID asked Peer
 	KindPairCreated        Kind = "pair_created"
 	KindPairEnded          Kind = "pair_ended"
@@ -113,6 +116,13 @@ func (d Delta) Summary() string {
 		return fmt.Sprintf("%s connected from %s (%s, %s, EIO %d)", d.ID, d.Device.Address, d.Device.Transport, d.Device.Generation, d.Device.EngineIO)
 	case KindDeviceDisconnected:
 		return fmt.Sprintf("%s disconnected (%s)", d.ID, d.Reason)
+	case KindDeviceAway:
+		return fmt.Sprintf("%s away (%s); its pair with %s waits for it", d.ID, d.Reason, d.Peer)
+	case KindDeviceResumed:
+		if d.Device == nil {
+			return fmt.Sprintf("%s is back", d.ID)
+		}
+		return fmt.Sprintf("%s is back with %s, from %s (%s)", d.ID, d.Peer, d.Device.Address, d.Device.Transport)
 	case KindDeviceUpdated:
 		if d.Device == nil {
 			return fmt.Sprintf("%s changed", d.ID)
