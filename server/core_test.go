@@ -529,6 +529,54 @@ func TestFlows(t *testing.T) {
 			g.answer("B", protocol.EventRegisterStream, true)
 			g.answers("A")
 		}},
+		{"an operator watches a device and reads its detail", server.Config{}, func(g *rig) {
+			g.join("A", gen2)
+			g.join("B", gen2)
+			g.pair("A", "B")
+			var seen []string
+			stop, err := g.r.Watch("B", 3, func(tr server.Traffic) {
+				seen = append(seen, fmt.Sprintf("%s %s %s %d ack=%v rtt=%s %s", tr.ID, tr.Dir, tr.Event, tr.Size, tr.Ack, tr.RTT, tr.Code))
+			})
+			if err != nil {
+				t.Fatal(err)
+			}
+			g.send("A", protocol.EventEmitAck, true, relayTo("B", "q", "abc"))
+			g.expect("B", `q "abc" +ack`)
+			g.clock.Advance(40 * time.Millisecond)
+			g.answer("B", "q", 1.0)
+			g.answers("A", "1")
+			g.send("B", protocol.EventEmit, true, relayTo("Z", "nope"))
+			g.answers("B", "error:NOT_PAIRED")
+			g.expect("B", "SERVER_ERROR NOT_PAIRED")
+			g.send("A", protocol.EventEmit, false, relayTo("B", "over the rate"))
+			g.expect("B", "over the rate")
+			want := []string{
+				"B out q 8 ack=false rtt=0s ",
+				"B in q 4 ack=true rtt=40ms ",
+				"B in  0 ack=false rtt=0s NOT_PAIRED",
+			}
+			if !reflect.DeepEqual(seen, want) {
+				t.Errorf("traffic %q, want %q", seen, want)
+			}
+			d, ok := g.r.Detail("B")
+			if !ok || d.MessagesOut != 2 || d.MessagesIn != 0 || d.BytesOut == 0 || d.Refusals[protocol.CodeNotPaired] != 1 || !d.Watched || d.Dropped != 1 || d.Peer != "A" {
+				t.Errorf("detail %+v", d)
+			}
+			stop()
+			g.send("A", protocol.EventEmitAck, true, relayTo("B", "q2"))
+			g.expect("B", "q2 +ack")
+			if d, _ := g.r.Detail("A"); d.AcksAwaited != 1 || d.MessagesIn != 3 {
+				t.Errorf("A's detail %+v", d)
+			}
+			if d, _ := g.r.Detail("B"); d.AcksOwed != 1 || d.Watched || len(seen) != 3 {
+				t.Errorf("B's detail %+v after the watch stopped, %d seen", d, len(seen))
+			}
+			g.answer("B", "q2")
+			g.answers("A", "")
+			if _, err := g.r.Watch("Z", 0, func(server.Traffic) {}); protocol.CodeOf(err) != protocol.CodeOffline {
+				t.Errorf("watch of nobody: %v", err)
+			}
+		}},
 		{"a disconnect tells the peer", server.Config{}, func(g *rig) {
 			g.join("A", gen2)
 			g.join("B", gen1)

@@ -248,7 +248,7 @@ func (r *Relay) tellUnpaired(d *device, w *pendingAck) {
 		r.sendTo(d, protocol.EventUnregister, protocol.Args{}, func(protocol.Args) {})
 		return
 	}
-	r.ask(d, w, protocol.EventUnregister, protocol.Args{}, min(unregisterWait, r.cfg.PairTimeout), false,
+	r.ask(d, w, protocol.EventUnregister, protocol.Args{}, -1, min(unregisterWait, r.cfg.PairTimeout),
 		func(protocol.Args) { w.onEnd() }, w.onEnd)
 }
 

@@ -107,6 +107,8 @@ type device struct {
 
 	sent     atomic.Uint64 // messages this device relayed
 	pairSent atomic.Uint64 // messages relayed since its current pair began
+	counters deviceCounters
+	watch    atomic.Pointer[watcher] // nil unless an operator watches it
 
 	limit     *rate.Limiter // requests; nil when unlimited
 	pairLimit *rate.Limiter // pairing requests; nil when unlimited
@@ -162,9 +164,10 @@ type pendingAck struct {
 	ack    Ack
 	timer  Timer    // nil when it has no timeout (stream chunks)
 	via    *Session // the connection it went out on; nil while held
+	onEnd  func()   // when set, what a failure does instead of answering ack
+	start  int64    // when it went out (Unix ns), if a watched device is in it
 	shape  ackShape // how a failure answers ack
 	stream bool     // a stream chunk: the end of its pair fails it
-	onEnd  func()   // when set, what a failure does instead of answering ack
 }
 
 // stopTimer stops p's timeout, if it has one.
@@ -249,7 +252,7 @@ func (r *Relay) sendTo(d *device, event string, args protocol.Args, ack func(pro
 // in use, and whether the holder of the id must first be checked: with
 // device tokens, a valid token always takes over; without, the
 // duplicate-id policy says, and a holder that no longer answers gives way.
-func (r *Relay) admit(info ConnInfo) (takeover bool, check *Session, err error) {
+func (r *Relay) admit(info ConnInfo, rec *Device) (takeover bool, check *Session, err error) {
 	if r.closing.Load() {
 		return false, nil, protocol.Errorf(protocol.CodeShuttingDown, "the relay is shutting down")
 	}
@@ -259,9 +262,11 @@ func (r *Relay) admit(info ConnInfo) (takeover bool, check *Session, err error) 
 	case r.cfg.Tokens != nil && info.Token == "" && inUse:
 		return false, nil, protocol.Errorf(protocol.CodeIDInUse, "device id %q is already connected; present its token to reclaim it", info.DeviceID)
 	case r.cfg.Tokens != nil:
-		if err := r.cfg.Tokens.Verify(info.Token, info.DeviceID); err != nil {
+		exp, err := r.cfg.Tokens.Verify(info.Token, info.DeviceID)
+		if err != nil {
 			return false, nil, err
 		}
+		rec.TokenExpires = exp
 		takeover = true
 	case r.cfg.DuplicateID == DuplicateTakeover:
 		takeover = true
@@ -311,7 +316,7 @@ func (r *Relay) join(info ConnInfo, c Conn, mayCheck bool) (*Session, error) {
 		ConnectedAt: r.clock.Now(),
 	}
 	r.order.Lock()
-	takeover, holder, err := r.admit(info)
+	takeover, holder, err := r.admit(info, &rec)
 	if holder != nil {
 		r.order.Unlock()
 		if !mayCheck || !r.holderGone(holder) {
@@ -702,7 +707,7 @@ func (r *Relay) handleLeave(s *Session, ack Ack) {
 }
 
 // ackShape says how a refused request's ack is answered.
-type ackShape int
+type ackShape uint8
 
 const (
 	ackError ackShape = iota // relay requests and the rest: {"error": {...}}
@@ -723,6 +728,8 @@ func answersFalse(event string) bool {
 // refuse tells d why its request was refused and answers its ack.
 func (r *Relay) refuse(d *device, err *protocol.Error, ack Ack, shape ackShape) {
 	r.stats.refusal(err.Code)
+	d.counters.refused(err.Code)
+	r.tap(d, Traffic{Dir: DirIn, Code: err.Code, Reason: err.Message})
 	r.log.Info("request refused", "id", d.id, "code", string(err.Code), "reason", err.Message)
 	r.emit(d, protocol.EventServerError, err.Error())
 	switch shape {

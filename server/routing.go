@@ -27,7 +27,8 @@ func (r *Relay) handleEmit(s *device, args protocol.Args, ack Ack, withAck bool)
 		r.refuse(s, protocol.Errorf(protocol.CodeReservedEvent, "%s is relayed only with P2P_EMIT_ACKNOWLEDGE: its reader answers every chunk", req.Event), ack, ackError)
 		return
 	}
-	if perr := req.Args.Check(r.cfg.MaxPayload); perr != nil {
+	size, perr := req.Args.Measure(r.cfg.MaxPayload)
+	if perr != nil {
 		r.refuse(s, perr, ack, ackError)
 		return
 	}
@@ -46,11 +47,11 @@ func (r *Relay) handleEmit(s *device, args protocol.Args, ack Ack, withAck bool)
 			r.refuse(s, offline(t), ack, ackError)
 			return
 		}
-		r.countRelayed(s)
+		r.countRelayed(s, t, req.Event, size)
 		ack.answer()
 		return
 	}
-	r.forwardWithAck(s, t, req, ack)
+	r.forwardWithAck(s, t, req, size, ack)
 }
 
 // offline is the refusal of a message for a device that left, or is away
@@ -65,20 +66,29 @@ func offline(t *device) *protocol.Error {
 // forwardWithAck relays a request whose answer is piped back to the source.
 // A stream chunk's answer is the reader's "send more", which may be long
 // in coming: it has no timeout.
-func (r *Relay) forwardWithAck(s, t *device, req protocol.RelayRequest, ack Ack) {
+func (r *Relay) forwardWithAck(s, t *device, req protocol.RelayRequest, size int, ack Ack) {
 	p := &pendingAck{src: s, ack: ack, stream: req.Event == protocol.EventEmitStream}
 	timeout := r.cfg.AckTimeout
 	if p.stream {
 		timeout = 0
 	}
 	event := req.Event
-	r.ask(t, p, event, req.Args, timeout, true, func(answer protocol.Args) {
-		if perr := answer.Check(r.cfg.MaxPayload); perr != nil {
+	if watched(s, t) {
+		p.start = r.clock.Now().UnixNano()
+	}
+	r.ask(t, p, event, req.Args, size, timeout, func(answer protocol.Args) {
+		answerSize, perr := answer.Measure(r.cfg.MaxPayload)
+		if perr != nil {
 			perr.Message = "the answer of " + strconv.Quote(t.id) + ": " + perr.Message
 			r.failAck(p, perr)
 			return
 		}
 		r.stats.acks.Add(1)
+		if p.start != 0 {
+			rtt := time.Duration(r.clock.Now().UnixNano() - p.start)
+			r.tap(t, Traffic{Dir: DirIn, Event: event, Size: answerSize, Ack: true, RTT: rtt})
+			r.tap(s, Traffic{Dir: DirOut, Event: event, Size: answerSize, Ack: true, RTT: rtt})
+		}
 		p.ack(answer)
 	}, func() {
 		r.failAck(p, protocol.Errorf(protocol.CodeTimeout, "device %q did not answer %q within %s", t.id, event, r.cfg.AckTimeout))
@@ -87,10 +97,12 @@ func (r *Relay) forwardWithAck(s, t *device, req protocol.RelayRequest, ack Ack)
 
 // ask sends t a request on p.src's behalf and records it in t's acks until
 // t answers (answered), timeout passes (timedOut; 0: no timeout), or t
-// leaves (p fails OFFLINE). relayed counts it as a message p.src relayed,
-// and holds it to --max-pending-acks. A request that cannot be sent
-// fails at once, OFFLINE (or RATE_LIMITED over the bound).
-func (r *Relay) ask(t *device, p *pendingAck, event string, args protocol.Args, timeout time.Duration, relayed bool, answered func(protocol.Args), timedOut func()) {
+// leaves (p fails OFFLINE). A relayed request (size >= 0, its arguments'
+// size) counts as a message p.src relayed, and is held to
+// --max-pending-acks; the relay's own (size < 0) are not. A request that
+// cannot be sent fails at once, OFFLINE (or RATE_LIMITED over the bound).
+func (r *Relay) ask(t *device, p *pendingAck, event string, args protocol.Args, size int, timeout time.Duration, answered func(protocol.Args), timedOut func()) {
+	relayed := size >= 0
 	t.mu.Lock()
 	if t.ended {
 		t.mu.Unlock()
@@ -129,16 +141,21 @@ func (r *Relay) ask(t *device, p *pendingAck, event string, args protocol.Args, 
 		return
 	}
 	if relayed {
-		r.countRelayed(p.src)
+		r.countRelayed(p.src, t, event, size)
 	}
 }
 
-// countRelayed counts a message s sent that the relay passes on; refused
-// ones count as refusals only.
-func (r *Relay) countRelayed(s *device) {
+// countRelayed counts a message s sent that the relay passed on to t;
+// refused ones count as refusals only.
+func (r *Relay) countRelayed(s, t *device, event string, size int) {
 	s.sent.Add(1)
 	s.pairSent.Add(1)
 	r.stats.messages.Add(1)
+	s.counters.bytesIn.Add(uint64(size))
+	t.counters.msgsOut.Add(1)
+	t.counters.bytesOut.Add(uint64(size))
+	r.tap(s, Traffic{Dir: DirIn, Event: event, Size: size})
+	r.tap(t, Traffic{Dir: DirOut, Event: event, Size: size})
 }
 
 // takeAck returns the pending ack id that s owes and forgets it, or nil

@@ -29,7 +29,7 @@ func (r *Relay) handleRegisterStream(s *device, args protocol.Args, ack Ack) {
 		return
 	}
 	p := &pendingAck{src: s, ack: ack, shape: ackFalse}
-	r.ask(t, p, protocol.EventRegisterStream, protocol.Args{}, r.cfg.PairTimeout, false, func(answer protocol.Args) {
+	r.ask(t, p, protocol.EventRegisterStream, protocol.Args{}, -1, r.cfg.PairTimeout, func(answer protocol.Args) {
 		if answer.FirstIsTrue() {
 			ack.answer(true)
 			return
