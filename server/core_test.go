@@ -3,11 +3,13 @@ package server_test
 import (
 	"encoding/json"
 	"fmt"
+	"log/slog"
 	"reflect"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/p2prelay/p2prelay/internal/testkit"
 	"github.com/p2prelay/p2prelay/protocol"
 	"github.com/p2prelay/p2prelay/server"
 	"github.com/p2prelay/p2prelay/server/relaytest"
@@ -310,6 +312,25 @@ func TestFlows(t *testing.T) {
 			// Both are free again.
 			g.send("B", protocol.EventRegister, true, "A")
 			g.expect("A", `P2P_REGISTER "B" +ack`)
+		}},
+		{"a late yes tells no one who is paired meanwhile", server.Config{PairTimeout: time.Second}, func(g *rig) {
+			g.join("A", gen2)
+			g.join("B", gen2)
+			g.join("C", gen2)
+			g.send("A", protocol.EventRegister, true, "B")
+			g.expect("B", `P2P_REGISTER "A" +ack`)
+			q := g.devs["B"].asked[protocol.EventRegister][0]
+			g.devs["B"].asked[protocol.EventRegister] = nil
+			g.clock.Advance(time.Second)
+			g.answers("A", "false error:TIMEOUT")
+			g.expect("A", "SERVER_ERROR TIMEOUT")
+			g.pair("C", "B")
+			q.Answer(true) // B's yes to A, late: B is C's peer now
+			g.expect("B")
+			g.expect("A")
+			if p, _ := g.r.Store().Peer("B"); p != "C" {
+				t.Errorf("B's peer %q", p)
+			}
 		}},
 		{"pairing refused at once, with codes", server.Config{}, func(g *rig) {
 			g.join("A", gen2)
@@ -878,4 +899,24 @@ func eventTexts(sent []relaytest.Sent) []string {
 		out = append(out, eventText(s))
 	}
 	return out
+}
+
+func TestRefusalsAreLoggedSampled(t *testing.T) {
+	var logs testkit.SyncBuffer
+	g := newRig(t, server.Config{Rate: server.Unlimited, Logger: slog.New(slog.NewTextHandler(&logs, nil))})
+	g.join("A", protocol.Gen2)
+	for range 50 {
+		g.send("A", "NOPE", false)
+	}
+	g.clock.Advance(time.Second)
+	g.send("A", "NOPE", false)
+	lines := strings.Count(logs.String(), `msg="request refused"`)
+	if lines != 6 || !strings.Contains(logs.String(), "unlogged_since=45") {
+		t.Fatalf("%d refusal lines for 51 refusals:\n%s", lines, logs.String())
+	}
+	if st := g.r.Stats(); st.Refusals[protocol.CodeUnknownEvent] != 51 {
+		t.Fatalf("counted %d refusals", st.Refusals[protocol.CodeUnknownEvent])
+	}
+	g.devs["A"].conn.Take()
+	g.done()
 }

@@ -43,7 +43,7 @@ func (r *Relay) handleEmit(s *device, args protocol.Args, ack Ack, withAck bool)
 		return
 	}
 	if !withAck {
-		if !r.sendTo(t, req.Event, req.Args, nil) {
+		if !r.sendTo(t, message{event: req.Event, args: req.Args}) {
 			r.refuse(s, offline(t), ack, ackError)
 			return
 		}
@@ -76,7 +76,7 @@ func (r *Relay) forwardWithAck(s, t *device, req protocol.RelayRequest, size int
 	if watched(s, t) {
 		p.start = r.clock.Now().UnixNano()
 	}
-	r.ask(t, p, event, req.Args, size, timeout, func(answer protocol.Args) {
+	p.answered = func(answer protocol.Args) {
 		answerSize, perr := answer.Measure(r.cfg.MaxPayload)
 		if perr != nil {
 			perr.Message = "the answer of " + strconv.Quote(t.id) + ": " + perr.Message
@@ -90,18 +90,20 @@ func (r *Relay) forwardWithAck(s, t *device, req protocol.RelayRequest, size int
 			r.tap(s, Traffic{Dir: DirOut, Event: event, Size: answerSize, Ack: true, RTT: rtt})
 		}
 		p.ack(answer)
-	}, func() {
+	}
+	p.timedOut = func() {
 		r.failAck(p, protocol.Errorf(protocol.CodeTimeout, "device %q did not answer %q within %s", t.id, event, r.cfg.AckTimeout))
-	})
+	}
+	r.ask(t, p, event, req.Args, size, timeout)
 }
 
 // ask sends t a request on p.src's behalf and records it in t's acks until
-// t answers (answered), timeout passes (timedOut; 0: no timeout), or t
-// leaves (p fails OFFLINE). A relayed request (size >= 0, its arguments'
-// size) counts as a message p.src relayed, and is held to
+// t answers (p.answered), timeout passes (p.timedOut; 0: no timeout), or
+// t leaves (p fails OFFLINE). A relayed request (size >= 0, its
+// arguments' size) counts as a message p.src relayed, and is held to
 // --max-pending-acks; the relay's own (size < 0) are not. A request that
 // cannot be sent fails at once, OFFLINE (or RATE_LIMITED over the bound).
-func (r *Relay) ask(t *device, p *pendingAck, event string, args protocol.Args, size int, timeout time.Duration, answered func(protocol.Args), timedOut func()) {
+func (r *Relay) ask(t *device, p *pendingAck, event string, args protocol.Args, size int, timeout time.Duration) {
 	relayed := size >= 0
 	t.mu.Lock()
 	if t.ended {
@@ -120,20 +122,10 @@ func (r *Relay) ask(t *device, p *pendingAck, event string, args protocol.Args, 
 	p.via = t.cur.Load()
 	t.acks[id] = p
 	if timeout > 0 {
-		p.timer = r.after(timeout, func() {
-			if t.takeAck(id) != nil {
-				timedOut()
-			}
-		})
+		p.timer = r.after(timeout, func() { r.ackTimedOut(t, id) })
 	}
 	t.mu.Unlock()
-	if !r.sendTo(t, event, args, func(answer protocol.Args) {
-		if t.takeAck(id) == nil {
-			return
-		}
-		p.stopTimer()
-		answered(answer)
-	}) {
+	if !r.sendTo(t, message{event: event, args: args, ackID: id}) {
 		if t.takeAck(id) != nil {
 			p.stopTimer()
 			r.failAck(p, offline(t))
@@ -143,6 +135,45 @@ func (r *Relay) ask(t *device, p *pendingAck, event string, args protocol.Args, 
 	if relayed {
 		r.countRelayed(p.src, t, event, size)
 	}
+}
+
+// ackAnswered takes t's answer to its pending ack id, which came on s.
+func (r *Relay) ackAnswered(t *device, s *Session, id uint64, answer protocol.Args) {
+	p := t.takeAck(id)
+	if p == nil {
+		// Too late: the relay stopped waiting. The connection forgot this
+		// one as it handed it over.
+		if s.stale.Add(-1) < 0 {
+			s.stale.Add(1)
+		}
+		return
+	}
+	p.stopTimer()
+	p.answered(answer)
+}
+
+// ackTimedOut gives up waiting for t's answer to its pending ack id. The
+// connection it went out on keeps the ack until t answers or leaves: a
+// device that leaves more than staleLimit of them unanswered is not
+// listening, and its connection is closed (with a pair, it may come back
+// within its resume window).
+func (r *Relay) ackTimedOut(t *device, id uint64) {
+	p := t.takeAck(id)
+	if p == nil {
+		return
+	}
+	if s := p.via; s != nil && int(s.stale.Add(1)) > r.staleLimit() {
+		r.log.Info("device leaves too many requests unanswered: closing its connection", "id", t.id, "unanswered", s.stale.Load())
+		r.drop(s, "unresponsive")
+		s.conn.Close()
+	}
+	p.timedOut()
+}
+
+// staleLimit is how many requests a connection may leave unanswered past
+// their timeout.
+func (r *Relay) staleLimit() int {
+	return max(r.cfg.MaxPendingAcks, DefaultMaxPendingAcks)
 }
 
 // countRelayed counts a message s sent that the relay passed on to t;

@@ -52,8 +52,10 @@ type deviceCounters struct {
 	bytesIn  atomic.Uint64
 	bytesOut atomic.Uint64
 
-	mu       sync.Mutex // guards refusals
+	mu       sync.Mutex // guards refusals, logLimit, unlogged
 	refusals map[protocol.Code]uint64
+	logLimit *rate.Limiter // made at the first refusal
+	unlogged uint64        // refusals not logged since the last that was
 }
 
 func (c *deviceCounters) refused(code protocol.Code) {
@@ -63,6 +65,31 @@ func (c *deviceCounters) refused(code protocol.Code) {
 	}
 	c.refusals[code]++
 	c.mu.Unlock()
+}
+
+// Refusals are logged at most refusalLogBurst at once and
+// refusalLogRate a second per device; the rest are counted, and the next
+// line logged says how many were not.
+const (
+	refusalLogRate  = 1
+	refusalLogBurst = 5
+)
+
+// logRefusal says whether a refusal may be logged now, and how many were
+// not since the last one that was.
+func (c *deviceCounters) logRefusal(now time.Time) (unlogged uint64, ok bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.logLimit == nil {
+		c.logLimit = rate.NewLimiter(refusalLogRate, refusalLogBurst)
+	}
+	if !c.logLimit.AllowN(now, 1) {
+		c.unlogged++
+		return 0, false
+	}
+	n := c.unlogged
+	c.unlogged = 0
+	return n, true
 }
 
 // Watch calls fn with device id's traffic, at most perSecond a second
