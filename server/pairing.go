@@ -132,7 +132,7 @@ func (r *Relay) handleGen1Answer(s *device, accept bool, ack Ack) {
 		// peer is answered with P2P_DISCONNECT: it may have taken the
 		// source as its target, and must learn the pair did not form.
 		r.log.Debug("pairing answer with no request under way", "id", s.id, "accept", accept)
-		if _, paired := r.store.Peer(s.id); accept && !paired {
+		if accept && s.peerOf() == nil {
 			r.emit(s, protocol.EventDisconnect)
 		}
 		ack.answer()
@@ -152,7 +152,7 @@ func (r *Relay) targetAnswered(t *device, hs Handshake, accept bool) {
 	if r.settleShake(hs.ID, accept, nil) || !accept || t.gone() {
 		return
 	}
-	if _, paired := r.store.Peer(t.id); paired {
+	if t.peerOf() != nil {
 		return
 	}
 	r.log.Debug("late pairing answer", "id", t.id, "src", hs.Src)
@@ -212,6 +212,7 @@ func (r *Relay) paired(p Pair) {
 			d.pairSent.Store(0)
 		}
 	}
+	r.linkPair(p)
 	r.stats.pairOutcome("")
 	r.publish(Event{Kind: PairCreated, ID: p.A, Peer: p.B})
 }
@@ -281,6 +282,7 @@ func (r *Relay) unpair(id, reason string) (Pair, bool) {
 		r.order.Unlock()
 		return p, false
 	}
+	r.unlinkPair(p)
 	r.publish(Event{Kind: PairEnded, ID: p.A, Peer: p.B, Reason: reason})
 	type left struct {
 		d  *device

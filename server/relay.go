@@ -109,7 +109,8 @@ type device struct {
 	sent     atomic.Uint64 // messages this device relayed
 	pairSent atomic.Uint64 // messages relayed since its current pair began
 	counters deviceCounters
-	watch    atomic.Pointer[watcher] // nil unless an operator watches it
+	watch    atomic.Pointer[watcher]  // nil unless an operator watches it
+	peer     atomic.Pointer[peerLink] // its peer, nil when unpaired; set with order held
 
 	limit     *rate.Limiter // requests; nil when unlimited
 	pairLimit *rate.Limiter // pairing requests; nil when unlimited
@@ -122,6 +123,41 @@ type device struct {
 	heldBytes int
 	awayTimer Timer // runs out its resume window while it is away
 	ended     bool
+}
+
+// peerLink is a device's peer, as routing needs it: the Store is the truth
+// about pairs, and each change of a pair updates the links of its local
+// sides (with order held, see linkPair), so routing a message reads one
+// pointer instead of asking the Store.
+type peerLink struct {
+	id  string
+	dev *device
+}
+
+// peerOf returns d's peer, nil when it has none.
+func (d *device) peerOf() *peerLink { return d.peer.Load() }
+
+// linkPair records a new pair on its local sides. r.order must be held.
+func (r *Relay) linkPair(p Pair) {
+	a, b := r.device(p.A), r.device(p.B)
+	if a != nil {
+		a.peer.Store(&peerLink{id: p.B, dev: b})
+	}
+	if b != nil {
+		b.peer.Store(&peerLink{id: p.A, dev: a})
+	}
+}
+
+// unlinkPair forgets an ended pair on its local sides. r.order must be
+// held.
+func (r *Relay) unlinkPair(p Pair) {
+	for _, id := range [...]string{p.A, p.B} {
+		if d := r.device(id); d != nil {
+			if l := d.peer.Load(); l != nil && l.id == p.Other(id) {
+				d.peer.Store(nil)
+			}
+		}
+	}
 }
 
 // Session is one connection of a device to the relay. The binding gets it
@@ -578,6 +614,7 @@ func (r *Relay) removeLocked(d *device, connID, reason, pairReason string) *Tear
 func (r *Relay) publishTeardown(td *Teardown, reason, pairReason string) {
 	id := td.Device.ID
 	if td.Pair != nil {
+		r.unlinkPair(*td.Pair)
 		r.publish(Event{Kind: PairEnded, ID: td.Pair.A, Peer: td.Pair.B, Reason: pairReason})
 	}
 	r.publishShakes(td)

@@ -32,14 +32,14 @@ func (r *Relay) handleEmit(s *device, args protocol.Args, ack Ack, withAck bool)
 		r.refuse(s, perr, ack, ackError)
 		return
 	}
-	peer, ok := r.store.Peer(s.id)
-	if !ok || peer != req.Target {
+	link := s.peerOf()
+	if link == nil || link.id != req.Target {
 		r.refuse(s, protocol.Errorf(protocol.CodeNotPaired, "device %q is not your peer", req.Target), ack, ackError)
 		return
 	}
-	t := r.device(peer)
+	t := link.dev
 	if t == nil {
-		r.refuse(s, protocol.Errorf(protocol.CodeOffline, "device %q is offline", peer), ack, ackError)
+		r.refuse(s, protocol.Errorf(protocol.CodeOffline, "device %q is offline", link.id), ack, ackError)
 		return
 	}
 	if !withAck {
@@ -224,8 +224,8 @@ func (r *Relay) handleStatus(d *device, ack Ack) {
 		return
 	}
 	var peer any
-	if p, ok := r.store.Peer(d.id); ok {
-		peer = p
+	if l := d.peerOf(); l != nil {
+		peer = l.id
 	}
 	ack.answer(map[string]any{"id": d.id, "peer": peer})
 }

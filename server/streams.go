@@ -14,12 +14,12 @@ func (r *Relay) handleRegisterStream(s *device, args protocol.Args, ack Ack) {
 	}
 	first, _ := args.First()
 	target, _ := first.(string)
-	peer, ok := r.store.Peer(s.id)
-	if !ok || target != peer {
+	link := s.peerOf()
+	if link == nil || target != link.id {
 		r.refuse(s, protocol.Errorf(protocol.CodeNotPaired, "device %q is not your peer", truncate(target, 64)), ack, ackFalse)
 		return
 	}
-	t := r.device(peer)
+	peer, t := link.id, link.dev
 	switch {
 	case t == nil:
 		r.refuse(s, protocol.Errorf(protocol.CodeOffline, "device %q is offline", peer), ack, ackFalse)
