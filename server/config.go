@@ -68,6 +68,11 @@ type Config struct {
 	DuplicateID DuplicatePolicy
 	// Store holds device and pair state. Default: NewMemoryStore.
 	Store Store
+	// Node names this relay among the nodes sharing Store, and Bus carries
+	// what it sends them (package cluster provides both over Redis). Node
+	// defaults to "local"; without a Bus every device is on this node.
+	Node string
+	Bus  Bus
 	// Observer receives the relay's events. Default: none.
 	Observer Observer
 	// Logger receives structured logs. Default: a logger that discards.
@@ -151,6 +156,9 @@ func (c Config) withDefaults() (Config, error) {
 	}
 	if c.Clock == nil {
 		c.Clock = SystemClock{}
+	}
+	if c.Node == "" {
+		c.Node = "local"
 	}
 	if c.MaxDevices == 0 {
 		c.MaxDevices = Unlimited

@@ -22,15 +22,18 @@ import (
 
 // rig is one relay with fake devices.
 type rig struct {
-	t     *testing.T
-	r     *server.Relay
-	clock *relaytest.Clock
-	obs   *relaytest.Observer
-	devs  map[string]*fakeDevice
-	conns int
+	t      *testing.T
+	r      *server.Relay // the first node
+	relays map[string]*server.Relay
+	bus    *relaytest.Bus // nil for one relay
+	clock  *relaytest.Clock
+	obs    *relaytest.Observer
+	devs   map[string]*fakeDevice
+	conns  int
 }
 
 type fakeDevice struct {
+	r    *server.Relay // the node it is connected to
 	s    *server.Session
 	conn *relaytest.Conn
 	acks relaytest.Acks
@@ -48,7 +51,48 @@ func newRig(t *testing.T, cfg server.Config) *rig {
 		t.Fatal(err)
 	}
 	g.r = r
+	g.relays = map[string]*server.Relay{"local": r}
 	return g
+}
+
+// newCluster is newRig with a relay on each of nodes, sharing one store
+// and a bus; devices join the first node unless joinOn says otherwise.
+// Every step flushes the bus, so nodes hear from each other at once.
+func newCluster(t *testing.T, cfg server.Config, nodes ...string) *rig {
+	t.Helper()
+	g := &rig{t: t, clock: relaytest.NewClock(time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)), obs: &relaytest.Observer{}, devs: map[string]*fakeDevice{}, bus: relaytest.NewBus(), relays: map[string]*server.Relay{}}
+	cfg.Clock, cfg.Observer, cfg.Bus = g.clock, g.obs, g.bus
+	cfg.Store = server.NewMemoryStore(g.clock.Now)
+	for i, node := range nodes {
+		cfg.Node = node
+		r, err := server.New(cfg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		g.bus.Attach(node, r)
+		g.relays[node] = r
+		if i == 0 {
+			g.r = r
+		}
+	}
+	return g
+}
+
+// flush delivers what nodes sent each other.
+func (g *rig) flush() {
+	if g.bus != nil {
+		g.bus.Flush()
+	}
+}
+
+// joinOn connects a device to node.
+func (g *rig) joinOn(node, id string, gen protocol.Generation) *fakeDevice {
+	g.t.Helper()
+	d, err := g.tryJoinOn(node, id, gen, "")
+	if err != nil {
+		g.t.Fatalf("join %s on %s: %v", id, node, err)
+	}
+	return d
 }
 
 // done checks that the flow checked everything devices were sent and
@@ -65,8 +109,9 @@ func (g *rig) done() {
 		}
 	}
 	for _, d := range g.devs {
-		g.r.Leave(d.s, "end of test")
+		d.r.Leave(d.s, "end of test")
 	}
+	g.flush()
 	if n := g.clock.Pending(); n != 0 {
 		g.t.Errorf("%d timers left after every device left", n)
 	}
@@ -83,13 +128,53 @@ func (g *rig) join(id string, gen protocol.Generation) *fakeDevice {
 }
 
 func (g *rig) tryJoin(id string, gen protocol.Generation, token string) (*fakeDevice, error) {
-	g.conns++
-	d := &fakeDevice{conn: &relaytest.Conn{}, asked: map[string][]relaytest.Sent{}}
-	s, err := g.r.Join(server.ConnInfo{DeviceID: id, ConnID: fmt.Sprintf("conn%d", g.conns), Gen: gen, Address: "10.0.0.1:1", EngineIO: 4, Token: token}, d.conn)
-	if err != nil {
-		return nil, err
+	for node, r := range g.relays {
+		if r == g.r {
+			return g.tryJoinOn(node, id, gen, token)
+		}
 	}
-	d.s = s
+	panic("no first node")
+}
+
+func (g *rig) tryJoinOn(node, id string, gen protocol.Generation, token string) (*fakeDevice, error) {
+	g.conns++
+	r := g.relays[node]
+	d := &fakeDevice{r: r, conn: &relaytest.Conn{}, asked: map[string][]relaytest.Sent{}}
+	type joined struct {
+		s   *server.Session
+		err error
+	}
+	info := server.ConnInfo{DeviceID: id, ConnID: fmt.Sprintf("conn%d", g.conns), Gen: gen, Address: "10.0.0.1:1", EngineIO: 4, Token: token}
+	if g.bus == nil {
+		s, err := r.Join(info, d.conn)
+		if err != nil {
+			return nil, err
+		}
+		d.s = s
+		g.devs[id] = d
+		return d, nil
+	}
+	// A join may wait for another node's answer (a reclaim check): the bus
+	// is flushed meanwhile.
+	done := make(chan joined, 1)
+	go func() {
+		s, err := r.Join(info, d.conn)
+		done <- joined{s, err}
+	}()
+	var j joined
+	for waiting := true; waiting; {
+		select {
+		case j = <-done:
+			waiting = false
+		case <-time.After(time.Millisecond):
+			g.flush()
+		}
+	}
+	g.flush()
+	if j.err != nil {
+		return nil, j.err
+	}
+	d.s = j.s
 	g.devs[id] = d
 	return d, nil
 }
@@ -103,13 +188,15 @@ func (g *rig) send(id, event string, ack bool, vals ...any) {
 	if ack {
 		fn = d.acks.Func()
 	}
-	g.r.Handle(d.s, event, protocol.NewArgs(vals...), fn)
+	d.r.Handle(d.s, event, protocol.NewArgs(vals...), fn)
+	g.flush()
 }
 
 // expect checks what device id was sent since the last check, written as
 // eventText gives it.
 func (g *rig) expect(id string, want ...string) {
 	g.t.Helper()
+	g.flush()
 	d := g.devs[id]
 	var got []string
 	for _, s := range d.conn.Take() {
@@ -127,6 +214,7 @@ func (g *rig) expect(id string, want ...string) {
 // written as ackText gives them.
 func (g *rig) answers(id string, want ...string) {
 	g.t.Helper()
+	g.flush()
 	var got []string
 	for _, a := range g.devs[id].acks.Take() {
 		got = append(got, ackText(a))
@@ -147,11 +235,13 @@ func (g *rig) answer(id, event string, vals ...any) {
 	}
 	d.asked[event] = q[1:]
 	q[0].Answer(vals...)
+	g.flush()
 }
 
 // events checks what observers were told since the last check.
 func (g *rig) events(want ...string) {
 	g.t.Helper()
+	g.flush()
 	if got := g.obs.Take(); !reflect.DeepEqual(got, want) && (len(got) != 0 || len(want) != 0) {
 		g.t.Fatalf("observer got %q, want %q", got, want)
 	}
@@ -159,12 +249,22 @@ func (g *rig) events(want ...string) {
 
 // leave ends device id's connection as an explicit disconnect does.
 func (g *rig) leave(id string) {
-	g.r.Leave(g.devs[id].s, "client namespace disconnect")
+	d := g.devs[id]
+	d.r.Leave(d.s, "client namespace disconnect")
+	g.flush()
 }
 
 // drop ends device id's connection as a network drop does.
 func (g *rig) drop(id string) {
-	g.r.Leave(g.devs[id].s, "transport close")
+	d := g.devs[id]
+	d.r.Leave(d.s, "transport close")
+	g.flush()
+}
+
+// advance moves the clock, and lets the nodes hear what that did.
+func (g *rig) advance(d time.Duration) {
+	g.clock.Advance(d)
+	g.flush()
 }
 
 // pair pairs two devices of generation 2, a asking, and forgets what that
@@ -301,9 +401,9 @@ func TestFlows(t *testing.T) {
 			g.join("B", gen1)
 			g.send("A", protocol.EventRegister, true, "B")
 			g.expect("B", `P2P_REGISTER "A" +ack`)
-			g.clock.Advance(2999 * time.Millisecond)
+			g.advance(2999 * time.Millisecond)
 			g.answers("A")
-			g.clock.Advance(time.Millisecond)
+			g.advance(time.Millisecond)
 			g.answers("A", "false error:TIMEOUT")
 			g.expect("A", "SERVER_ERROR TIMEOUT")
 			// A generation-1 yes after the timeout is told the pair did not form.
@@ -321,7 +421,7 @@ func TestFlows(t *testing.T) {
 			g.expect("B", `P2P_REGISTER "A" +ack`)
 			q := g.devs["B"].asked[protocol.EventRegister][0]
 			g.devs["B"].asked[protocol.EventRegister] = nil
-			g.clock.Advance(time.Second)
+			g.advance(time.Second)
 			g.answers("A", "false error:TIMEOUT")
 			g.expect("A", "SERVER_ERROR TIMEOUT")
 			g.pair("C", "B")
@@ -361,7 +461,7 @@ func TestFlows(t *testing.T) {
 			g.send("A", protocol.EventRegister, true, "Z")
 			g.answers("A", "false error:RATE_LIMITED")
 			g.expect("A", "SERVER_ERROR RATE_LIMITED")
-			g.clock.Advance(time.Second)
+			g.advance(time.Second)
 			g.send("A", protocol.EventRegister, true, "Z")
 			g.answers("A", "false error:OFFLINE")
 			g.expect("A", "SERVER_ERROR OFFLINE")
@@ -423,7 +523,7 @@ func TestFlows(t *testing.T) {
 			g.pair("A", "B")
 			g.send("A", protocol.EventEmitAck, true, relayTo("B", "q"))
 			g.expect("B", "q +ack")
-			g.clock.Advance(5 * time.Second)
+			g.advance(5 * time.Second)
 			g.answers("A", "error:TIMEOUT")
 			g.expect("A", "SERVER_ERROR TIMEOUT")
 			g.answer("B", "q", "late")
@@ -477,9 +577,9 @@ func TestFlows(t *testing.T) {
 			g.send("A", protocol.EventUnregister, true)
 			g.expect("A", "P2P_UNREGISTER +ack")
 			g.expect("B", "P2P_UNREGISTER +ack")
-			g.clock.Advance(999 * time.Millisecond)
+			g.advance(999 * time.Millisecond)
 			g.answers("A")
-			g.clock.Advance(time.Millisecond) // the pairing timeout, shorter than 2 s
+			g.advance(time.Millisecond) // the pairing timeout, shorter than 2 s
 			g.answers("A", "true")
 			g.answer("B", protocol.EventUnregister) // late: nothing more
 			g.answers("A")
@@ -516,7 +616,7 @@ func TestFlows(t *testing.T) {
 			// A chunk waits for its reader as long as it takes: no ack timeout.
 			g.send("A", protocol.EventEmitAck, true, relayTo("B", protocol.EventEmitStream, "chunk"))
 			g.expect("B", `P2P_EMIT_STREAM "chunk" +ack`)
-			g.clock.Advance(time.Hour)
+			g.advance(time.Hour)
 			g.answers("A")
 			g.answer("B", protocol.EventEmitStream)
 			g.answers("A", "")
@@ -544,7 +644,7 @@ func TestFlows(t *testing.T) {
 			g.pair("A", "B")
 			g.send("A", protocol.EventRegisterStream, true, "B")
 			g.expect("B", "P2P_REGISTER_STREAM +ack")
-			g.clock.Advance(2 * time.Second)
+			g.advance(2 * time.Second)
 			g.answers("A", "false error:TIMEOUT")
 			g.expect("A", "SERVER_ERROR TIMEOUT")
 			g.answer("B", protocol.EventRegisterStream, true)
@@ -563,7 +663,7 @@ func TestFlows(t *testing.T) {
 			}
 			g.send("A", protocol.EventEmitAck, true, relayTo("B", "q", "abc"))
 			g.expect("B", `q "abc" +ack`)
-			g.clock.Advance(40 * time.Millisecond)
+			g.advance(40 * time.Millisecond)
 			g.answer("B", "q", 1.0)
 			g.answers("A", "1")
 			g.send("B", protocol.EventEmit, true, relayTo("Z", "nope"))
@@ -697,7 +797,7 @@ func TestFlows(t *testing.T) {
 			g.send("A", protocol.EventEmit, false, relayTo("B", "one"))
 			g.send("A", protocol.EventEmitAck, true, relayTo("B", "two"))
 			g.send("A", protocol.EventEmit, false, relayTo("B", "three"))
-			g.clock.Advance(4 * time.Second)
+			g.advance(4 * time.Second)
 			old := g.devs["B"]
 			g.join("B", gen1)
 			g.events("device_resumed B A")
@@ -711,7 +811,7 @@ func TestFlows(t *testing.T) {
 				t.Errorf("the dropped connection was sent %q", got)
 			}
 			// The window's timer is gone: nothing happens when it would end.
-			g.clock.Advance(10 * time.Second)
+			g.advance(10 * time.Second)
 			g.events()
 		}},
 		{"a device that does not come back within its window leaves", server.Config{ResumeWindow: 3 * time.Second, AckTimeout: time.Minute}, func(g *rig) {
@@ -721,7 +821,7 @@ func TestFlows(t *testing.T) {
 			g.drop("B")
 			g.events("device_away B A (transport close)")
 			g.send("A", protocol.EventEmitAck, true, relayTo("B", "held"))
-			g.clock.Advance(3 * time.Second)
+			g.advance(3 * time.Second)
 			g.answers("A", "error:OFFLINE")
 			g.expect("A", "SERVER_ERROR OFFLINE", "P2P_DISCONNECT")
 			g.events("pair_ended A B (away)", "device_disconnected B (did not come back)")
@@ -819,7 +919,7 @@ func TestFlows(t *testing.T) {
 				t.Fatalf("claim within the period: %v", err)
 			}
 			g.devs["A"] = holder
-			g.clock.Advance(time.Second)
+			g.advance(time.Second)
 			if _, err := g.tryJoin("A", gen2, ""); err != nil {
 				t.Fatalf("claim after the period on a dead holder: %v", err)
 			}
@@ -879,7 +979,7 @@ func TestFlows(t *testing.T) {
 			g.send("A", protocol.EventListClients, true)
 			g.answers("A", "error:RATE_LIMITED")
 			g.expect("A", "SERVER_ERROR RATE_LIMITED")
-			g.clock.Advance(time.Second)
+			g.advance(time.Second)
 			g.send("A", protocol.EventListClients, true)
 			g.answers("A", `["A","B"]`)
 		}},
@@ -908,7 +1008,7 @@ func TestRefusalsAreLoggedSampled(t *testing.T) {
 	for range 50 {
 		g.send("A", "NOPE", false)
 	}
-	g.clock.Advance(time.Second)
+	g.advance(time.Second)
 	g.send("A", "NOPE", false)
 	lines := strings.Count(logs.String(), `msg="request refused"`)
 	if lines != 6 || !strings.Contains(logs.String(), "unlogged_since=45") {

@@ -45,9 +45,10 @@ func (s *memoryStore) Add(d Device, takeover bool) (Claim, error) {
 	var c Claim
 	switch {
 	case ok && old.dev.Away:
+		prev := old.dev.Node
 		d.Peer, d.Pairing, d.Away = old.dev.Peer, "", false
 		old.dev = d
-		return Claim{Resumed: true, Peer: d.Peer}, nil
+		return Claim{Resumed: true, Peer: d.Peer, PrevNode: prev}, nil
 	case ok && !takeover:
 		return Claim{}, protocol.Errorf(protocol.CodeIDInUse, "device id %q is already connected", d.ID)
 	case ok:

@@ -80,6 +80,12 @@ func (r *Relay) Pairs() []PairInfo {
 // the pair ended.
 func (r *Relay) Kick(id string) error {
 	d := r.device(id)
+	if d == nil && r.clustered() {
+		if node, ok := r.nodeOf(id); ok && node != r.cfg.Node {
+			r.post(node, Envelope{Kind: EnvKick, To: id})
+			return nil
+		}
+	}
 	if d == nil {
 		return protocol.Errorf(protocol.CodeOffline, "device %q is not connected", id)
 	}
@@ -116,14 +122,15 @@ func (r *Relay) Unpair(id string) (Pair, error) {
 // when done or when ctx ends.
 func (r *Relay) Shutdown(ctx context.Context) error {
 	r.closing.Store(true)
+	if r.clustered() {
+		return r.leaveCluster(ctx)
+	}
 	for _, p := range r.store.Pairs() {
 		if _, ok := r.unpair(p.A, ReasonShutdown); !ok {
 			continue
 		}
 		for _, id := range [...]string{p.A, p.B} {
-			if d := r.device(id); d != nil {
-				r.emit(d, protocol.EventDisconnect)
-			}
+			r.notify(id, protocol.EventDisconnect, p.Other(id))
 		}
 	}
 	var all []*device
@@ -140,6 +147,33 @@ func (r *Relay) Shutdown(ctx context.Context) error {
 			continue
 		}
 		r.emit(d, protocol.EventServerError, protocol.Errorf(protocol.CodeShuttingDown, "the relay is shutting down").Error())
+		s.conn.Close()
+	}
+	return nil
+}
+
+// leaveCluster is Shutdown for a node of a cluster: its paired devices
+// are kept away, their pairs standing, and their transports closed; they
+// reconnect, through the load balancer, to another node, where they are
+// back in their pairs within the resume window, with what this node held
+// for them handed over (it keeps serving the handover until the process
+// ends).
+func (r *Relay) leaveCluster(ctx context.Context) error {
+	var all []*device
+	r.devices.Range(func(_, v any) bool {
+		all = append(all, v.(*device))
+		return true
+	})
+	for _, d := range all {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		s := d.cur.Load()
+		if s == nil {
+			continue
+		}
+		r.emit(d, protocol.EventServerError, protocol.Errorf(protocol.CodeShuttingDown, "this relay node is shutting down: connect again").Error())
+		r.drop(s, "node shutting down")
 		s.conn.Close()
 	}
 	return nil

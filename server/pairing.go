@@ -36,6 +36,10 @@ func (r *Relay) handleRegister(s *device, args protocol.Args, ack Ack) {
 	if res.Crossed != nil {
 		if src := r.device(res.Crossed.Src); src != nil {
 			crossed = src.takeAsking(res.Crossed.ID)
+		} else if r.clustered() {
+			if node, ok := r.nodeOf(res.Crossed.Src); ok && node != r.cfg.Node {
+				r.post(node, Envelope{Kind: EnvSettled, To: res.Crossed.Src, From: s.id, Shake: res.Crossed.ID})
+			}
 		}
 	}
 	var perr *protocol.Error
@@ -95,21 +99,35 @@ func (d *device) gone() bool {
 	return d.ended
 }
 
-// askTarget sends the pairing request to the target, listening for both a
-// generation-2 ack answer and (through handleGen1Answer) a generation-1
-// event answer; the first one counts.
+// askTarget sends the pairing request to the target, here or on its node,
+// listening for both a generation-2 ack answer and (through
+// handleGen1Answer) a generation-1 event answer; the first one counts.
 func (r *Relay) askTarget(hs Handshake) {
-	t := r.device(hs.Dst)
-	if t == nil {
-		r.settleShake(hs.ID, false, protocol.Errorf(protocol.CodeOffline, "device %q is offline", hs.Dst))
+	if t := r.device(hs.Dst); t != nil {
+		r.askToPair(t, hs, r.cfg.Node)
 		return
 	}
+	if r.clustered() {
+		if node, ok := r.nodeOf(hs.Dst); ok && node != r.cfg.Node {
+			r.post(node, Envelope{Kind: EnvRequest, Event: protocol.EventRegister, To: hs.Dst, From: hs.Src, Shake: hs.ID})
+			return
+		}
+	}
+	r.settleShake(hs.ID, false, protocol.Errorf(protocol.CodeOffline, "device %q is offline", hs.Dst))
+}
+
+// askToPair asks target t, here, to pair with hs.Src, whose request is on
+// node srcNode; the answer goes there.
+func (r *Relay) askToPair(t *device, hs Handshake, srcNode string) {
 	r.log.Debug("asking target to pair", "src", hs.Src, "dst", hs.Dst)
+	offline := func() {
+		r.replyToAsker(t.id, hs, false, srcNode)
+	}
 	if t.generation() == protocol.Gen1 {
 		// Generation 1 answers by event and ignores the ack callback the
 		// protocol sends it: nothing waits on it.
 		if !r.sendTo(t, message{event: protocol.EventRegister, args: protocol.NewArgs(hs.Src), blind: true}) {
-			r.settleShake(hs.ID, false, protocol.Errorf(protocol.CodeOffline, "device %q is offline", hs.Dst))
+			offline()
 		}
 		return
 	}
@@ -117,11 +135,19 @@ func (r *Relay) askTarget(hs Handshake) {
 	// failure to reach it is settled here. The answer is awaited longer
 	// than the handshake lasts, so that a late yes is told the pair did not
 	// form (targetAnswered); later still, it is dropped.
-	p := &pendingAck{answered: func(answer protocol.Args) { r.targetAnswered(t, hs, answer.FirstIsTrue()) }, timedOut: func() {}}
-	p.onEnd = func() {
-		r.settleShake(hs.ID, false, protocol.Errorf(protocol.CodeOffline, "device %q is offline", hs.Dst))
-	}
+	p := &pendingAck{answered: func(answer protocol.Args) { r.replyToAsker(t.id, hs, answer.FirstIsTrue(), srcNode) }, timedOut: func() {}}
+	p.onEnd = offline
 	r.ask(t, p, protocol.EventRegister, protocol.NewArgs(hs.Src), -1, lateAnswers*r.cfg.PairTimeout)
+}
+
+// replyToAsker passes target's answer to handshake hs to the node of its
+// source, which settles it.
+func (r *Relay) replyToAsker(target string, hs Handshake, accept bool, srcNode string) {
+	if srcNode == r.cfg.Node {
+		r.targetAnswered(target, hs, accept)
+		return
+	}
+	r.post(srcNode, Envelope{Kind: EnvReply, To: hs.Src, From: target, Shake: hs.ID, Accept: accept})
 }
 
 func (r *Relay) handleGen1Answer(s *device, accept bool, ack Ack) {
@@ -138,25 +164,37 @@ func (r *Relay) handleGen1Answer(s *device, accept bool, ack Ack) {
 		ack.answer()
 		return
 	}
-	r.targetAnswered(s, hs, accept)
+	srcNode := r.cfg.Node
+	if r.clustered() && r.device(hs.Src) == nil {
+		srcNode, _ = r.nodeOf(hs.Src)
+	}
+	r.replyToAsker(s.id, hs, accept, srcNode)
 	ack.answer()
 }
 
-// targetAnswered settles handshake hs with the target's answer. A "yes"
-// that comes too late is answered with P2P_DISCONNECT, so that a target
-// that took the source as its peer learns the pair did not form, but only
-// while the target has no peer: a target paired meanwhile (with anyone,
-// the source included) is told nothing, as the news would end the pair it
-// is in, in its own eyes.
-func (r *Relay) targetAnswered(t *device, hs Handshake, accept bool) {
-	if r.settleShake(hs.ID, accept, nil) || !accept || t.gone() {
+// targetAnswered settles handshake hs with target's answer, on the node of
+// its source. A "yes" that comes too late is answered with P2P_DISCONNECT,
+// so that a target that took the source as its peer learns the pair did
+// not form, but only while the target has no peer: a target paired
+// meanwhile (with anyone, the source included) is told nothing, as the
+// news would end the pair it is in, in its own eyes.
+func (r *Relay) targetAnswered(target string, hs Handshake, accept bool) {
+	if r.settleShake(hs.ID, accept, nil) || !accept {
 		return
 	}
-	if t.peerOf() != nil {
+	if t := r.device(target); t != nil {
+		if t.gone() || t.peerOf() != nil {
+			return
+		}
+		r.log.Debug("late pairing answer", "id", t.id, "src", hs.Src)
+		r.emit(t, protocol.EventDisconnect)
 		return
 	}
-	r.log.Debug("late pairing answer", "id", t.id, "src", hs.Src)
-	r.emit(t, protocol.EventDisconnect)
+	if r.clustered() {
+		if node, ok := r.nodeOf(target); ok && node != r.cfg.Node {
+			r.post(node, Envelope{Kind: EnvNotice, To: target, Event: protocol.EventDisconnect, IfUnpaired: true})
+		}
+	}
 }
 
 func (r *Relay) timeoutShake(id uint64, dst string) {
@@ -232,7 +270,18 @@ func (r *Relay) handleUnregister(d *device, ack Ack) {
 	r.tellUnpaired(d, nil)
 	r.log.Info("pair ended", "a", p.A, "b", p.B, "reason", ReasonUnregister)
 	defer r.endStreams(p)
-	t := r.device(p.Other(d.id))
+	other := p.Other(d.id)
+	t := r.device(other)
+	if t == nil && r.clustered() {
+		if node, ok := r.nodeOf(other); ok && node != r.cfg.Node {
+			w := &pendingAck{src: d, onEnd: func() { ack.answer(true) }}
+			w.answered = func(protocol.Args) { w.onEnd() }
+			w.timedOut = w.onEnd
+			corr := r.askRemote(node, w, min(unregisterWait, r.cfg.PairTimeout))
+			r.post(node, Envelope{Kind: EnvRequest, Event: protocol.EventUnregister, To: other, From: d.id, Corr: corr})
+			return
+		}
+	}
 	if t == nil || t.generation() == protocol.Gen1 {
 		if t != nil {
 			r.tellUnpaired(t, nil)
@@ -305,11 +354,15 @@ func (r *Relay) unpair(id, reason string) (Pair, bool) {
 }
 
 // unpaired tells both sides of a pair the relay ended, in words their
-// generation knows.
+// generation knows, here or on their nodes.
 func (r *Relay) unpaired(p Pair, reason string) {
 	for _, id := range [...]string{p.A, p.B} {
 		if d := r.device(id); d != nil {
 			r.tellUnpaired(d, nil)
+		} else if r.clustered() {
+			if node, ok := r.nodeOf(id); ok && node != r.cfg.Node {
+				r.post(node, Envelope{Kind: EnvRequest, Event: protocol.EventUnregister, To: id, From: p.Other(id)})
+			}
 		}
 	}
 	r.endStreams(p)

@@ -93,6 +93,7 @@ type Relay struct {
 	order   sync.Mutex // see "Who owns what" in the package comment
 	devices sync.Map   // device id -> *device; written with order held
 	checks  sync.Map   // device id -> time a reclaim check may start again
+	remote  remoteAcks // requests of devices on other nodes (cluster.go)
 
 	closing atomic.Bool
 	stats   *stats
@@ -121,7 +122,9 @@ type device struct {
 	asking    *asking // its own pairing request awaiting the answer
 	held      []message
 	heldBytes int
-	awayTimer Timer // runs out its resume window while it is away
+	awayTimer Timer    // runs out its resume window while it is away
+	handover  *Session // its new connection, while another node hands over what it held
+	handTimer Timer    // gives up waiting for that handover
 	ended     bool
 }
 
@@ -130,8 +133,9 @@ type device struct {
 // sides (with order held, see linkPair), so routing a message reads one
 // pointer instead of asking the Store.
 type peerLink struct {
-	id  string
-	dev *device
+	id   string
+	dev  *device // nil when the peer is on another node
+	node string  // the peer's node, when it is another
 }
 
 // peerOf returns d's peer, nil when it has none.
@@ -139,12 +143,27 @@ func (d *device) peerOf() *peerLink { return d.peer.Load() }
 
 // linkPair records a new pair on its local sides. r.order must be held.
 func (r *Relay) linkPair(p Pair) {
-	a, b := r.device(p.A), r.device(p.B)
-	if a != nil {
-		a.peer.Store(&peerLink{id: p.B, dev: b})
+	r.link(p.A, p.B)
+	r.link(p.B, p.A)
+}
+
+// link records that device id is paired with peer: on id's device when it
+// is here, else, when peer is here, on id's node (EnvLink).
+func (r *Relay) link(id, peer string) {
+	d, pd := r.device(id), r.device(peer)
+	if d != nil {
+		l := &peerLink{id: peer, dev: pd}
+		if pd == nil && r.clustered() {
+			l.node, _ = r.nodeOf(peer)
+		}
+		d.peer.Store(l)
+		return
 	}
-	if b != nil {
-		b.peer.Store(&peerLink{id: p.A, dev: a})
+	if pd == nil || !r.clustered() {
+		return
+	}
+	if node, ok := r.nodeOf(id); ok && node != r.cfg.Node {
+		r.post(node, Envelope{Kind: EnvLink, To: id, From: peer, PeerNode: r.cfg.Node})
 	}
 }
 
@@ -207,7 +226,8 @@ type asking struct {
 // awaiting its answer: a relayed P2P_EMIT_ACKNOWLEDGE, a stream request,
 // or the peer's side of an unregister.
 type pendingAck struct {
-	src      *device
+	src      *device // the device that asked, when it is on this node
+	from     string  // the device that asked, when it is on another
 	ack      Ack
 	answered func(protocol.Args) // what the answer does
 	timedOut func()              // what its timeout does
@@ -217,6 +237,14 @@ type pendingAck struct {
 	start    int64               // when it went out (Unix ns), if a watched device is in it
 	shape    ackShape            // how a failure answers ack
 	stream   bool                // a stream chunk: the end of its pair fails it
+}
+
+// asker returns the id of the device that asked.
+func (p *pendingAck) asker() string {
+	if p.src != nil {
+		return p.src.id
+	}
+	return p.from
 }
 
 // stopTimer stops p's timeout, if it has one.
@@ -311,7 +339,7 @@ func (r *Relay) emit(d *device, event string, vals ...any) {
 // in use, and whether the holder of the id must first be checked: with
 // device tokens, a valid token always takes over; without, the
 // duplicate-id policy says, and a holder that no longer answers gives way.
-func (r *Relay) admit(info ConnInfo, rec *Device) (takeover bool, check *Session, err error) {
+func (r *Relay) admit(info ConnInfo, rec *Device) (takeover bool, check *holderCheck, err error) {
 	if r.closing.Load() {
 		return false, nil, protocol.Errorf(protocol.CodeShuttingDown, "the relay is shutting down")
 	}
@@ -330,9 +358,13 @@ func (r *Relay) admit(info ConnInfo, rec *Device) (takeover bool, check *Session
 	case r.cfg.DuplicateID == DuplicateTakeover:
 		takeover = true
 	case inUse:
-		if d := r.device(info.DeviceID); d != nil && r.cfg.ReclaimCheck > 0 {
-			if s := d.cur.Load(); s != nil && s.connID == held.ConnID {
-				return false, s, nil
+		if r.cfg.ReclaimCheck > 0 {
+			if d := r.device(info.DeviceID); d != nil {
+				if s := d.cur.Load(); s != nil && s.connID == held.ConnID {
+					return false, &holderCheck{id: info.DeviceID, s: s}, nil
+				}
+			} else if r.clustered() && held.Node != r.cfg.Node {
+				return false, &holderCheck{id: info.DeviceID, node: held.Node}, nil
 			}
 		}
 		return false, nil, protocol.Errorf(protocol.CodeIDInUse, "device id %q is already connected", info.DeviceID)
@@ -373,6 +405,7 @@ func (r *Relay) join(info ConnInfo, c Conn, mayCheck bool) (*Session, error) {
 		Transport:   c.Transport(),
 		EngineIO:    info.EngineIO,
 		ConnectedAt: r.clock.Now(),
+		Node:        r.cfg.Node,
 	}
 	r.order.Lock()
 	takeover, holder, err := r.admit(info, &rec)
@@ -392,6 +425,7 @@ func (r *Relay) join(info ConnInfo, c Conn, mayCheck bool) (*Session, error) {
 		return nil, err
 	}
 	d := r.device(info.DeviceID)
+	moved := claim.Resumed && d == nil && r.clustered() && claim.PrevNode != "" && claim.PrevNode != r.cfg.Node
 	if !claim.Resumed || d == nil {
 		d = r.newDevice(info.DeviceID)
 	}
@@ -400,7 +434,25 @@ func (r *Relay) join(info ConnInfo, c Conn, mayCheck bool) (*Session, error) {
 	var old *device
 	if claim.Resumed {
 		r.devices.Store(d.id, d)
-		r.resume(d, s)
+		if moved {
+			// It was away from another node: that node hands over what it
+			// held for it, then the device is put on its connection.
+			r.link(d.id, claim.Peer)
+			id, peer := d.id, claim.Peer
+			d.mu.Lock()
+			d.handover = s
+			d.handTimer = r.after(handoverWait, func() {
+				if r.handedOver(id) {
+					// The former node said nothing: it is gone. Its peer
+					// learns where the device is from here.
+					r.relink(peer, id, r.cfg.Node)
+				}
+			})
+			d.mu.Unlock()
+			r.post(claim.PrevNode, Envelope{Kind: EnvResumed, To: d.id})
+		} else {
+			r.resume(d, s)
+		}
 		rec.Peer = claim.Peer
 		r.publish(Event{Kind: DeviceResumed, Device: &rec, ID: d.id, Peer: claim.Peer})
 	} else {
@@ -414,6 +466,14 @@ func (r *Relay) join(info ConnInfo, c Conn, mayCheck bool) (*Session, error) {
 	}
 	r.order.Unlock()
 
+	if claim.Replaced != nil && old == nil && r.clustered() && claim.Replaced.Device.Node != r.cfg.Node {
+		// Taken over from a device on another node: that node lets it go;
+		// its peer and askers hear from here.
+		r.post(claim.Replaced.Device.Node, Envelope{Kind: EnvTakenOver, To: d.id})
+		if p := claim.Replaced.Pair; p != nil {
+			r.notify(p.Other(d.id), protocol.EventDisconnect, d.id)
+		}
+	}
 	if claim.Replaced != nil && old != nil {
 		r.log.Info("device id taken over", "id", d.id, "new_conn", s.connID)
 		oldConn := old.cur.Load()
@@ -443,25 +503,53 @@ func (r *Relay) newDevice(id string) *device {
 	return d
 }
 
+// holderCheck is a live-looking holder of an id that another connection
+// claims: its session here, or its node.
+type holderCheck struct {
+	id   string
+	s    *Session
+	node string
+}
+
 // holderGone checks whether the connection holding an id still answers,
 // at most one check per id at a time. A holder that does not answer is
 // dropped, as a connection that timed out, and holderGone reports true; a
 // flood of claims on a live id costs one check per ReclaimCheck period.
-func (r *Relay) holderGone(s *Session) bool {
+func (r *Relay) holderGone(h *holderCheck) bool {
 	now := r.clock.Now()
-	if v, busy := r.checks.Load(s.dev.id); busy && now.Before(v.(time.Time)) {
+	if v, busy := r.checks.Load(h.id); busy && now.Before(v.(time.Time)) {
 		return false
 	}
-	r.checks.Store(s.dev.id, now.Add(r.cfg.ReclaimCheck))
-	alive := s.conn.Alive(r.cfg.ReclaimCheck)
-	if alive {
-		return false // the next check may come after the period
+	r.checks.Store(h.id, now.Add(r.cfg.ReclaimCheck))
+	var gone bool
+	if h.s != nil {
+		gone = !h.s.conn.Alive(r.cfg.ReclaimCheck)
+		if gone {
+			r.log.Info("device id reclaimed from a connection that no longer answers", "id", h.id)
+			r.drop(h.s, "unresponsive")
+			h.s.conn.Close()
+		}
+	} else {
+		gone = r.probeRemote(h.id, h.node)
 	}
-	r.checks.Delete(s.dev.id)
-	r.log.Info("device id reclaimed from a connection that no longer answers", "id", s.dev.id)
-	r.drop(s, "unresponsive")
-	s.conn.Close()
-	return true
+	if gone {
+		r.checks.Delete(h.id)
+	}
+	return gone // a live holder: the next check may come after the period
+}
+
+// probeRemote asks node whether its connection holding id still answers,
+// and waits for the answer: true when the holder is gone (or its node does
+// not say in time, being gone itself).
+func (r *Relay) probeRemote(id, node string) bool {
+	answer := make(chan bool, 1)
+	p := &pendingAck{}
+	p.answered = func(a protocol.Args) { answer <- a.FirstIsTrue() }
+	p.onEnd = func() { answer <- true }
+	p.timedOut = p.onEnd
+	corr := r.askRemote(node, p, r.cfg.ReclaimCheck+time.Second)
+	r.post(node, Envelope{Kind: EnvProbe, To: id, Corr: corr})
+	return <-answer
 }
 
 // resume puts a device that was away back on connection s: its held
@@ -515,7 +603,7 @@ func isDrop(reason string) bool {
 // drop handles a connection that dropped: a paired device is kept away
 // for its resume window, anything else leaves.
 func (r *Relay) drop(s *Session, reason string) {
-	if r.cfg.ResumeWindow <= 0 || r.closing.Load() {
+	if r.cfg.ResumeWindow <= 0 || r.closing.Load() && !r.clustered() {
 		r.endDevice(s.dev, r.remove(s, reason, ReasonDisconnect), reason)
 		return
 	}
@@ -669,9 +757,7 @@ func (r *Relay) endDevice(d *device, td *Teardown, reason string) {
 		return
 	}
 	if td.Pair != nil {
-		if p := r.device(td.Pair.Other(d.id)); p != nil {
-			r.emit(p, protocol.EventDisconnect)
-		}
+		r.notify(td.Pair.Other(d.id), protocol.EventDisconnect, d.id)
 		r.log.Info("pair ended", "a", td.Pair.A, "b", td.Pair.B, "reason", reason)
 	}
 	r.answerAskers(d, td)

@@ -38,6 +38,10 @@ func (r *Relay) handleEmit(s *device, args protocol.Args, ack Ack, withAck bool)
 		return
 	}
 	t := link.dev
+	if t == nil && link.node != "" && r.clustered() {
+		r.relayRemote(s, link, req, size, ack, withAck)
+		return
+	}
 	if t == nil {
 		r.refuse(s, protocol.Errorf(protocol.CodeOffline, "device %q is offline", link.id), ack, ackError)
 		return
@@ -95,6 +99,38 @@ func (r *Relay) forwardWithAck(s, t *device, req protocol.RelayRequest, size int
 		r.failAck(p, protocol.Errorf(protocol.CodeTimeout, "device %q did not answer %q within %s", t.id, event, r.cfg.AckTimeout))
 	}
 	r.ask(t, p, event, req.Args, size, timeout)
+}
+
+// relayRemote relays a message to s's peer on another node; an answer,
+// wanted with withAck, comes back from there.
+func (r *Relay) relayRemote(s *device, link *peerLink, req protocol.RelayRequest, size int, ack Ack, withAck bool) {
+	e := Envelope{Kind: EnvRelay, To: link.id, From: s.id, Event: req.Event, Args: req.Args, Size: size}
+	if withAck {
+		p := &pendingAck{src: s, ack: ack, stream: req.Event == protocol.EventEmitStream}
+		event := req.Event
+		p.answered = func(answer protocol.Args) {
+			if perr := answer.Check(r.cfg.MaxPayload); perr != nil {
+				perr.Message = "the answer of " + strconv.Quote(link.id) + ": " + perr.Message
+				r.failAck(p, perr)
+				return
+			}
+			r.stats.acks.Add(1)
+			p.ack(answer)
+		}
+		p.timedOut = func() {
+			r.failAck(p, protocol.Errorf(protocol.CodeTimeout, "device %q did not answer %q within %s", link.id, event, r.cfg.AckTimeout))
+		}
+		timeout := r.cfg.AckTimeout
+		if p.stream {
+			timeout = 0
+		}
+		e.Corr = r.askRemote(link.node, p, timeout)
+	}
+	r.post(link.node, e)
+	r.countRelayed(s, nil, req.Event, size)
+	if !withAck {
+		ack.answer()
+	}
 }
 
 // ask sends t a request on p.src's behalf and records it in t's acks until
@@ -178,15 +214,21 @@ func (r *Relay) staleLimit() int {
 
 // countRelayed counts a message s sent that the relay passed on to t;
 // refused ones count as refusals only.
+// Either side may be on another node (nil): its node counts it. A message
+// counts once in the cluster's total, on its sender's node.
 func (r *Relay) countRelayed(s, t *device, event string, size int) {
-	s.sent.Add(1)
-	s.pairSent.Add(1)
-	r.stats.messages.Add(1)
-	s.counters.bytesIn.Add(uint64(size))
-	t.counters.msgsOut.Add(1)
-	t.counters.bytesOut.Add(uint64(size))
-	r.tap(s, Traffic{Dir: DirIn, Event: event, Size: size})
-	r.tap(t, Traffic{Dir: DirOut, Event: event, Size: size})
+	if s != nil {
+		s.sent.Add(1)
+		s.pairSent.Add(1)
+		r.stats.messages.Add(1)
+		s.counters.bytesIn.Add(uint64(size))
+		r.tap(s, Traffic{Dir: DirIn, Event: event, Size: size})
+	}
+	if t != nil {
+		t.counters.msgsOut.Add(1)
+		t.counters.bytesOut.Add(uint64(size))
+		r.tap(t, Traffic{Dir: DirOut, Event: event, Size: size})
+	}
 }
 
 // takeAck returns the pending ack id that s owes and forgets it, or nil

@@ -11,6 +11,7 @@ import (
 type Device struct {
 	ID          string              `json:"id"`
 	ConnID      string              `json:"conn_id"` // the socket that holds the id
+	Node        string              `json:"node"`    // the relay node that holds the connection
 	Gen         protocol.Generation `json:"generation"`
 	Address     string              `json:"address"`
 	Transport   string              `json:"transport"`
@@ -69,7 +70,9 @@ type Claim struct {
 	Replaced *Teardown
 	// Resumed is set when the id was held by the same device, away within
 	// its resume window: the newcomer takes its place in its pair.
-	Resumed bool
+	// PrevNode is the node it was away from.
+	Resumed  bool
+	PrevNode string
 	// Peer is the device's peer after the claim ("" when none).
 	Peer string
 }

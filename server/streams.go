@@ -20,6 +20,22 @@ func (r *Relay) handleRegisterStream(s *device, args protocol.Args, ack Ack) {
 		return
 	}
 	peer, t := link.id, link.dev
+	if t == nil && link.node != "" && r.clustered() {
+		p := &pendingAck{src: s, ack: ack, shape: ackFalse}
+		p.answered = func(answer protocol.Args) {
+			if answer.FirstIsTrue() {
+				ack.answer(true)
+				return
+			}
+			r.refuse(s, protocol.Errorf(protocol.CodeRefused, "device %q did not open a stream", peer), ack, ackFalse)
+		}
+		p.timedOut = func() {
+			r.refuse(s, protocol.Errorf(protocol.CodeTimeout, "device %q did not answer the stream request within %s", peer, r.cfg.PairTimeout), ack, ackFalse)
+		}
+		corr := r.askRemote(link.node, p, r.cfg.PairTimeout)
+		r.post(link.node, Envelope{Kind: EnvRequest, Event: protocol.EventRegisterStream, To: peer, From: s.id, Corr: corr})
+		return
+	}
 	switch {
 	case t == nil:
 		r.refuse(s, protocol.Errorf(protocol.CodeOffline, "device %q is offline", peer), ack, ackFalse)
@@ -54,7 +70,7 @@ func (r *Relay) endStreams(p Pair) {
 		t.mu.Lock()
 		var held []*pendingAck
 		for id, a := range t.acks {
-			if a.stream && a.src.id == other {
+			if a.stream && a.asker() == other {
 				held = append(held, a)
 				delete(t.acks, id)
 			}

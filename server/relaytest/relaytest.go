@@ -299,3 +299,65 @@ func (a *Acks) Take() []string {
 	a.answers = nil
 	return out
 }
+
+// Bus is a server.Bus between relays in one process: Send queues an
+// envelope, and Flush delivers what is queued, in order, in the caller's
+// goroutine, so a test decides when nodes hear from each other.
+type Bus struct {
+	mu     sync.Mutex // guards relays, queue, gone
+	relays map[string]*server.Relay
+	queue  []queued
+	gone   map[string]bool
+}
+
+type queued struct {
+	node string
+	e    server.Envelope
+}
+
+// NewBus returns a Bus with no relays on it.
+func NewBus() *Bus {
+	return &Bus{relays: make(map[string]*server.Relay), gone: make(map[string]bool)}
+}
+
+// Attach puts relay r on the bus as node.
+func (b *Bus) Attach(node string, r *server.Relay) {
+	b.mu.Lock()
+	b.relays[node] = r
+	b.mu.Unlock()
+}
+
+// Send queues e for node.
+func (b *Bus) Send(node string, e server.Envelope) {
+	b.mu.Lock()
+	b.queue = append(b.queue, queued{node, e})
+	b.mu.Unlock()
+}
+
+// Kill takes node off the bus: what is sent to it, or by it, is lost.
+func (b *Bus) Kill(node string) {
+	b.mu.Lock()
+	b.gone[node] = true
+	b.mu.Unlock()
+}
+
+// Flush delivers every queued envelope, and those their delivery sends,
+// until none is left; it returns how many it delivered.
+func (b *Bus) Flush() int {
+	n := 0
+	for {
+		b.mu.Lock()
+		if len(b.queue) == 0 {
+			b.mu.Unlock()
+			return n
+		}
+		q := b.queue[0]
+		b.queue = b.queue[1:]
+		r, dead := b.relays[q.node], b.gone[q.node] || b.gone[q.e.Node]
+		b.mu.Unlock()
+		if r != nil && !dead {
+			r.Receive(q.e)
+			n++
+		}
+	}
+}
