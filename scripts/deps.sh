@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # Installs what the test suite needs beyond Go: the npm packages of the
-# JavaScript compatibility tests and, from Debian's packages, tmux.
+# JavaScript compatibility tests and, from Debian's packages, tmux (the
+# dashboard test), redis-server and haproxy (the cluster tests). None of
+# them is left running: the tests start their own, on free loopback ports.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -9,8 +11,8 @@ command -v npm >/dev/null || { echo "deps: npm is required" >&2; exit 1; }
 npm ci --prefix compat --no-audit --no-fund --loglevel=error
 
 missing=()
-for tool in tmux; do
-	command -v "$tool" >/dev/null || missing+=("$tool")
+for tool in tmux redis-server haproxy; do
+	PATH="$PATH:/usr/sbin" command -v "$tool" >/dev/null || missing+=("$tool")
 done
 if [ ${#missing[@]} -gt 0 ]; then
 	sudo=""
@@ -19,3 +21,11 @@ if [ ${#missing[@]} -gt 0 ]; then
 	$sudo apt-get update -qq
 	DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq "${missing[@]}" >/dev/null
 fi
+# Debian starts the services it installs; the tests want none running.
+for svc in redis-server haproxy; do
+	if command -v systemctl >/dev/null && systemctl is-active --quiet "$svc" 2>/dev/null; then
+		sudo=""
+		[ "$(id -u)" -eq 0 ] || sudo="sudo"
+		$sudo systemctl stop "$svc" || true
+	fi
+done
