@@ -28,6 +28,7 @@ const (
 	CodeShuttingDown  Code = "SHUTTING_DOWN"  // new: the relay is stopping
 	CodeKicked        Code = "KICKED"         // new: an operator disconnected the device
 	CodeTakenOver     Code = "TAKEN_OVER"     // new: a new connection claimed the device's id
+	CodeUnavailable   Code = "UNAVAILABLE"    // new: this relay node cannot reach the cluster's state
 )
 
 // Codes lists every code, in a stable order (for metrics and docs).
@@ -35,7 +36,7 @@ var Codes = []Code{
 	CodeBadRequest, CodeBadID, CodeIDInUse, CodeUnauthorized, CodeOffline,
 	CodeSelf, CodeBusy, CodeRefused, CodeTimeout, CodeNotPaired,
 	CodeReservedEvent, CodeTooLarge, CodeRateLimited, CodeUnknownEvent,
-	CodeServerFull, CodeShuttingDown, CodeKicked, CodeTakenOver,
+	CodeServerFull, CodeShuttingDown, CodeKicked, CodeTakenOver, CodeUnavailable,
 }
 
 // Error is a refused request: a code and a human-readable message.

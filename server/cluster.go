@@ -207,7 +207,11 @@ func (r *Relay) Receive(e Envelope) {
 		if d := r.device(e.To); d != nil {
 			if a := d.takeAsking(e.Shake); a != nil {
 				a.timer.Stop()
-				a.ack.answer(true)
+				if e.Accept {
+					a.ack.answer(true)
+				} else {
+					r.refuse(d, &protocol.Error{Code: e.Code, Message: e.Text}, a.ack, ackFalse)
+				}
 			}
 		}
 	case EnvLink:
@@ -503,3 +507,118 @@ func (r *Relay) probeForRemote(e Envelope) {
 	}
 	r.answerBack(e.Node, e.Corr, e.From, protocol.NewArgs(gone))
 }
+
+// Reap handles a device whose node left the cluster without a word (its
+// lease ran out): as a drop, a paired device is kept away for the resume
+// window, its pair standing, and this node runs out the window for it; an
+// unpaired one leaves. One node of the cluster reaps each device.
+func (r *Relay) Reap(rec Device) {
+	r.order.Lock()
+	td, kept, ok := r.store.Suspend(rec.ID, rec.ConnID)
+	if !ok {
+		r.order.Unlock()
+		return
+	}
+	if kept {
+		away := td.Device
+		away.Away = true
+		r.publishShakes(td)
+		r.publish(Event{Kind: DeviceAway, ID: rec.ID, Peer: away.Peer, Device: &away, Reason: "node lost"})
+	} else {
+		r.publishTeardown(td, "node lost", ReasonDisconnect)
+	}
+	r.order.Unlock()
+	r.answerRemoteAskers(rec.ID, td)
+	if kept {
+		id, connID := rec.ID, rec.ConnID
+		r.after(r.cfg.ResumeWindow, func() { r.expireRecord(id, connID) })
+		return
+	}
+	r.stats.disconnects.Add(1)
+}
+
+// expireRecord ends a device no node holds, if it is still away on
+// connection connID: its pair ends, its peer is told.
+func (r *Relay) expireRecord(id, connID string) {
+	r.order.Lock()
+	rec, ok := r.store.Get(id)
+	if !ok || !rec.Away || rec.ConnID != connID {
+		r.order.Unlock()
+		return
+	}
+	td, ok := r.store.Remove(id, connID)
+	if ok {
+		r.publishTeardown(td, "did not come back", ReasonAway)
+	}
+	r.order.Unlock()
+	if ok && td.Pair != nil {
+		r.notify(td.Pair.Other(id), protocol.EventDisconnect, id)
+	}
+}
+
+// answerRemoteAskers answers the sources of the handshakes in which device
+// id, gone with its node, was asked: here, or on their nodes.
+func (r *Relay) answerRemoteAskers(id string, td *Teardown) {
+	refusal := protocol.Errorf(protocol.CodeOffline, "device %q disconnected during pairing", id)
+	for _, hs := range td.Handshakes {
+		if hs.Dst != id {
+			continue
+		}
+		if src := r.device(hs.Src); src != nil {
+			if a := src.takeAsking(hs.ID); a != nil {
+				a.timer.Stop()
+				r.refuse(src, refusal, a.ack, ackFalse)
+			}
+			continue
+		}
+		if node, ok := r.nodeOf(hs.Src); ok && node != r.cfg.Node {
+			r.post(node, Envelope{Kind: EnvSettled, To: hs.Src, From: id, Shake: hs.ID, Code: refusal.Code, Text: refusal.Message})
+		}
+	}
+}
+
+// Fence cuts this node off while it cannot reach the shared store: it
+// admits nobody (UNAVAILABLE), and closes every connection as a network
+// drop would, so that devices reconnect to a node that can; it forgets
+// them here, as the other nodes will have reaped them. Unfence lets it
+// admit devices again.
+func (r *Relay) Fence() {
+	if r.fenced.Swap(true) {
+		return
+	}
+	var all []*device
+	r.devices.Range(func(k, v any) bool {
+		all = append(all, v.(*device))
+		r.devices.Delete(k)
+		return true
+	})
+	for _, d := range all {
+		s := d.cur.Load()
+		d.mu.Lock()
+		d.ended = true
+		acks := d.acks
+		d.acks, d.held = nil, nil
+		if d.awayTimer != nil {
+			d.awayTimer.Stop()
+		}
+		d.mu.Unlock()
+		for _, p := range acks {
+			p.stopTimer()
+		}
+		d.cur.Store(nil)
+		if s != nil {
+			s.conn.Close()
+		}
+	}
+	r.log.Warn("fenced: cannot reach the cluster's state; connections closed, devices refused until it can", "devices", len(all))
+}
+
+// Unfence lets a fenced node admit devices again.
+func (r *Relay) Unfence() {
+	if r.fenced.Swap(false) {
+		r.log.Info("back in the cluster: admitting devices again")
+	}
+}
+
+// Fenced reports whether the node is fenced.
+func (r *Relay) Fenced() bool { return r.fenced.Load() }

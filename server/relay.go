@@ -96,6 +96,7 @@ type Relay struct {
 	remote  remoteAcks // requests of devices on other nodes (cluster.go)
 
 	closing atomic.Bool
+	fenced  atomic.Bool // cut off from the shared store: admits nobody (Fence)
 	stats   *stats
 }
 
@@ -342,6 +343,9 @@ func (r *Relay) emit(d *device, event string, vals ...any) {
 func (r *Relay) admit(info ConnInfo, rec *Device) (takeover bool, check *holderCheck, err error) {
 	if r.closing.Load() {
 		return false, nil, protocol.Errorf(protocol.CodeShuttingDown, "the relay is shutting down")
+	}
+	if r.fenced.Load() {
+		return false, nil, protocol.Errorf(protocol.CodeUnavailable, "this relay node cannot reach the cluster: connect again")
 	}
 	held, inUse := r.store.Get(info.DeviceID)
 	inUse = inUse && !held.Away // an away id waits for whoever claims it
