@@ -85,6 +85,7 @@ type Node struct {
 	lastLive atomic.Int64 // Unix ns of the last renewal that reached Redis
 	dead     sync.Map     // node id -> struct{}: nodes known dead
 	stats    func() (devices int, messages uint64)
+	events   server.Observer // where the other nodes' events go; nil: nowhere
 }
 
 // outbox is the queue of envelopes for one node, sent in order by one
@@ -131,11 +132,17 @@ func (n *Node) Send(node string, e server.Envelope) {
 		n.log.Error("envelope not sent: cannot encode it", "to", node, "kind", e.Kind, "err", err)
 		return
 	}
+	n.publish(n.key("bus", node), b)
+}
+
+// publish queues b for channel: what is published on one channel goes out
+// in order, on one connection, in pipelined batches.
+func (n *Node) publish(channel string, b []byte) {
 	n.mu.Lock()
-	q := n.queues[node]
+	q := n.queues[channel]
 	if q == nil {
 		q = &outbox{}
-		n.queues[node] = q
+		n.queues[channel] = q
 	}
 	n.mu.Unlock()
 	q.mu.Lock()
@@ -144,16 +151,30 @@ func (n *Node) Send(node string, e server.Envelope) {
 	q.running = true
 	q.mu.Unlock()
 	if start {
-		go n.flush(node, q)
+		go n.flush(channel, q)
 	}
+}
+
+// Observer returns the Observer for the node's relay: it hands each event
+// to local, and to the other nodes, whose relays' events reach local too,
+// so that any node's admin side follows the whole cluster. Events from one
+// node arrive in order; between nodes, in the order Redis saw them.
+func (n *Node) Observer(local server.Observer) server.Observer {
+	n.events = local
+	return server.ObserverFunc(func(e server.Event) {
+		local.OnEvent(e)
+		b, err := json.Marshal(e)
+		if err == nil {
+			n.publish(n.key("events"), b)
+		}
+	})
 }
 
 // maxBatch bounds the envelopes of one pipelined batch.
 const maxBatch = 256
 
-// flush publishes node's queue until it is empty, in batches.
-func (n *Node) flush(node string, q *outbox) {
-	channel := n.key("bus", node)
+// flush publishes a channel's queue until it is empty, in batches.
+func (n *Node) flush(channel string, q *outbox) {
 	for {
 		q.mu.Lock()
 		batch := q.pending
@@ -174,7 +195,7 @@ func (n *Node) flush(node string, q *outbox) {
 			pipe.Publish(ctx, channel, b)
 		}
 		if _, err := pipe.Exec(ctx); err != nil {
-			n.log.Warn("envelopes to a node lost: Redis did not take them", "to", node, "count", len(batch), "err", err)
+			n.log.Warn("messages to other nodes lost: Redis did not take them", "channel", channel, "count", len(batch), "err", err)
 		}
 		cancel()
 	}
@@ -197,7 +218,7 @@ func (n *Node) Start(ctx context.Context, relay *server.Relay, store NodeDevices
 	if err := n.renew(ctx); err != nil {
 		return fmt.Errorf("cluster: join: %w", err)
 	}
-	sub := n.rdb.Subscribe(ctx, n.key("bus", n.cfg.ID))
+	sub := n.rdb.Subscribe(ctx, n.key("bus", n.cfg.ID), n.key("events"))
 	if _, err := sub.Receive(ctx); err != nil {
 		_ = sub.Close()
 		return fmt.Errorf("cluster: subscribe: %w", err)
@@ -224,6 +245,10 @@ func (n *Node) receive(ctx context.Context, sub *redis.PubSub) {
 			if !ok {
 				return
 			}
+			if m.Channel == n.key("events") {
+				n.otherEvent(m.Payload)
+				continue
+			}
 			e, err := parseEnvelope([]byte(m.Payload))
 			if err != nil {
 				n.log.Warn("a malformed envelope dropped", "err", err)
@@ -232,6 +257,15 @@ func (n *Node) receive(ctx context.Context, sub *redis.PubSub) {
 			n.relay.Receive(e)
 		}
 	}
+}
+
+// otherEvent hands another node's relay event to the local observer.
+func (n *Node) otherEvent(payload string) {
+	var e server.Event
+	if n.events == nil || json.Unmarshal([]byte(payload), &e) != nil || e.Node == n.cfg.ID {
+		return
+	}
+	n.events.OnEvent(e)
 }
 
 // watch renews the lease, fences the node when it cannot, and reaps the

@@ -34,6 +34,7 @@ func (m memDevices) DevicesOn(node string) ([]server.Device, error) {
 type testNode struct {
 	relay  *server.Relay
 	node   *Node
+	obs    relaytest.Observer
 	fenced atomic.Int32
 }
 
@@ -47,7 +48,7 @@ func startNode(t *testing.T, mr *miniredis.Miniredis, store server.Store, id str
 	if err != nil {
 		t.Fatal(err)
 	}
-	relay, err := server.New(server.Config{Store: store, Node: id, Bus: node, ResumeWindow: 300 * time.Millisecond})
+	relay, err := server.New(server.Config{Store: store, Node: id, Bus: node, Observer: node.Observer(&tn.obs), ResumeWindow: 300 * time.Millisecond})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -121,6 +122,12 @@ func TestNodesRelayThroughRedis(t *testing.T) {
 	sa, ca := join(t, n1.relay, "A")
 	_, cb := join(t, n2.relay, "B")
 	pairAcross(t, n1.relay, sa, "B", cb)
+	// Each node's observer follows the whole cluster.
+	var seen1 []string
+	await(t, "n1 to hear of B", func() bool {
+		seen1 = append(seen1, n1.obs.Take()...)
+		return slices.Contains(seen1, "device_connected B")
+	})
 
 	// In order, raw JSON byte for byte, binary as bytes, every ack value.
 	const n = 300

@@ -907,6 +907,7 @@ func (r *Relay) refuse(d *device, err *protocol.Error, ack Ack, shape ackShape) 
 // publish stamps e and hands it to the observer. r.order must be held.
 func (r *Relay) publish(e Event) {
 	e.Time = r.clock.Now()
+	e.Node = r.cfg.Node
 	r.obs.OnEvent(e)
 }
 

@@ -48,6 +48,7 @@ type Service struct {
 	srv      *http.Server
 	serving  atomic.Bool
 	stopping atomic.Bool
+	down     atomic.Bool // SetAvailable(false)
 	once     sync.Once
 }
 
@@ -95,7 +96,7 @@ func NewService(cfg ServiceConfig) (*Service, error) {
 // give up for good.
 func (s *Service) refuseNewWhileStopping(h http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if s.stopping.Load() && !r.URL.Query().Has("sid") {
+		if (s.stopping.Load() || s.down.Load()) && !r.URL.Query().Has("sid") {
 			w.Header().Set("Retry-After", "1")
 			http.Error(w, "the relay is restarting\n", http.StatusServiceUnavailable)
 			return
@@ -127,6 +128,12 @@ func restrictOrigins(opts *socket.ServerOptions, origins []string) {
 	})
 }
 
+// SetAvailable says whether the service may take new devices: a cluster
+// node that cannot reach the cluster's state sets it false, and /healthz
+// turns 503 and new connections are refused at the transport (so devices
+// and load balancers try another node) until it is true again.
+func (s *Service) SetAvailable(ok bool) { s.down.Store(!ok) }
+
 // Handle adds an HTTP handler beside the relay (admin API, metrics). Call it
 // before Serve.
 func (s *Service) Handle(pattern string, h http.Handler) { s.mux.Handle(pattern, h) }
@@ -138,6 +145,10 @@ func (s *Service) Handler() http.Handler { return s.mux }
 func (s *Service) healthz(w http.ResponseWriter, _ *http.Request) {
 	if !s.serving.Load() {
 		http.Error(w, "not serving\n", http.StatusServiceUnavailable)
+		return
+	}
+	if s.down.Load() {
+		http.Error(w, "unavailable: cannot reach the cluster\n", http.StatusServiceUnavailable)
 		return
 	}
 	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
