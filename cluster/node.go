@@ -4,12 +4,14 @@
 // the devices of nodes that die, and fences the node when it cannot reach
 // Redis.
 //
-// Keys and channels, under a prefix (default "p2p:"):
+// Keys and channels, under "{prefix}:" as the Store's (default prefix
+// "p2p"; the braces keep every key in one hash slot):
 //
 //	nodes            set of the nodes that joined
-//	lease:{node}     the node's lease: JSON NodeInfo, expiring after Lease
-//	reap:{node}      taken by the one node that reaps a dead node
-//	bus:{node}       the node's pub/sub channel
+//	lease:NODE       the node's lease: JSON NodeInfo, expiring after Lease
+//	reap:NODE        taken by the one node that reaps a dead node
+//	bus:NODE         the node's pub/sub channel
+//	events           every node's relay events, for the admin sides
 package cluster
 
 import (
@@ -29,7 +31,7 @@ import (
 
 // Defaults of NodeConfig.
 const (
-	DefaultPrefix = "p2p:"
+	DefaultPrefix = "p2p"
 	DefaultLease  = 3 * time.Second
 )
 
@@ -37,7 +39,8 @@ const (
 type NodeConfig struct {
 	// Client reaches Redis. The caller keeps it and closes it after Close.
 	Client redis.UniversalClient
-	// Prefix of every key and channel. Default DefaultPrefix.
+	// Prefix of every key and channel, the Store's: "{Prefix}:". Default
+	// DefaultPrefix.
 	Prefix string
 	// ID names the node; unique in the cluster.
 	ID string
@@ -114,12 +117,9 @@ func NewNode(cfg NodeConfig) (*Node, error) {
 }
 
 func (n *Node) key(parts ...string) string {
-	k := n.cfg.Prefix
-	for i, p := range parts {
-		if i > 0 {
-			k += ":"
-		}
-		k += p
+	k := "{" + n.cfg.Prefix + "}"
+	for _, p := range parts {
+		k += ":" + p
 	}
 	return k
 }
@@ -361,6 +361,13 @@ func (n *Node) reap(ctx context.Context, id string) {
 	}
 	_ = n.rdb.SRem(ctx, n.key("nodes"), id).Err()
 	n.log.Info("reaped the devices of a node that left", "node", id, "devices", len(devs))
+}
+
+// OnFence sets what runs when the node loses Redis beyond its lease, and
+// when it is back (NodeConfig.OnFence and OnUnfence). Call it before
+// Start.
+func (n *Node) OnFence(fence, unfence func()) {
+	n.cfg.OnFence, n.cfg.OnUnfence = fence, unfence
 }
 
 // Fenced reports whether the node is cut off from Redis.

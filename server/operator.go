@@ -38,6 +38,14 @@ func (r *Relay) Devices() []DeviceInfo {
 	return out
 }
 
+// LocalDevices returns how many devices this relay node holds (all of
+// them, without other nodes).
+func (r *Relay) LocalDevices() int {
+	n := 0
+	r.devices.Range(func(_, _ any) bool { n++; return true })
+	return n
+}
+
 // DeviceIDs lists the ids of every connected device, sorted.
 func (r *Relay) DeviceIDs() []string {
 	devs := r.store.Devices()

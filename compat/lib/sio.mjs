@@ -51,13 +51,15 @@ export class ConnectRefused extends Error {
 export function openSocket(url, { version = 4, transport = 'websocket', query = {}, auth, reconnection = false } = {}) {
   const io = factories[version];
   if (!io) throw new Error(`unknown socket.io-client version ${version}`);
-  if (!TRANSPORTS.includes(transport)) throw new Error(`unknown transport ${transport}`);
+  // 'auto' is the clients' own default: long-polling, then an upgrade to
+  // websocket.
+  if (!TRANSPORTS.includes(transport) && transport !== 'auto') throw new Error(`unknown transport ${transport}`);
   if (auth !== undefined && version === 2) throw new Error('socket.io-client 2.x has no handshake auth: use the query');
   return io(url, {
     query,
     ...(auth === undefined ? {} : { auth }),
-    transports: [transport],
-    upgrade: false,
+    transports: transport === 'auto' ? ['polling', 'websocket'] : [transport],
+    upgrade: transport === 'auto',
     forceNew: true,
     reconnection,
     timeout: WAIT_MS,

@@ -1,0 +1,122 @@
+package main
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"fmt"
+	"log/slog"
+	"strings"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/p2prelay/p2prelay/cluster"
+	"github.com/p2prelay/p2prelay/server"
+	"github.com/p2prelay/p2prelay/server/socketio"
+)
+
+// ClusterFlags make p2pd a node of a cluster sharing Redis.
+type ClusterFlags struct {
+	Redis       string        `help:"Join a cluster of p2pd nodes sharing this Redis: redis://[user:password@]host:port[/db] or rediss:// for TLS. Without it, one node keeps everything in memory." env:"P2PD_REDIS" placeholder:"URL"`
+	NodeID      string        `help:"This node's id in the cluster (default: random at each start, shown in the logs)." env:"P2PD_NODE_ID"`
+	RedisPrefix string        `help:"Prefix of the cluster's keys in Redis: clusters sharing one Redis need their own." default:"p2p" env:"P2PD_REDIS_PREFIX"`
+	Lease       time.Duration `help:"How long a node counts as alive without renewing its lease in Redis: past it, the others take over its devices, and a node that cannot reach Redis stops serving." default:"3s" env:"P2PD_LEASE"`
+}
+
+func (f *ClusterFlags) validate() error {
+	if f.Redis == "" {
+		if f.NodeID != "" {
+			return fmt.Errorf("--node-id needs --redis")
+		}
+		return nil
+	}
+	if _, err := redis.ParseURL(f.Redis); err != nil {
+		return fmt.Errorf("--redis: %w", err)
+	}
+	if f.Lease < 300*time.Millisecond {
+		return fmt.Errorf("--lease must be at least 300ms, got %s", f.Lease)
+	}
+	if strings.ContainsAny(f.NodeID, " {}:") {
+		return fmt.Errorf("--node-id %q: no spaces, braces or colons", f.NodeID)
+	}
+	return nil
+}
+
+// clusterNode is this node's part in a cluster; nil without --redis.
+type clusterNode struct {
+	client *redis.Client
+	store  *cluster.Store
+	node   *cluster.Node
+	id     string
+}
+
+// join connects to Redis and prepares the node; relayCfg takes its store,
+// bus and observer. Start must follow once the relay exists.
+func (f *ClusterFlags) join(ctx context.Context, relayCfg *server.Config, address string, log *slog.Logger) (*clusterNode, error) {
+	if f.Redis == "" {
+		return nil, nil
+	}
+	opts, err := redis.ParseURL(f.Redis)
+	if err != nil {
+		return nil, fmt.Errorf("--redis: %w", err)
+	}
+	opts.DialTimeout, opts.ReadTimeout, opts.WriteTimeout = f.Lease/3, f.Lease/3, f.Lease/3
+	client := redis.NewClient(opts)
+	pctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	if err := client.Ping(pctx).Err(); err != nil {
+		_ = client.Close()
+		return nil, fmt.Errorf("--redis: cannot reach %s: %w", opts.Addr, err)
+	}
+	id := f.NodeID
+	if id == "" {
+		b := make([]byte, 4)
+		_, _ = rand.Read(b)
+		id = "node-" + hex.EncodeToString(b)
+	}
+	c := &clusterNode{client: client, id: id}
+	c.store = cluster.NewStore(client, cluster.StoreOptions{Prefix: f.RedisPrefix, Logger: log, Timeout: f.Lease / 3})
+	node, err := cluster.NewNode(cluster.NodeConfig{Client: client, Prefix: f.RedisPrefix, ID: id, Address: address, Lease: f.Lease, Logger: log})
+	if err != nil {
+		_ = client.Close()
+		return nil, err
+	}
+	c.node = node
+	relayCfg.Store, relayCfg.Node, relayCfg.Bus = c.store, id, node
+	if relayCfg.Observer != nil {
+		relayCfg.Observer = node.Observer(relayCfg.Observer)
+	}
+	log.Info("cluster node", "node", id, "redis", opts.Addr, "prefix", f.RedisPrefix)
+	return c, nil
+}
+
+// start joins the cluster with the service's relay: a node that loses
+// Redis stops serving devices until it is back.
+func (c *clusterNode) start(ctx context.Context, svc *socketio.Service) error {
+	if c == nil {
+		return nil
+	}
+	c.node.OnFence(func() {
+		svc.SetAvailable(false)
+		svc.Relay.Fence()
+	}, func() {
+		svc.Relay.Unfence()
+		svc.SetAvailable(true)
+	})
+	stats := func() (int, uint64) {
+		st := svc.Relay.Stats()
+		return svc.Relay.LocalDevices(), st.Messages
+	}
+	return c.node.Start(ctx, svc.Relay, c.store, stats)
+}
+
+// leave gives the node's lease up and closes the client, after the relay's
+// shutdown: the others take what is left over at once.
+func (c *clusterNode) leave(ctx context.Context) {
+	if c == nil {
+		return
+	}
+	_ = c.node.Close(ctx)
+	_ = c.client.Close()
+}
