@@ -46,6 +46,15 @@
 // failing and when it recovers, not every failed call. It never panics on
 // what Redis answers.
 //
+// A call that timed out may still run on Redis afterwards (a hung Redis
+// that wakes up runs what it had received): another reason the node
+// fences itself rather than guess. The relay holds its order lock across
+// Store calls, so a failing call must fail fast: give the client
+// ContextTimeoutEnabled, and StoreOptions.Timeout then bounds every call,
+// dials and retries included; without it, the client's own DialTimeout,
+// ReadTimeout, MaxRetries and DialerRetries say how long a call may take
+// (with go-redis's defaults, seconds).
+//
 // # Redis Cluster
 //
 // Every key of a Store starts with "{prefix}:", so all of them share one

@@ -85,9 +85,9 @@ type StoreOptions struct {
 	Prefix string
 	// Now stamps new pairs (Pair.Since). Default: time.Now.
 	Now func() time.Time
-	// Timeout bounds each call to Redis (the client's own dial, read and
-	// write timeouts apply too; with the client's ContextTimeoutEnabled,
-	// Timeout bounds the whole call). Default: 2s.
+	// Timeout bounds each call to Redis, retries included, when the
+	// client has ContextTimeoutEnabled; without it, the client's own
+	// timeouts decide (see the package comment). Default: 2s.
 	Timeout time.Duration
 	// Logger receives structured logs. Default: a logger that discards.
 	Logger *slog.Logger

@@ -78,12 +78,20 @@ func (s *Server) Client(tb testing.TB) *redis.Client {
 	return c
 }
 
-// Stop stops the server and waits until it has exited. Later calls do
-// nothing.
+// Pause freezes the server (SIGSTOP): connections open, but nothing is
+// answered, as when Redis hangs or the network drops packets.
+func (s *Server) Pause() error { return s.cmd.Process.Signal(syscall.SIGSTOP) }
+
+// Resume lets a paused server go on (SIGCONT).
+func (s *Server) Resume() error { return s.cmd.Process.Signal(syscall.SIGCONT) }
+
+// Stop stops the server, paused or not, and waits until it has exited.
+// Later calls do nothing.
 func (s *Server) Stop() error {
 	var err error
 	s.stop.Do(func() {
 		_ = s.cmd.Process.Signal(syscall.SIGTERM)
+		_ = s.Resume()
 		select {
 		case <-s.exited:
 		case <-time.After(Wait):
