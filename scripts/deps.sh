@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # Installs what the test suite needs beyond Go: the npm packages of the
-# JavaScript compatibility tests and, from Debian's packages, tmux.
+# JavaScript compatibility tests and, from Debian's packages, tmux and
+# redis-server (the Redis store's tests start their own; with CI set, they
+# fail without it).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -9,7 +11,7 @@ command -v npm >/dev/null || { echo "deps: npm is required" >&2; exit 1; }
 npm ci --prefix compat --no-audit --no-fund --loglevel=error
 
 missing=()
-for tool in tmux; do
+for tool in tmux redis-server; do
 	command -v "$tool" >/dev/null || missing+=("$tool")
 done
 if [ ${#missing[@]} -gt 0 ]; then
