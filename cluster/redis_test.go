@@ -266,50 +266,49 @@ func TestRedisDown(t *testing.T) {
 		return c
 	}
 
-	t.Run("miniredis closed", func(t *testing.T) {
-		mr := miniredis.RunT(t)
-		s := NewStore(client(t, mr.Addr()), opts)
-		mustAdd(t, s, device("A", "c-A", "n1"))
-		mr.Close()
-		wantDown(t, s, &heard, timeout+100*time.Millisecond)
-		if err := mr.Restart(); err != nil {
-			t.Fatal(err)
-		}
-		waitHealthy(t, s)
-		if d, ok := s.Get("A"); !ok || d.ConnID != "c-A" {
-			t.Fatalf("Get(A) = %+v, %v", d, ok)
-		}
-		mustAdd(t, s, device("B", "c-B", "n1"))
-	})
-
-	t.Run("redis stopped", func(t *testing.T) {
-		srv := redistest.Start(t)
-		s := NewStore(client(t, srv.Addr), opts)
-		mustAdd(t, s, device("A", "c-A", "n1"))
-		if err := srv.Stop(); err != nil {
-			t.Fatal(err)
-		}
-		wantDown(t, s, &heard, timeout+100*time.Millisecond)
-	})
-
-	t.Run("redis hung", func(t *testing.T) {
-		srv := redistest.Start(t)
-		s := NewStore(client(t, srv.Addr), opts)
-		mustAdd(t, s, device("A", "c-A", "n1"))
-		if err := srv.Pause(); err != nil {
-			t.Fatal(err)
-		}
-		wantDown(t, s, &heard, timeout+100*time.Millisecond)
-		if err := srv.Resume(); err != nil {
-			t.Fatal(err)
-		}
-		waitHealthy(t, s)
-		// The Add that timed out may have run once Redis went on: the
-		// caller could not know, which is why a node fences itself on Err.
-		if d, ok := s.Get("A"); !ok || d.ConnID != "c-A" {
-			t.Fatalf("Get(A) = %+v, %v", d, ok)
-		}
-	})
+	// Each way down starts a Redis and returns its address, what takes it
+	// down, and what brings it back (nil: it stays down).
+	for _, c := range []struct {
+		name  string
+		start func(t *testing.T) (addr string, down, back func() error)
+	}{
+		{"miniredis closed", func(t *testing.T) (string, func() error, func() error) {
+			mr := miniredis.RunT(t)
+			return mr.Addr(), func() error { mr.Close(); return nil }, mr.Restart
+		}},
+		{"redis stopped", func(t *testing.T) (string, func() error, func() error) {
+			srv := redistest.Start(t)
+			return srv.Addr, srv.Stop, nil
+		}},
+		{"redis hung", func(t *testing.T) (string, func() error, func() error) {
+			srv := redistest.Start(t)
+			return srv.Addr, srv.Pause, srv.Resume
+		}},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			addr, down, back := c.start(t)
+			s := NewStore(client(t, addr), opts)
+			mustAdd(t, s, device("A", "c-A", "n1"))
+			if err := down(); err != nil {
+				t.Fatal(err)
+			}
+			wantDown(t, s, &heard, timeout+100*time.Millisecond)
+			if back == nil {
+				return
+			}
+			if err := back(); err != nil {
+				t.Fatal(err)
+			}
+			waitHealthy(t, s)
+			// What Redis held is there still. (A script that timed out
+			// on a hung Redis may have run when it went on: the caller
+			// could not know, which is why a node fences itself on Err.)
+			if d, ok := s.Get("A"); !ok || d.ConnID != "c-A" {
+				t.Fatalf("Get(A) = %+v, %v", d, ok)
+			}
+			mustAdd(t, s, device("B", "c-B", "n1"))
+		})
+	}
 }
 
 func TestScriptsSurviveAFlushedCache(t *testing.T) {
