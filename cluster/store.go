@@ -80,8 +80,9 @@ var ErrRedis = errors.New("redis store")
 
 // StoreOptions configures a Store.
 type StoreOptions struct {
-	// Prefix starts every key of the store, so that several clusters, or
-	// tests, can share one Redis. Default: "p2p".
+	// Prefix names the store's keys, which all start with "{Prefix}:",
+	// so that several clusters, or tests, can share one Redis; the braces
+	// put them in one hash slot. Default: "p2p".
 	Prefix string
 	// Now stamps new pairs (Pair.Since). Default: time.Now.
 	Now func() time.Time
@@ -278,7 +279,8 @@ func (s *Store) Suspend(id, connID string) (td *server.Teardown, kept, ok bool) 
 	return td, kept, true
 }
 
-// Get returns one device.
+// Get returns one device: what Add stored, times to the nanosecond, with
+// the fields the store keeps.
 func (s *Store) Get(id string) (server.Device, bool) {
 	ctx, cancel := s.ctx()
 	defer cancel()
