@@ -1,7 +1,8 @@
 # The whole test suite: `make test`. It installs what the tests need
 # (npm packages for the JavaScript compatibility tests, tmux for the
-# dashboard test), runs vet, gofmt, every Go test with the race detector and
-# the command-line tests, and cleans up after itself.
+# dashboard test, redis-server for the Redis store's tests), runs vet,
+# gofmt, every Go test with the race detector and the command-line tests,
+# and cleans up after itself.
 
 GO        ?= go
 GOFLAGS   ?=

@@ -28,6 +28,7 @@ func (r *Relay) handleRegister(s *device, args protocol.Args, ack Ack) {
 
 	r.order.Lock()
 	res, err := r.store.BeginPair(s.id, target)
+	err = r.storeErr(err)
 	var crossed *asking
 	if err == nil && res.Handshake != nil {
 		id := res.Handshake.ID

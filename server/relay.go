@@ -27,6 +27,7 @@
 package server
 
 import (
+	"errors"
 	"log/slog"
 	"sync"
 	"sync/atomic"
@@ -379,6 +380,21 @@ func (r *Relay) admit(info ConnInfo, rec *Device) (takeover bool, check *holderC
 	return takeover, nil, nil
 }
 
+// storeErr passes the Store's refusals (a *protocol.Error) on, and turns a
+// failure of the Store itself (a shared store out of reach) into
+// UNAVAILABLE, logged: the device should try again, maybe elsewhere.
+func (r *Relay) storeErr(err error) error {
+	if err == nil {
+		return nil
+	}
+	var pe *protocol.Error
+	if errors.As(err, &pe) {
+		return err
+	}
+	r.log.Warn("the relay's state is out of reach", "err", err)
+	return protocol.Errorf(protocol.CodeUnavailable, "the relay cannot reach its state: try again")
+}
+
 // RefuseConn counts and logs a connection refused before it could join
 // (a bad id, say), and returns the refusal to tell the device.
 func (r *Relay) RefuseConn(addr string, err error) *protocol.Error {
@@ -423,6 +439,7 @@ func (r *Relay) join(info ConnInfo, c Conn, mayCheck bool) (*Session, error) {
 	var claim Claim
 	if err == nil {
 		claim, err = r.store.Add(rec, takeover)
+		err = r.storeErr(err)
 	}
 	if err != nil {
 		r.order.Unlock()

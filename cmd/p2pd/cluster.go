@@ -62,6 +62,9 @@ func (f *ClusterFlags) join(ctx context.Context, relayCfg *server.Config, addres
 		return nil, fmt.Errorf("--redis: %w", err)
 	}
 	opts.DialTimeout, opts.ReadTimeout, opts.WriteTimeout = f.Lease/3, f.Lease/3, f.Lease/3
+	// Each Store call is bounded by its context: the relay holds its lock
+	// across some of them.
+	opts.ContextTimeoutEnabled = true
 	client := redis.NewClient(opts)
 	pctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 	defer cancel()
@@ -109,6 +112,29 @@ func (c *clusterNode) start(ctx context.Context, svc *socketio.Service) error {
 		return svc.Relay.LocalDevices(), st.Messages
 	}
 	return c.node.Start(ctx, svc.Relay, c.store, stats)
+}
+
+// handOver keeps the node in the cluster after its relay shut down, while
+// its devices, which were told to reconnect, come back on other nodes and
+// ask for what it held for them: until none is left here, the window
+// passes, or ctx ends.
+func (c *clusterNode) handOver(ctx context.Context, relay *server.Relay, window time.Duration) {
+	if c == nil {
+		return
+	}
+	deadline := time.NewTimer(window)
+	defer deadline.Stop()
+	tick := time.NewTicker(50 * time.Millisecond)
+	defer tick.Stop()
+	for relay.LocalDevices() > 0 {
+		select {
+		case <-ctx.Done():
+			return
+		case <-deadline.C:
+			return
+		case <-tick.C:
+		}
+	}
 }
 
 // leave gives the node's lease up and closes the client, after the relay's

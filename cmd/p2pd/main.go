@@ -59,6 +59,7 @@ type ServeCmd struct {
 	SecurityFlags
 	LimitFlags
 	MemoryFlags
+	ClusterFlags
 	DebugFlags
 }
 
@@ -81,6 +82,9 @@ func (c *ServeCmd) Validate() error {
 		return err
 	}
 	if err := c.MemoryFlags.validate(); err != nil {
+		return err
+	}
+	if err := c.ClusterFlags.validate(); err != nil {
 		return err
 	}
 	return c.LimitFlags.validate()
@@ -118,6 +122,11 @@ func (c *ServeCmd) Run(ctx context.Context) error {
 		Logger:       log,
 	}
 	c.LimitFlags.apply(&relayCfg)
+	node, err := c.ClusterFlags.join(ctx, &relayCfg, c.Listen, log)
+	if err != nil {
+		return err
+	}
+	defer node.leave(context.Background())
 	svc, err := socketio.NewService(socketio.ServiceConfig{
 		Relay:          relayCfg,
 		PingInterval:   c.PingInterval,
@@ -133,6 +142,10 @@ func (c *ServeCmd) Run(ctx context.Context) error {
 	ln, err := net.Listen("tcp", c.Listen)
 	if err != nil {
 		return fmt.Errorf("listen on %s: %w", c.Listen, err)
+	}
+	if err := node.start(ctx, svc); err != nil {
+		_ = ln.Close()
+		return err
 	}
 	stopPprof, err := c.startPprof(log)
 	if err != nil {
@@ -170,6 +183,7 @@ func (c *ServeCmd) Run(ctx context.Context) error {
 	if err := svc.Shutdown(sctx); err != nil {
 		log.Warn("shutdown incomplete", "err", err)
 	}
+	node.handOver(sctx, svc.Relay, c.ResumeWindow)
 	if err := <-errc; err != nil {
 		return err
 	}

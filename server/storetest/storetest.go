@@ -15,6 +15,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/p2prelay/p2prelay/protocol"
 	"github.com/p2prelay/p2prelay/server"
@@ -40,6 +41,8 @@ type contractCase struct {
 
 var cases = []contractCase{
 	{"AddGetRemove", testAddGetRemove},
+	{"GetReturnsWhatAddStored", testGetReturnsWhatAddStored},
+	{"ResumeClaimsTheAwayRecord", testResumeClaimsAwayRecord},
 	{"AddRefusesAnIDInUse", testAddRefusesIDInUse},
 	{"AddTakeoverEndsPairAndHandshakes", testTakeover},
 	{"RemoveOnlyByHolder", testRemoveOnlyByHolder},
@@ -161,6 +164,80 @@ func testAddGetRemove(t *testing.T, s server.Store) {
 	}
 	if _, ok := s.Remove("A", d.ConnID); ok {
 		t.Fatalf("second Remove reported true")
+	}
+}
+
+// sameDevice reports whether got is want, times compared as instants (a
+// store may drop the monotonic reading and the *time.Location).
+func sameDevice(got, want server.Device) bool {
+	if !got.ConnectedAt.Equal(want.ConnectedAt) || !got.TokenExpires.Equal(want.TokenExpires) {
+		return false
+	}
+	got.ConnectedAt, got.TokenExpires = want.ConnectedAt, want.TokenExpires
+	return got == want
+}
+
+func testGetReturnsWhatAddStored(t *testing.T, s server.Store) {
+	d := server.Device{
+		ID: "A", ConnID: "c-A", Node: "node-1", Gen: protocol.Gen1,
+		Address: "[::1]:4242", Transport: "polling", EngineIO: 3,
+		ConnectedAt:  time.Date(2024, 2, 29, 23, 59, 58, 123456789, time.FixedZone("", 5*3600+1800)),
+		TokenExpires: time.Date(2031, 1, 2, 3, 4, 5, 6, time.UTC),
+	}
+	if _, err := s.Add(d, false); err != nil {
+		t.Fatalf("Add: %v", err)
+	}
+	if got, ok := s.Get("A"); !ok || !sameDevice(got, d) {
+		t.Fatalf("Get(A) = %+v, %v; want %+v", got, ok, d)
+	}
+	if ds := s.Devices(); len(ds) != 1 || !sameDevice(ds[0], d) {
+		t.Fatalf("Devices = %+v; want [%+v]", ds, d)
+	}
+	// Without a token, the zero time stays zero.
+	b := dev("B")
+	mustAdd(t, s, "B")
+	if got, _ := s.Get("B"); !got.TokenExpires.IsZero() || !got.ConnectedAt.IsZero() || !sameDevice(got, b) {
+		t.Fatalf("Get(B) = %+v; want %+v", got, b)
+	}
+	// The teardown of a removal carries the whole record, with its peer.
+	mustPair(t, s, "A", "B")
+	td, ok := s.Remove("A", "c-A")
+	want := d
+	want.Peer = "B"
+	if !ok || !sameDevice(td.Device, want) {
+		t.Fatalf("Remove teardown device = %+v; want %+v", td.Device, want)
+	}
+}
+
+func testResumeClaimsAwayRecord(t *testing.T, s server.Store) {
+	mustAdd(t, s, "B")
+	a := dev("A")
+	a.Node = "node-1"
+	if _, err := s.Add(a, false); err != nil {
+		t.Fatalf("Add: %v", err)
+	}
+	mustPair(t, s, "A", "B")
+	if _, kept, _ := s.Suspend("A", "c-A"); !kept {
+		t.Fatalf("A not kept")
+	}
+	// An away device is still a device.
+	if s.Len() != 2 || len(s.Devices()) != 2 {
+		t.Fatalf("Len %d, Devices %+v: want both, one away", s.Len(), s.Devices())
+	}
+	// Even a takeover resumes an away id, rather than replacing it.
+	back := dev("A")
+	back.ConnID, back.Node, back.Address = "c-A2", "node-2", "10.0.0.2:1"
+	c, err := s.Add(back, true)
+	if err != nil || !c.Resumed || c.Replaced != nil || c.Peer != "B" || c.PrevNode != "node-1" {
+		t.Fatalf("Add of an away id with takeover = %+v, %v; want resumed from node-1 with peer B", c, err)
+	}
+	want := back
+	want.Peer = "B"
+	if got, _ := s.Get("A"); !sameDevice(got, want) {
+		t.Fatalf("A after resuming = %+v; want %+v", got, want)
+	}
+	if p := s.Pairs(); len(p) != 1 || p[0].A != "A" || p[0].B != "B" {
+		t.Fatalf("Pairs after resuming = %+v", p)
 	}
 }
 
