@@ -37,7 +37,7 @@ const (
 type Event struct {
 	Kind   EventKind     `json:"kind"`
 	Time   time.Time     `json:"time"`
-	Node   string        `json:"node,omitempty"` // the relay node it happened on
+	Node   string        `json:"node,omitempty"`   // the relay node it happened on
 	Device *Device       `json:"device,omitempty"` // DeviceConnected, DeviceUpdated, DeviceAway, DeviceResumed
 	ID     string        `json:"id,omitempty"`     // the device concerned; for pairs, the side that asked
 	Peer   string        `json:"peer,omitempty"`   // for pairs, the other side
