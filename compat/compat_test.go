@@ -232,14 +232,24 @@ func checkEveryFileRuns(t *testing.T) {
 // with node's report unless every test ran and passed.
 func runNode(t *testing.T, node string, env, files []string) {
 	t.Helper()
+	var paths []string
+	for _, f := range files {
+		paths = append(paths, filepath.Join("test", f+".test.mjs"))
+	}
+	runNodeFiles(t, node, env, paths, len(files))
+}
+
+// runNodeFiles runs node test files (paths from compat/), concurrency of
+// them at once, and fails t with their output unless all pass.
+func runNodeFiles(t *testing.T, node string, env, paths []string, concurrency int) {
+	t.Helper()
 	args := []string{
 		"--test", "--test-force-exit", "--test-reporter=spec",
 		"--test-timeout=" + strconv.FormatInt(testTimeout.Milliseconds(), 10),
-		"--test-concurrency=" + strconv.Itoa(len(files)),
+		"--test-concurrency=" + strconv.Itoa(concurrency),
 	}
-	for _, f := range files {
-		args = append(args, filepath.Join("test", f+".test.mjs"))
-	}
+	args = append(args, paths...)
+	files := paths
 	ctx, cancel := context.WithTimeout(context.Background(), nodeTimeout)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, node, args...)

@@ -46,6 +46,20 @@ func TestClusterFlows(t *testing.T) {
 			g.send("C", protocol.EventRegisterSuccess, false)
 			g.answers("A", "true")
 		}},
+		{"requests crossed across nodes pair at once", server.Config{}, func(g *rig) {
+			g.joinOn("n1", "A", gen2)
+			g.joinOn("n2", "B", gen2)
+			g.send("A", protocol.EventRegister, true, "B")
+			g.send("B", protocol.EventRegister, true, "A")
+			g.answers("A", "true")
+			g.answers("B", "true")
+			g.expect("B", `P2P_REGISTER "A" +ack`)
+			g.answer("B", protocol.EventRegister, true) // late, and paired: nothing
+			g.expect("B")
+			g.expect("A")
+			g.send("A", protocol.EventEmit, false, relayTo("B", "hi"))
+			g.expect("B", "hi")
+		}},
 		{"relaying across nodes, with and without ack, in order", server.Config{}, func(g *rig) {
 			g.joinOn("n1", "A", gen2)
 			g.joinOn("n2", "B", gen2)

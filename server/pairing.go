@@ -39,7 +39,7 @@ func (r *Relay) handleRegister(s *device, args protocol.Args, ack Ack) {
 			crossed = src.takeAsking(res.Crossed.ID)
 		} else if r.clustered() {
 			if node, ok := r.nodeOf(res.Crossed.Src); ok && node != r.cfg.Node {
-				r.post(node, Envelope{Kind: EnvSettled, To: res.Crossed.Src, From: s.id, Shake: res.Crossed.ID})
+				r.post(node, Envelope{Kind: EnvSettled, To: res.Crossed.Src, From: s.id, Shake: res.Crossed.ID, Accept: true})
 			}
 		}
 	}

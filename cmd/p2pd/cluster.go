@@ -43,6 +43,15 @@ func (f *ClusterFlags) validate() error {
 	return nil
 }
 
+// redisLog sends the Redis client's own messages (a failed dial, say) to
+// p2pd's log, at debug level: the node says what matters itself (fenced,
+// back).
+type redisLog struct{ log *slog.Logger }
+
+func (l redisLog) Printf(_ context.Context, format string, v ...any) {
+	l.log.Debug("redis: " + fmt.Sprintf(format, v...))
+}
+
 // clusterNode is this node's part in a cluster; nil without --redis.
 type clusterNode struct {
 	client *redis.Client
@@ -61,6 +70,7 @@ func (f *ClusterFlags) join(ctx context.Context, relayCfg *server.Config, addres
 	if err != nil {
 		return nil, fmt.Errorf("--redis: %w", err)
 	}
+	redis.SetLogger(redisLog{log})
 	opts.DialTimeout, opts.ReadTimeout, opts.WriteTimeout = f.Lease/3, f.Lease/3, f.Lease/3
 	// Each Store call is bounded by its context: the relay holds its lock
 	// across some of them.

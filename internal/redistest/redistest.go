@@ -3,6 +3,7 @@ package redistest
 
 import (
 	"bufio"
+	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -101,6 +102,33 @@ func (s *Server) Stop() error {
 		}
 	})
 	return err
+}
+
+// Ping reports whether the server answers.
+func (s *Server) Ping() error {
+	rdb := redis.NewClient(&redis.Options{Addr: s.Addr, DialTimeout: time.Second, ReadTimeout: time.Second})
+	defer rdb.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	return rdb.Ping(ctx).Err()
+}
+
+// StartAgain starts, on the same address, a server that Stop stopped, and
+// returns it (empty: nothing was saved). It is stopped when the test ends.
+func (s *Server) StartAgain(tb testing.TB) (*Server, error) {
+	tb.Helper()
+	path, err := exec.LookPath("redis-server")
+	if err != nil {
+		return nil, err
+	}
+	_, portText, _ := net.SplitHostPort(s.Addr)
+	port, _ := strconv.Atoi(portText)
+	n, err := start(path, tb.TempDir(), port)
+	if err != nil {
+		return nil, err
+	}
+	tb.Cleanup(func() { _ = n.Stop() })
+	return n, nil
 }
 
 // Log returns what the server has logged so far.
