@@ -310,9 +310,21 @@ func (n *Node) renew(ctx context.Context) error {
 	b, _ := json.Marshal(n.info)
 	pipe := n.rdb.TxPipeline()
 	pipe.Set(ctx, n.key("lease", n.cfg.ID), b, n.cfg.Lease)
-	pipe.SAdd(ctx, n.key("nodes"), n.cfg.ID)
+	added := pipe.SAdd(ctx, n.key("nodes"), n.cfg.ID)
 	if _, err := pipe.Exec(ctx); err != nil {
 		return err
+	}
+	if added.Val() == 1 && n.lastLive.Load() != 0 && !n.fenced.Load() {
+		// The cluster did not know this node any more: Redis lost its
+		// state (a restart without persistence), or the others reaped it.
+		// Its devices are not in the store: they must connect again.
+		n.log.Warn("the cluster forgot this node (Redis restarted, or the node was taken for dead): its devices reconnect", "node", n.cfg.ID)
+		if n.cfg.OnFence != nil {
+			n.cfg.OnFence()
+		}
+		if n.cfg.OnUnfence != nil {
+			n.cfg.OnUnfence()
+		}
 	}
 	n.lastLive.Store(time.Now().UnixNano())
 	return nil
