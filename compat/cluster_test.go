@@ -45,6 +45,9 @@ func TestCluster(t *testing.T) {
 		for _, n := range c.nodes {
 			c.kill(n)
 		}
+		if t.Failed() {
+			c.dumpLogs()
+		}
 	})
 	lb := startHAProxy(t, haproxy, c.nodes)
 	ctl := c.serveControl()
@@ -112,8 +115,10 @@ func (c *clusterRig) start(n *p2pdNode) {
 	c.mu.Lock()
 	addr := c.redis.Addr
 	c.mu.Unlock()
-	n.log = filepath.Join(c.t.TempDir(), n.id+".log")
-	logf, err := os.Create(n.log)
+	if n.log == "" {
+		n.log = filepath.Join(c.t.TempDir(), n.id+".log")
+	}
+	logf, err := os.OpenFile(n.log, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
 	if err != nil {
 		c.t.Fatal(err)
 	}
@@ -140,6 +145,23 @@ func (c *clusterRig) start(n *p2pdNode) {
 			c.t.Fatalf("node %s did not serve within 10s:\n%s", n.id, b)
 		}
 		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// dumpLogs writes the end of every node's log into
+// the test's output (every start of it appends to one file), for a failure to be read from CI alone.
+func (c *clusterRig) dumpLogs() {
+	const tail = 400
+	for _, n := range c.nodes {
+		b, err := os.ReadFile(n.log)
+		if err != nil {
+			continue
+		}
+		lines := strings.Split(strings.TrimRight(string(b), "\n"), "\n")
+		if len(lines) > tail {
+			lines = lines[len(lines)-tail:]
+		}
+		c.t.Logf("node %s, last %d lines of its log:\n%s", n.id, len(lines), strings.Join(lines, "\n"))
 	}
 }
 
