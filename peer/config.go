@@ -15,6 +15,7 @@ const (
 	DefaultTimeout           = 10 * time.Second
 	DefaultReconnectDelay    = 500 * time.Millisecond
 	DefaultReconnectDelayMax = 5 * time.Second
+	DefaultPairRetry         = time.Second
 )
 
 // AcceptPolicy decides a pair request from device from while this device is
@@ -64,6 +65,24 @@ type Config struct {
 	// Defaults DefaultReconnectDelay and DefaultReconnectDelayMax.
 	ReconnectDelay    time.Duration
 	ReconnectDelayMax time.Duration
+	// WaitForTarget makes Pair wait for a target that is offline or busy
+	// (or while the relay limits pairing requests): it asks again every
+	// PairRetry until the pair forms, the target refuses, or Pair's context
+	// ends. Each request is bounded by Timeout; the wait only by the
+	// context, so give it a deadline (or cancel it) to bound the wait.
+	WaitForTarget bool
+	// PairRetry is how long a waiting Pair, or a repair, waits before
+	// asking an offline or busy target again. Default DefaultPairRetry; the
+	// relay limits pairing requests per device (2 a second by default).
+	PairRetry time.Duration
+	// Repair makes the peer pair again by itself after a reconnect, when
+	// the relay did not keep its pair (the connection stayed down past the
+	// relay's resume window, or the relay restarted): with the device it
+	// was paired with, waiting for it while it is offline or busy (every
+	// PairRetry, without a deadline) until the pair forms, the device
+	// refuses (a PairFailed notice), the connection drops again, or Pair or
+	// Unpair is called.
+	Repair bool
 	// Transports lists the transports to try, "websocket" and/or
 	// "polling" (Dial only). Default websocket alone: with the Go
 	// socket.io client, a connection that starts on polling can lose its
@@ -95,7 +114,7 @@ func (c Config) withDefaults(dial bool) (Config, error) {
 			c.Transports = []string{"websocket"}
 		}
 	}
-	if c.Timeout < 0 || c.ReconnectDelay < 0 || c.ReconnectDelayMax < 0 {
+	if c.Timeout < 0 || c.ReconnectDelay < 0 || c.ReconnectDelayMax < 0 || c.PairRetry < 0 {
 		return c, fmt.Errorf("peer: config: durations must not be negative")
 	}
 	if c.Timeout == 0 {
@@ -106,6 +125,9 @@ func (c Config) withDefaults(dial bool) (Config, error) {
 	}
 	if c.ReconnectDelayMax == 0 {
 		c.ReconnectDelayMax = DefaultReconnectDelayMax
+	}
+	if c.PairRetry == 0 {
+		c.PairRetry = DefaultPairRetry
 	}
 	if c.ReconnectDelayMax < c.ReconnectDelay {
 		c.ReconnectDelayMax = c.ReconnectDelay

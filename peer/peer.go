@@ -29,15 +29,21 @@ type Peer struct {
 
 	pairMu sync.Mutex // serialises Pair and Unpair
 
-	mu         sync.Mutex      // guards every field below
-	sock       *client.Socket  // the current connection's socket
-	upSock     *client.Socket  // the socket onConnect ran for: connected while set
-	listeners  *listeners      // installed on sock
-	everUp     bool            // connected at least once
-	peer       string          // the current peer, "" when unpaired
-	lastPeer   string          // the peer whose pair a dropped connection ended
+	mu        sync.Mutex     // guards every field below
+	sock      *client.Socket // the current connection's socket
+	upSock    *client.Socket // the socket onConnect ran for: connected while set
+	listeners *listeners     // installed on sock
+	everUp    bool           // connected at least once
+	// peer is the current peer, "" when unpaired. It is kept while the
+	// connection is down (held): the relay may keep the pair.
+	peer       string
+	held       bool            // the connection dropped while paired; P2P_STATUS says if the pair was kept
+	gonePeer   string          // the peer whose P2P_DISCONNECT was the relay's last word
+	repairPeer string          // the device to pair again with once connected (Config.Repair)
 	pairing    string          // the target of the Pair under way
 	pairErr    *protocol.Error // the relay's reason while pairing
+	unpairing  bool            // an Unpair is under way: a P2P_UNREGISTER now is its echo
+	endRepair  context.CancelFunc
 	connErr    *protocol.Error // the relay's last word about the connection
 	handlers   map[string]func(Event)
 	closed     bool
@@ -239,10 +245,14 @@ func (p *Peer) Err() error {
 }
 
 // Close stops the peer: it disconnects a socket Dial made (the relay frees
-// the pair and tells the peer) or detaches from one given to New. No
-// handler is called for what happens after Close; the calls already queued
-// still run. It does not wait for them: see Done.
+// the pair and tells the peer) or detaches from one given to New. A
+// connected peer tells the relay it is leaving and returns once the relay
+// has let its id go (Config.Timeout at most), so that a program run again
+// at once with the same id is let in. No handler is called for what
+// happens after Close; the calls already queued still run. It does not
+// wait for them: see Done.
 func (p *Peer) Close() error {
+	p.halt() // no more reconnecting or pairing again
 	p.leave()
 	p.stop(ErrClosed)
 	return nil
@@ -390,13 +400,65 @@ func await(ctx context.Context, what string, ch <-chan ackResult) ([]any, error)
 // Pair asks the relay to pair this device with target and waits for the
 // answer. It returns nil once paired (at once when already paired with
 // target), or an error matching ErrOffline, ErrSelf, ErrBusy, ErrRefused or
-// ErrTimeout (protocol.CodeOf gives the code). A device paired with
-// another one must Unpair first (ErrBusy). If ctx ends before the relay
-// answers and the pair forms later, the Peer unpairs at once.
+// ErrTimeout (protocol.CodeOf gives the code). With Config.WaitForTarget
+// it waits while the target is offline or busy, until ctx ends. A device
+// paired with another one must Unpair first (ErrBusy). If ctx ends before
+// the relay answers and the pair forms later, the Peer unpairs at once.
+// Pair ends a repair under way (Config.Repair).
 func (p *Peer) Pair(ctx context.Context, target string) error {
 	if err := protocol.ValidateID(target); err != nil {
 		return fmt.Errorf("peer: pair with %q: %w", target, err)
 	}
+	p.stopRepair()
+	return p.pair(ctx, target, p.cfg.WaitForTarget)
+}
+
+// pair pairs with target; with wait it asks again, every
+// Config.PairRetry, while the target is offline or busy, until ctx ends.
+func (p *Peer) pair(ctx context.Context, target string, wait bool) error {
+	if !wait {
+		return p.pairOnce(ctx, target)
+	}
+	what := fmt.Sprintf("pair with %q", target)
+	var last error // the last refusal that may pass
+	for {
+		actx, cancel := context.WithTimeout(ctx, p.cfg.Timeout)
+		err := p.pairOnce(actx, target)
+		cancel()
+		if mayPass(err) {
+			last = err
+		}
+		switch {
+		case err == nil:
+			return nil
+		case ctx.Err() == nil && !mayPass(err), ctx.Err() != nil && last == nil:
+			return err
+		case ctx.Err() == nil:
+			p.log.Debug("waiting for the target", "target", target, "err", err)
+			select {
+			case <-ctx.Done():
+			case <-p.ctx.Done():
+				return fmt.Errorf("peer: %s: %w", what, ErrClosed)
+			case <-time.After(p.cfg.PairRetry):
+				continue
+			}
+		}
+		return fmt.Errorf("%w; the last answer: %s", timeoutError(ctx, what), protocol.AsError(last).Error())
+	}
+}
+
+// mayPass reports whether a pairing refusal may not hold a moment later:
+// the target is offline or busy, or the relay limits pairing requests.
+func mayPass(err error) bool {
+	switch protocol.CodeOf(err) {
+	case protocol.CodeOffline, protocol.CodeBusy, protocol.CodeRateLimited:
+		return true
+	}
+	return false
+}
+
+// pairOnce asks the relay once.
+func (p *Peer) pairOnce(ctx context.Context, target string) error {
 	p.pairMu.Lock()
 	defer p.pairMu.Unlock()
 	if err := p.ready(); err != nil {
@@ -431,7 +493,7 @@ func (p *Peer) Pair(ctx context.Context, target string) error {
 		case err != nil:
 			res = fmt.Errorf("peer: %s: %w (%w)", what, ErrNotConnected, err)
 		case len(vals) > 0 && vals[0] == true:
-			p.peer, p.lastPeer = target, ""
+			p.peer, p.held, p.gonePeer = target, false, ""
 			p.notify(Notice{Kind: Paired, Peer: target})
 		default:
 			refusal := p.pairErr
@@ -476,32 +538,78 @@ func (p *Peer) Pair(ctx context.Context, target string) error {
 	}
 }
 
+// repair pairs again with target by itself (Config.Repair), waiting while
+// it is offline or busy, until stopRepair or Close; a refusal is reported
+// as a PairFailed notice.
+func (p *Peer) repair(target string) {
+	ctx, cancel := context.WithCancel(p.ctx)
+	p.mu.Lock()
+	prev := p.endRepair
+	p.endRepair = cancel
+	p.mu.Unlock()
+	if prev != nil {
+		prev()
+	}
+	go func() {
+		defer cancel()
+		err := p.pair(ctx, target, true)
+		if err != nil && ctx.Err() == nil {
+			p.notify(Notice{Kind: PairFailed, Peer: target, Err: err})
+		}
+	}()
+}
+
+// stopRepair ends the repair under way, if any.
+func (p *Peer) stopRepair() {
+	p.mu.Lock()
+	cancel := p.endRepair
+	p.endRepair = nil
+	p.mu.Unlock()
+	if cancel != nil {
+		cancel()
+	}
+}
+
 // Unpair ends this device's pair. It fails with ErrNotPaired when the
-// relay says there is none.
+// relay says there is none. It ends a repair under way (Config.Repair).
 func (p *Peer) Unpair(ctx context.Context) error {
+	p.stopRepair()
 	p.pairMu.Lock()
 	defer p.pairMu.Unlock()
+	p.setUnpairing(true)
+	defer p.setUnpairing(false)
 	vals, err := p.requestThen(ctx, func([]any) {
 		// Whatever the answer, the relay holds no pair for this device now.
 		p.endPair(ReasonUnregistered)
+		p.setUnpairing(false)
 	}, "unpair", protocol.EventUnregister)
 	if err != nil {
 		return err
 	}
 	if len(vals) == 0 || vals[0] != true {
-		return fmt.Errorf("peer: unpair: %w", protocol.Errorf(protocol.CodeNotPaired, "not paired"))
+		if pe := protocol.ParseAckError(vals[min(1, len(vals)):]); pe != nil {
+			return fmt.Errorf("peer: unpair: %w", pe)
+		}
+		return fmt.Errorf("peer: unpair: %w", errNoPeer)
 	}
 	return nil
 }
 
+// setUnpairing marks an Unpair under way, or over.
+func (p *Peer) setUnpairing(on bool) {
+	p.mu.Lock()
+	p.unpairing = on
+	p.mu.Unlock()
+}
+
 // relayPayload is the {targetClientId, event, args} of a relay request to
-// the current peer, or ErrNotPaired.
-func (p *Peer) relayPayload(event string, args []any) (map[string]any, error) {
+// the current peer, or ErrNotPaired. what names the request in errors.
+func (p *Peer) relayPayload(what, event string, args []any) (map[string]any, error) {
 	p.mu.Lock()
 	peer := p.peer
 	p.mu.Unlock()
 	if peer == "" {
-		return nil, fmt.Errorf("peer: emit %q: %w", event, protocol.Errorf(protocol.CodeNotPaired, "not paired: pair first"))
+		return nil, fmt.Errorf("peer: %s: %w", what, errNoPeer)
 	}
 	if args == nil {
 		args = []any{}
@@ -512,11 +620,11 @@ func (p *Peer) relayPayload(event string, args []any) (map[string]any, error) {
 // Emit sends event with args to the peer and waits until the relay has
 // forwarded it (or refused it: NOT_PAIRED, RESERVED_EVENT, TOO_LARGE, ...).
 func (p *Peer) Emit(ctx context.Context, event string, args ...any) error {
-	payload, err := p.relayPayload(event, args)
+	what := fmt.Sprintf("emit %q", event)
+	payload, err := p.relayPayload(what, event, args)
 	if err != nil {
 		return err
 	}
-	what := fmt.Sprintf("emit %q", event)
 	vals, err := p.request(ctx, what, protocol.EventEmit, payload)
 	if err != nil {
 		return err
@@ -572,11 +680,11 @@ type ackCall struct {
 
 // sendAck sends a relayed event with an ack.
 func (p *Peer) sendAck(ctx context.Context, event string, args []any) (*ackCall, error) {
-	payload, err := p.relayPayload(event, args)
+	what := fmt.Sprintf("emit %q with ack", event)
+	payload, err := p.relayPayload(what, event, args)
 	if err != nil {
 		return nil, err
 	}
-	what := fmt.Sprintf("emit %q with ack", event)
 	ctx, cancel := p.bound(ctx)
 	ch, err := p.send(nil, what, protocol.EventEmitAck, payload)
 	if err != nil {

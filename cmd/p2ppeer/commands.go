@@ -58,12 +58,12 @@ func (c *EmitCmd) Run(g *Globals, env *Env, pr *printer) error {
 		return err
 	}
 	pr.quiet = !g.JSON
-	s, err := openSession(env, g, pr, sessionConfig{id: id, accept: peer.AcceptNone()})
+	s, err := openSession(env, g, pr, sessionConfig{id: id, accept: peer.AcceptNone(), wait: c.Wait})
 	if err != nil {
 		return err
 	}
 	defer s.close()
-	if err := s.pair(env.Ctx, c.Target, c.Wait); err != nil {
+	if err := s.pair(env.Ctx, c.Target); err != nil {
 		return pairError{target: c.Target, err: err}
 	}
 	args := parseArgs(c.Args)

@@ -50,27 +50,18 @@ func (c *ConnectCmd) Run(g *Globals, env *Env, pr *printer) error {
 	if err != nil {
 		return err
 	}
+	// A pair lost while the connection was down is made again.
+	sc.wait, sc.repair = c.Wait, true
 	s, err := openSession(env, g, pr, sc)
 	if err != nil {
 		return err
 	}
 	defer s.close()
 	if c.Target != "" {
-		if err := s.pair(env.Ctx, c.Target, c.Wait); err != nil {
+		if err := s.pair(env.Ctx, c.Target); err != nil {
 			return pairError{target: c.Target, err: err}
 		}
 	}
-	// The relay ends a pair when a connection drops: pair again once back.
-	s.setHooks(func(last string) {
-		if last == "" {
-			return
-		}
-		ctx, cancel := context.WithTimeout(env.Ctx, g.Timeout)
-		defer cancel()
-		if err := s.pair(ctx, last, true); err != nil {
-			pr.pairFailed(last, err)
-		}
-	}, nil)
 
 	var in lineReader
 	if env.Interactive {
@@ -230,7 +221,10 @@ func (s *session) pairCommand(ctx context.Context, target string) {
 			return
 		}
 	}
-	if err := s.pair(ctx, target, false); err != nil {
+	// With --wait it waits for the target, --timeout at most.
+	ctx, cancel := context.WithTimeout(ctx, s.g.Timeout)
+	defer cancel()
+	if err := s.pair(ctx, target); err != nil {
 		s.fail(pairError{target: target, err: err})
 	}
 }
@@ -289,7 +283,7 @@ func newPrompt(s *session, pr *printer) (*prompt, error) {
 	}
 	current, _ := s.p.Peer()
 	setPrompt(current)
-	s.setHooks(nil, setPrompt)
+	s.setPromptHook(setPrompt)
 	return &prompt{rl: rl}, nil
 }
 

@@ -132,6 +132,11 @@ func (p *printer) disconnected(reason string, err error) {
 	p.emit(o, line+"; reconnecting", false)
 }
 
+// resumed says the relay kept the pair while the connection was down.
+func (p *printer) resumed(with string) {
+	p.emit(newObj("resumed", "peer", with), label(p.st.Good, "resumed")+" "+with+" "+p.st.Dim.Render("(the pair was kept)"), false)
+}
+
 func (p *printer) paired(with string) {
 	p.emit(newObj("paired", "peer", with), label(p.st.Good, "paired")+" "+with, false)
 }

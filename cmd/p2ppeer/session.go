@@ -13,10 +13,6 @@ import (
 	"github.com/p2prelay/p2prelay/protocol"
 )
 
-// pairRetry is how often --wait asks again for a target that is offline or
-// busy (the relay limits pairing requests per device).
-const pairRetry = time.Second
-
 // noticeWait bounds how long a command waits for its own notice to print.
 const noticeWait = 2 * time.Second
 
@@ -34,24 +30,16 @@ type session struct {
 	mu       sync.Mutex // guards the fields below
 	waiters  []waiter
 	firstErr error
-	// onReconnect, when set, runs (on its own goroutine) after the
-	// connection came back, with the peer whose pair the drop ended.
-	onReconnect func(last string)
 	// setPrompt, when set, shows the current peer ("" for none) in the
 	// prompt.
 	setPrompt func(with string)
 }
 
-// setHooks sets onReconnect and setPrompt (nil leaves one as it is).
-func (s *session) setHooks(onReconnect func(string), setPrompt func(string)) {
+// setPromptHook makes the session show the current peer with f.
+func (s *session) setPromptHook(f func(with string)) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if onReconnect != nil {
-		s.onReconnect = onReconnect
-	}
-	if setPrompt != nil {
-		s.setPrompt = setPrompt
-	}
+	s.setPrompt = f
 }
 
 // waiter is a command waiting for its notice to be printed.
@@ -66,20 +54,26 @@ type sessionConfig struct {
 	id     string
 	accept peer.AcceptPolicy
 	reply  *any
+	// wait: pairing waits for a target that is offline or busy.
+	wait bool
+	// repair: after a reconnect that lost the pair, pair again.
+	repair bool
 }
 
 // openSession connects the device and prints that it did.
 func openSession(env *Env, g *Globals, pr *printer, sc sessionConfig) (*session, error) {
 	s := &session{g: g, env: env, pr: pr, reply: sc.reply}
 	p, err := peer.Dial(env.Ctx, peer.Config{
-		URL:      g.URL,
-		ID:       sc.id,
-		Token:    g.Token,
-		Accept:   sc.accept,
-		Timeout:  g.Timeout,
-		OnEvent:  s.onEvent,
-		OnNotice: s.onNotice,
-		Logger:   slog.New(slog.DiscardHandler),
+		URL:           g.URL,
+		ID:            sc.id,
+		Token:         g.Token,
+		Accept:        sc.accept,
+		Timeout:       g.Timeout,
+		WaitForTarget: sc.wait,
+		Repair:        sc.repair,
+		OnEvent:       s.onEvent,
+		OnNotice:      s.onNotice,
+		Logger:        slog.New(slog.DiscardHandler),
 	})
 	if err != nil {
 		return nil, err
@@ -115,7 +109,7 @@ func (s *session) onEvent(ev peer.Event) {
 // onNotice prints a change of state.
 func (s *session) onNotice(n peer.Notice) {
 	s.mu.Lock()
-	onReconnect, setPrompt := s.onReconnect, s.setPrompt
+	setPrompt := s.setPrompt
 	s.mu.Unlock()
 	switch n.Kind {
 	case peer.Paired:
@@ -136,9 +130,10 @@ func (s *session) onNotice(n peer.Notice) {
 		s.pr.disconnected(n.Reason, n.Err)
 	case peer.Reconnected:
 		s.pr.connected(s.p.ID(), s.g.URL, true)
-		if onReconnect != nil {
-			go onReconnect(n.Peer)
-		}
+	case peer.Resumed:
+		s.pr.resumed(n.Peer)
+	case peer.PairFailed:
+		s.pr.pairFailed(n.Peer, n.Err)
 	case peer.Closed:
 		// The command ends with the peer's error (see ended).
 	}
@@ -185,37 +180,16 @@ func await(ch chan struct{}) {
 	}
 }
 
-// pair pairs with target; with wait it asks again while the target is
-// offline or busy, until ctx ends. "paired" is printed when it returns.
-func (s *session) pair(ctx context.Context, target string, wait bool) error {
-	for {
-		ch := s.expect(peer.Paired, target)
-		err := s.p.Pair(ctx, target)
-		if err == nil {
-			await(ch)
-			return nil
-		}
+// pair pairs with target (waiting for it with --wait, until ctx ends);
+// "paired" is printed when it returns.
+func (s *session) pair(ctx context.Context, target string) error {
+	ch := s.expect(peer.Paired, target)
+	if err := s.p.Pair(ctx, target); err != nil {
 		s.forget(ch)
-		if !wait || !retryable(err) {
-			return err
-		}
-		select {
-		case <-ctx.Done():
-			return fmt.Errorf("waiting for %s: %w", target, ctx.Err())
-		case <-s.p.Done():
-			return err
-		case <-time.After(pairRetry):
-		}
+		return err
 	}
-}
-
-// retryable: the target may become free to pair later.
-func retryable(err error) bool {
-	switch protocol.CodeOf(err) {
-	case protocol.CodeOffline, protocol.CodeBusy, protocol.CodeRateLimited:
-		return true
-	}
-	return false
+	await(ch)
+	return nil
 }
 
 // unpair ends the pair, and returns once "unpaired" is printed.
