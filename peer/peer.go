@@ -171,6 +171,10 @@ func (p *Peer) adopt(s *client.Socket) {
 	l := &listeners{
 		any: func(args ...any) {
 			if current() {
+				// Events that came with the connection (what the relay held
+				// while the device was away) are emitted before "connect":
+				// the device is up once they come.
+				p.onConnect(s)
 				p.onAny(args...)
 			}
 		},
