@@ -8,18 +8,18 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
+	"github.com/p2prelay/p2prelay/admin/adminapi"
 	"github.com/p2prelay/p2prelay/protocol"
 	"github.com/p2prelay/p2prelay/server/socketio"
 )
 
-// HTTP paths of the admin side, as p2pd mounts them.
+// Where Attach serves the admin side. The paths a client uses are defined
+// in package adminapi; they are repeated here to list the hub's surface.
 const (
-	PathState   = "/admin/v1/state"
-	PathMetrics = "/metrics"
-	// PathCommand is the ServeMux pattern of the HTTP commands:
-	// POST /admin/v1/devices/ID/kick and POST /admin/v1/devices/ID/unpair.
-	PathCommand   = "/admin/v1/devices/{id}/{command}"
-	NamespaceName = "/admin"
+	PathState     = adminapi.PathState
+	PathCommand   = adminapi.PathCommand
+	PathMetrics   = "/metrics"
+	NamespaceName = adminapi.NamespaceName
 )
 
 // Where a wrong token was presented, for the auth-failure metric.
@@ -75,9 +75,9 @@ func (h *Hub) CommandHandler() http.Handler {
 		id := r.PathValue("id")
 		var err error
 		switch cmd := r.PathValue("command"); cmd {
-		case CommandKick:
+		case adminapi.CommandKick:
 			err = h.Kick(id, r.RemoteAddr)
-		case CommandUnpair:
+		case adminapi.CommandUnpair:
 			err = h.Unpair(id, r.RemoteAddr)
 		default:
 			err = protocol.Errorf(protocol.CodeBadRequest, "unknown command %q: use kick or unpair", cmd)

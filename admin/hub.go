@@ -1,3 +1,13 @@
+// Package admin is the relay's control-center side: a hub that turns the
+// relay's events into an ordered stream (a snapshot, then deltas with
+// sequence numbers) for any number of subscribers, the socket.io namespace
+// and HTTP endpoints that serve it behind an admin token, and Prometheus
+// metrics. Its wire types are package adminapi's; the Go client that
+// p2pctl uses is package adminclient.
+//
+// The relay publishes server.Events to the Hub (a server.Observer); the Hub
+// never blocks the relay: each subscriber has a bounded buffer, and one that
+// falls behind is dropped and resynced from a fresh snapshot.
 package admin
 
 import (
@@ -11,6 +21,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/p2prelay/p2prelay/admin/adminapi"
 	"github.com/p2prelay/p2prelay/protocol"
 	"github.com/p2prelay/p2prelay/server"
 )
@@ -93,8 +104,9 @@ type Source interface {
 // state. The relay publishes each event after it changed its state, so every
 // change numbered S or lower is in the snapshot; the buffer then holds
 // exactly the deltas numbered S+1 onwards. Changes made while the snapshot
-// is read may be in it and also arrive as deltas; State.Apply is idempotent
-// for them, so snapshot plus deltas in order ends at the relay's state.
+// is read may be in it and also arrive as deltas; adminapi.State.Apply is
+// idempotent for them, so snapshot plus deltas in order ends at the
+// relay's state.
 // Reading the relay outside the lock keeps a 10,000-device snapshot from
 // ever holding up the relay's goroutines in OnEvent.
 type Hub struct {
@@ -102,8 +114,8 @@ type Hub struct {
 	log   *slog.Logger
 	token tokenHash
 
-	src   atomic.Pointer[Source] // set once, by Start
-	stats atomic.Pointer[Stats]  // the latest counters, with rates
+	src   atomic.Pointer[Source]         // set once, by Start
+	stats atomic.Pointer[adminapi.Stats] // the latest counters, with rates
 
 	mu   sync.Mutex // guards seq and subs
 	seq  uint64
@@ -121,7 +133,7 @@ type Hub struct {
 
 // subscriber is one consumer of the stream.
 type subscriber struct {
-	ch    chan Delta
+	ch    chan adminapi.Delta
 	stale atomic.Bool   // set when ch overflowed: the subscriber needs a snapshot
 	wake  chan struct{} // signalled when stale is set
 }
@@ -176,7 +188,7 @@ func (h *Hub) OnEvent(e server.Event) {
 	h.publish(deltaOf(e))
 }
 
-func (h *Hub) publish(d Delta) {
+func (h *Hub) publish(d adminapi.Delta) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	h.seq++
@@ -202,7 +214,7 @@ func (h *Hub) Seq() uint64 {
 }
 
 func (h *Hub) subscribe() *subscriber {
-	sub := &subscriber{ch: make(chan Delta, h.cfg.Buffer), wake: make(chan struct{}, 1)}
+	sub := &subscriber{ch: make(chan adminapi.Delta, h.cfg.Buffer), wake: make(chan struct{}, 1)}
 	sub.stale.Store(true) // the first thing a subscriber gets is a snapshot
 	h.mu.Lock()
 	h.subs[sub] = struct{}{}
@@ -232,7 +244,7 @@ func (h *Hub) requestResync(sub *subscriber) {
 
 // resync restarts a subscriber's stream: it empties its buffer and returns
 // a snapshot that the deltas arriving from now on follow.
-func (h *Hub) resync(sub *subscriber) *Snapshot {
+func (h *Hub) resync(sub *subscriber) *adminapi.Snapshot {
 	h.mu.Lock()
 	for drained := false; !drained; {
 		select {
@@ -249,29 +261,29 @@ func (h *Hub) resync(sub *subscriber) *Snapshot {
 }
 
 // Snapshot returns the relay's current state.
-func (h *Hub) Snapshot() *Snapshot {
+func (h *Hub) Snapshot() *adminapi.Snapshot {
 	return h.snapshotAt(h.Seq())
 }
 
 // snapshotAt reads the relay's state, which reflects every delta up to seq.
-func (h *Hub) snapshotAt(seq uint64) *Snapshot {
+func (h *Hub) snapshotAt(seq uint64) *adminapi.Snapshot {
 	now := h.cfg.Now()
-	snap := &Snapshot{Seq: seq, Time: now, Devices: []Device{}, Pairs: []Pair{}}
+	snap := &adminapi.Snapshot{Seq: seq, Time: now, Devices: []adminapi.Device{}, Pairs: []adminapi.Pair{}}
 	src := h.source()
 	if src == nil {
-		snap.Stats = Stats{Time: now, Refusals: map[string]uint64{}, PairFailed: map[string]uint64{}, Subscribers: int(h.nsubs.Load())}
+		snap.Stats = adminapi.Stats{Time: now, Refusals: map[string]uint64{}, PairFailed: map[string]uint64{}, Subscribers: int(h.nsubs.Load())}
 		return snap
 	}
 	devs := src.Devices()
-	snap.Devices = make([]Device, len(devs))
+	snap.Devices = make([]adminapi.Device, len(devs))
 	for i, d := range devs {
 		snap.Devices[i] = deviceOf(d.Device)
 		snap.Devices[i].Messages = d.Messages
 	}
 	pairs := src.Pairs()
-	snap.Pairs = make([]Pair, len(pairs))
+	snap.Pairs = make([]adminapi.Pair, len(pairs))
 	for i, p := range pairs {
-		snap.Pairs[i] = Pair{A: p.A, B: p.B, Since: p.Since, Messages: p.Messages}
+		snap.Pairs[i] = adminapi.Pair{A: p.A, B: p.B, Since: p.Since, Messages: p.Messages}
 	}
 	snap.Stats = statsOf(src.Stats(), now)
 	if last := h.stats.Load(); last != nil {
@@ -284,8 +296,8 @@ func (h *Hub) snapshotAt(seq uint64) *Snapshot {
 // sink delivers a stream to one subscriber. Each method returns once the
 // subscriber acknowledged what it was sent.
 type sink interface {
-	snapshot(ctx context.Context, snap *Snapshot) error
-	deltas(ctx context.Context, ds []Delta) error
+	snapshot(ctx context.Context, snap *adminapi.Snapshot) error
+	deltas(ctx context.Context, ds []adminapi.Delta) error
 }
 
 // errHubClosed ends streams when the hub closes.
@@ -316,15 +328,15 @@ func (h *Hub) stream(ctx context.Context, sub *subscriber, out sink) error {
 
 // next waits for deltas and returns up to Batch of them, or nil when the
 // subscriber must be resynced.
-func (h *Hub) next(ctx context.Context, sub *subscriber) ([]Delta, error) {
-	var batch []Delta
+func (h *Hub) next(ctx context.Context, sub *subscriber) ([]adminapi.Delta, error) {
+	var batch []adminapi.Delta
 	for batch == nil {
 		if sub.stale.Load() {
 			return nil, nil
 		}
 		select {
 		case d := <-sub.ch:
-			batch = append(make([]Delta, 0, min(h.cfg.Batch, len(sub.ch)+1)), d)
+			batch = append(make([]adminapi.Delta, 0, min(h.cfg.Batch, len(sub.ch)+1)), d)
 		case <-sub.wake:
 		case <-ctx.Done():
 			return nil, ctx.Err()
@@ -352,63 +364,82 @@ func (h *Hub) tickStats() {
 	defer h.wg.Done()
 	t := time.NewTicker(h.cfg.StatsInterval)
 	defer t.Stop()
-	pairMsgs := map[string]uint64{}
+	pairs := map[string]pairSample{}
 	for {
 		select {
 		case <-h.closed:
 			return
 		case <-t.C:
 		}
-		h.sampleStats(pairMsgs)
+		h.sampleStats(pairs)
 	}
 }
 
 // sampleStats reads the counters, computes the rates since the previous
-// sample, and publishes them with the message counts of the pairs that
-// relayed since then (pairMsgs, updated in place).
-func (h *Hub) sampleStats(pairMsgs map[string]uint64) {
+// sample, and publishes them with the message counts and rates of the
+// pairs that relayed since then (pairs, the previous sample's, is updated
+// in place). This is the one place rates are computed: subscribers show
+// them as they come.
+func (h *Hub) sampleStats(pairs map[string]pairSample) {
 	src := h.source()
 	now := h.cfg.Now()
 	st := statsOf(src.Stats(), now)
+	var dt float64
 	if prev := h.stats.Load(); prev != nil {
-		if dt := now.Sub(prev.Time).Seconds(); dt > 0 {
+		if dt = now.Sub(prev.Time).Seconds(); dt > 0 {
 			st.MessagesPerSec = rate(prev.Messages, st.Messages, dt)
 			st.AcksPerSec = rate(prev.Acks, st.Acks, dt)
 		}
 	}
 	st.Subscribers = int(h.nsubs.Load())
 	h.stats.Store(&st)
-	d := Delta{Kind: KindStats, Time: now, Stats: &st}
+	d := adminapi.Delta{Kind: adminapi.KindStats, Time: now, Stats: &st}
 	if st.Subscribers > 0 {
-		d.PairMessages = changedPairs(src.Pairs(), pairMsgs)
+		d.PairMessages, d.PairRates = changedPairs(src.Pairs(), pairs, dt)
 	} else {
-		clear(pairMsgs)
+		clear(pairs)
 	}
 	h.publish(d)
 }
 
-// changedPairs returns the pairs whose message count changed since last,
-// and records the current counts in last.
-func changedPairs(pairs []server.PairInfo, last map[string]uint64) map[string]uint64 {
-	var out map[string]uint64
+// pairSample is a pair's message count at a stats sample, keyed by its A.
+type pairSample struct {
+	b        string    // B and Since tell a pair from a later one
+	since    time.Time // with the same A, whose rate starts afresh
+	messages uint64
+}
+
+// changedPairs returns the message counts of the pairs whose count changed
+// since the last sample, and the rates of those among them that were
+// already paired then, over seconds; it records the current counts in last.
+func changedPairs(pairs []server.PairInfo, last map[string]pairSample, seconds float64) (map[string]uint64, map[string]float64) {
+	var counts map[string]uint64
+	var rates map[string]float64
 	seen := make(map[string]struct{}, len(pairs))
 	for _, p := range pairs {
 		seen[p.A] = struct{}{}
-		if n, ok := last[p.A]; ok && n == p.Messages {
+		prev, ok := last[p.A]
+		if ok && prev.messages == p.Messages {
 			continue
 		}
-		last[p.A] = p.Messages
-		if out == nil {
-			out = make(map[string]uint64)
+		last[p.A] = pairSample{b: p.B, since: p.Since, messages: p.Messages}
+		if counts == nil {
+			counts = make(map[string]uint64)
 		}
-		out[p.A] = p.Messages
+		counts[p.A] = p.Messages
+		if ok && prev.b == p.B && prev.since.Equal(p.Since) && seconds > 0 {
+			if rates == nil {
+				rates = make(map[string]float64)
+			}
+			rates[p.A] = rate(prev.messages, p.Messages, seconds)
+		}
 	}
 	for a := range last {
 		if _, ok := seen[a]; !ok {
 			delete(last, a)
 		}
 	}
-	return out
+	return counts, rates
 }
 
 func rate(before, after uint64, seconds float64) float64 {
@@ -421,13 +452,13 @@ func rate(before, after uint64, seconds float64) float64 {
 // Kick disconnects device id on an operator's behalf (by names them) and
 // publishes the command in the stream.
 func (h *Hub) Kick(id, by string) error {
-	return h.command(CommandKick, id, by, func(src Source) error { return src.Kick(id) })
+	return h.command(adminapi.CommandKick, id, by, func(src Source) error { return src.Kick(id) })
 }
 
 // Unpair breaks the pair device id is in on an operator's behalf and
 // publishes the command in the stream.
 func (h *Hub) Unpair(id, by string) error {
-	return h.command(CommandUnpair, id, by, func(src Source) error {
+	return h.command(adminapi.CommandUnpair, id, by, func(src Source) error {
 		_, err := src.Unpair(id)
 		return err
 	})
@@ -442,7 +473,7 @@ func (h *Hub) command(name, id, by string, run func(Source) error) error {
 		return protocol.Errorf(protocol.CodeShuttingDown, "the relay is not running")
 	}
 	err := run(src)
-	d := Delta{Kind: KindCommand, Time: h.cfg.Now(), Command: name, ID: id, By: by}
+	d := adminapi.Delta{Kind: adminapi.KindCommand, Time: h.cfg.Now(), Command: name, ID: id, By: by}
 	if err != nil {
 		d.Code = string(protocol.CodeOf(err))
 		if d.Code == "" {

@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/p2prelay/p2prelay/admin/adminapi"
 	"github.com/p2prelay/p2prelay/protocol"
 	"github.com/p2prelay/p2prelay/server"
 )
@@ -59,13 +60,13 @@ func newTestHub(t testing.TB, cfg Config) *Hub {
 // chanSink records a stream; each call blocks until release has a token
 // when gated.
 type chanSink struct {
-	snaps   chan *Snapshot
-	deltasC chan []Delta
+	snaps   chan *adminapi.Snapshot
+	deltasC chan []adminapi.Delta
 	gate    chan struct{} // nil: never block
 }
 
 func newChanSink(gated bool) *chanSink {
-	k := &chanSink{snaps: make(chan *Snapshot, 100), deltasC: make(chan []Delta, 10000)}
+	k := &chanSink{snaps: make(chan *adminapi.Snapshot, 100), deltasC: make(chan []adminapi.Delta, 10000)}
 	if gated {
 		k.gate = make(chan struct{})
 	}
@@ -84,12 +85,12 @@ func (k *chanSink) pass(ctx context.Context) error {
 	}
 }
 
-func (k *chanSink) snapshot(ctx context.Context, s *Snapshot) error {
+func (k *chanSink) snapshot(ctx context.Context, s *adminapi.Snapshot) error {
 	k.snaps <- s
 	return k.pass(ctx)
 }
 
-func (k *chanSink) deltas(ctx context.Context, ds []Delta) error {
+func (k *chanSink) deltas(ctx context.Context, ds []adminapi.Delta) error {
 	k.deltasC <- ds
 	return k.pass(ctx)
 }
@@ -119,7 +120,7 @@ func refusal(i int) server.Event {
 	return server.Event{Kind: server.PairRefused, ID: fmt.Sprintf("d%d", i), Peer: "x", Code: protocol.CodeOffline}
 }
 
-func recvSnapshot(t *testing.T, k *chanSink) *Snapshot {
+func recvSnapshot(t *testing.T, k *chanSink) *adminapi.Snapshot {
 	t.Helper()
 	select {
 	case s := <-k.snaps:
@@ -150,7 +151,7 @@ func TestStreamSnapshotThenContiguousDeltas(t *testing.T) {
 				if d.Seq != next {
 					t.Fatalf("delta seq %d, want %d", d.Seq, next)
 				}
-				if want := fmt.Sprintf("d%d", next-1); d.ID != want || d.Kind != KindPairRefused || d.Code != "OFFLINE" {
+				if want := fmt.Sprintf("d%d", next-1); d.ID != want || d.Kind != adminapi.KindPairRefused || d.Code != "OFFLINE" {
 					t.Fatalf("delta %d = %+v, want a refusal of %s", d.Seq, d, want)
 				}
 				next++
@@ -243,7 +244,7 @@ func TestStatsRatesAndPairMessages(t *testing.T) {
 	h.cfg.Now = func() time.Time { return t0 }
 	src.stats = server.Stats{Messages: 10, Acks: 4}
 	src.pairs = []server.PairInfo{{Pair: server.Pair{A: "a", B: "b"}, Messages: 3}, {Pair: server.Pair{A: "c", B: "d"}, Messages: 0}}
-	last := map[string]uint64{}
+	last := map[string]pairSample{}
 	h.sampleStats(last)
 
 	h.cfg.Now = func() time.Time { return t0.Add(2 * time.Second) }
@@ -252,7 +253,7 @@ func TestStatsRatesAndPairMessages(t *testing.T) {
 	h.sampleStats(last)
 
 	d1, d2 := <-sub.ch, <-sub.ch
-	if d1.Kind != KindStats || d1.Stats.MessagesPerSec != 0 || len(d1.PairMessages) != 2 {
+	if d1.Kind != adminapi.KindStats || d1.Stats.MessagesPerSec != 0 || len(d1.PairMessages) != 2 || d1.PairRates != nil {
 		t.Fatalf("first sample %+v %+v", d1, d1.Stats)
 	}
 	st := d2.Stats
@@ -261,6 +262,45 @@ func TestStatsRatesAndPairMessages(t *testing.T) {
 	}
 	if len(d2.PairMessages) != 1 || d2.PairMessages["c"] != 7 {
 		t.Fatalf("second sample pair messages %v, want only c:7", d2.PairMessages)
+	}
+	if len(d2.PairRates) != 1 || d2.PairRates["c"] != 3.5 {
+		t.Fatalf("second sample pair rates %v, want only c:3.5", d2.PairRates)
+	}
+}
+
+// TestStatsPairRatesStartAfresh: a pair that ends is forgotten, and a new
+// pair of the same asking side gets no rate from the old pair's count.
+func TestStatsPairRatesStartAfresh(t *testing.T) {
+	src := &fakeSource{}
+	h, sub := subscribedHub(t, src)
+	t0 := time.Unix(1000, 0)
+	last := map[string]pairSample{}
+	sample := func(sec int, pairs ...server.PairInfo) adminapi.Delta {
+		t.Helper()
+		h.cfg.Now = func() time.Time { return t0.Add(time.Duration(sec) * time.Second) }
+		src.pairs = pairs
+		h.sampleStats(last)
+		return <-sub.ch
+	}
+	pair := func(a, b string, since, n int) server.PairInfo {
+		return server.PairInfo{Pair: server.Pair{A: a, B: b, Since: t0.Add(time.Duration(since) * time.Second)}, Messages: uint64(n)}
+	}
+	sample(0, pair("alpha", "bravo", -60, 120), pair("echo", "foxtrot", -60, 7))
+	// echo's pair ends; alpha's ends and alpha pairs again, with a new
+	// count that happens to be above the old one.
+	d := sample(1, pair("alpha", "charlie", 1, 130))
+	if _, ok := last["echo"]; ok {
+		t.Error("the ended pair echo is still counted")
+	}
+	if r, ok := d.PairRates["alpha"]; ok || d.PairMessages["alpha"] != 130 {
+		t.Errorf("alpha's new pair: count %d, rate %v from the old pair's count", d.PairMessages["alpha"], r)
+	}
+	d = sample(2, pair("alpha", "charlie", 1, 140))
+	if r := d.PairRates["alpha"]; r != 10 {
+		t.Errorf("alpha's new pair: rate %v, want 10", r)
+	}
+	if len(last) != 1 {
+		t.Errorf("counts kept for %v, want alpha's only", last)
 	}
 }
 
@@ -283,7 +323,7 @@ func TestCommandsArePublished(t *testing.T) {
 		t.Fatalf("Unpair(\"\") = %v, want BAD_ID", err)
 	}
 	ok, refused := <-sub.ch, <-sub.ch
-	if ok.Kind != KindCommand || ok.Command != CommandKick || ok.ID != "dev1" || ok.Code != "" || ok.By != "127.0.0.1:1" {
+	if ok.Kind != adminapi.KindCommand || ok.Command != adminapi.CommandKick || ok.ID != "dev1" || ok.Code != "" || ok.By != "127.0.0.1:1" {
 		t.Fatalf("kick delta %+v", ok)
 	}
 	if refused.Code != "OFFLINE" {

@@ -20,6 +20,8 @@ import (
 	"github.com/zishang520/socket.io/v3/pkg/types"
 
 	"github.com/p2prelay/p2prelay/admin"
+	"github.com/p2prelay/p2prelay/admin/adminapi"
+	"github.com/p2prelay/p2prelay/admin/adminclient"
 	"github.com/p2prelay/p2prelay/admin/admintest"
 	"github.com/p2prelay/p2prelay/internal/sioclient"
 	"github.com/p2prelay/p2prelay/internal/testkit"
@@ -32,7 +34,7 @@ const token = "p2pa_integration-token-42"
 type env struct {
 	relay  *testkit.Relay
 	hub    *admin.Hub
-	client *admin.Client
+	client *adminclient.Client
 }
 
 // start runs a relay with the admin side mounted as p2pd mounts it.
@@ -43,16 +45,16 @@ func start(t *testing.T, cfg admin.Config) *env {
 	return &env{relay: a.Relay, hub: a.Hub, client: newClient(t, a.URL, token)}
 }
 
-func newClient(t *testing.T, url, tok string) *admin.Client {
+func newClient(t *testing.T, url, tok string) *adminclient.Client {
 	t.Helper()
-	c, err := admin.NewClient(admin.ClientConfig{URL: url, Token: tok, Timeout: testkit.Wait, RetryMin: 20 * time.Millisecond, RetryMax: 200 * time.Millisecond})
+	c, err := adminclient.NewClient(adminclient.ClientConfig{URL: url, Token: tok, Timeout: testkit.Wait, RetryMin: 20 * time.Millisecond, RetryMax: 200 * time.Millisecond})
 	if err != nil {
 		t.Fatalf("NewClient: %v", err)
 	}
 	return c
 }
 
-func subscribe(t *testing.T, c *admin.Client) *admin.Subscription {
+func subscribe(t *testing.T, c *adminclient.Client) *adminclient.Subscription {
 	t.Helper()
 	sub := c.Subscribe(context.Background())
 	t.Cleanup(sub.Close)
@@ -60,12 +62,12 @@ func subscribe(t *testing.T, c *admin.Client) *admin.Subscription {
 }
 
 // next returns the next update that is not a bare status change.
-func next(t *testing.T, sub *admin.Subscription) admin.Update {
+func next(t *testing.T, sub *adminclient.Subscription) adminapi.Update {
 	t.Helper()
 	return nextFrom(t, sub.Updates())
 }
 
-func nextFrom(t *testing.T, updates <-chan admin.Update) admin.Update {
+func nextFrom(t *testing.T, updates <-chan adminapi.Update) adminapi.Update {
 	t.Helper()
 	timeout := time.After(testkit.Wait)
 	for {
@@ -77,7 +79,7 @@ func nextFrom(t *testing.T, updates <-chan admin.Update) admin.Update {
 			if u.Snapshot != nil || len(u.Deltas) > 0 {
 				return u
 			}
-			if u.Status != admin.StatusConnecting && u.Status != admin.StatusLive {
+			if u.Status != adminapi.StatusConnecting && u.Status != adminapi.StatusLive {
 				t.Fatalf("subscription %s: %v", u.Status, u.Err)
 			}
 		case <-timeout:
@@ -89,26 +91,26 @@ func nextFrom(t *testing.T, updates <-chan admin.Update) admin.Update {
 // collector applies a subscription's updates to a State, checking order.
 type collector struct {
 	t       *testing.T
-	updates <-chan admin.Update
-	state   *admin.State
-	seen    []admin.Delta // every non-stats delta, in order
+	updates <-chan adminapi.Update
+	state   *adminapi.State
+	seen    []adminapi.Delta // every non-stats delta, in order
 	snaps   int
 }
 
-func collect(t *testing.T, sub *admin.Subscription) *collector {
+func collect(t *testing.T, sub *adminclient.Subscription) *collector {
 	t.Helper()
 	u := next(t, sub)
 	if u.Snapshot == nil {
 		t.Fatalf("first update is not a snapshot: %+v", u)
 	}
-	return &collector{t: t, updates: sub.Updates(), state: admin.NewState(u.Snapshot), snaps: 1}
+	return &collector{t: t, updates: sub.Updates(), state: adminapi.NewState(u.Snapshot), snaps: 1}
 }
 
 // keepUp makes the subscriber take every update as it comes, whatever the
 // test does meanwhile; until still applies them in order.
 func (c *collector) keepUp() {
 	in := c.updates
-	buf := make(chan admin.Update, 100000)
+	buf := make(chan adminapi.Update, 100000)
 	go func() {
 		for u := range in {
 			buf <- u
@@ -118,7 +120,7 @@ func (c *collector) keepUp() {
 }
 
 // until applies updates until cond holds.
-func (c *collector) until(what string, cond func(*admin.State) bool) {
+func (c *collector) until(what string, cond func(*adminapi.State) bool) {
 	c.t.Helper()
 	deadline := time.Now().Add(testkit.Wait)
 	for !cond(c.state) {
@@ -131,17 +133,18 @@ func (c *collector) until(what string, cond func(*admin.State) bool) {
 			c.state.Reset(u.Snapshot)
 		}
 		for _, d := range u.Deltas {
-			if err := c.state.Apply(d); err != nil {
-				c.t.Fatalf("apply %+v: %v", d, err)
+			if d.Seq != c.state.Seq+1 {
+				c.t.Fatalf("delta %+v does not follow %d", d, c.state.Seq)
 			}
-			if d.Kind != admin.KindStats {
+			c.state.Apply(d)
+			if d.Kind != adminapi.KindStats {
 				c.seen = append(c.seen, d)
 			}
 		}
 	}
 }
 
-func kinds(ds []admin.Delta) []string {
+func kinds(ds []adminapi.Delta) []string {
 	out := make([]string, len(ds))
 	for i, d := range ds {
 		out[i] = fmt.Sprintf("%d:%s:%s", d.Seq, d.Kind, d.ID)
@@ -149,8 +152,8 @@ func kinds(ds []admin.Delta) []string {
 	return out
 }
 
-func hasDevice(id string) func(*admin.State) bool {
-	return func(s *admin.State) bool { return s.Devices[id] != nil }
+func hasDevice(id string) func(*adminapi.State) bool {
+	return func(s *adminapi.State) bool { return s.Devices[id] != nil }
 }
 
 func TestSnapshotThenDeltasInOrder(t *testing.T) {
@@ -169,7 +172,7 @@ func TestSnapshotThenDeltasInOrder(t *testing.T) {
 
 	cdev := testkit.Dial(t, e.relay.URL, "C")
 	gen1 := testkit.DialGen1(t, e.relay.URL, "D")
-	c.until("C and D", func(s *admin.State) bool { return s.Devices["C"] != nil && s.Devices["D"] != nil })
+	c.until("C and D", func(s *adminapi.State) bool { return s.Devices["C"] != nil && s.Devices["D"] != nil })
 	if d := c.state.Devices["D"]; d.Generation != "gen1" || d.EngineIO != 4 || !d.Available {
 		t.Fatalf("device D = %+v", d)
 	}
@@ -181,7 +184,7 @@ func TestSnapshotThenDeltasInOrder(t *testing.T) {
 	// A unregisters, then D leaves.
 	a.Request(protocol.EventUnregister)
 	gen1.Close()
-	c.until("the pair ended and D gone", func(s *admin.State) bool { return len(s.Pairs) == 0 && s.Devices["D"] == nil })
+	c.until("the pair ended and D gone", func(s *adminapi.State) bool { return len(s.Pairs) == 0 && s.Devices["D"] == nil })
 
 	want := []string{"device_connected:C", "device_connected:D", "pair_refused:C", "pair_ended:A", "device_disconnected:D"}
 	var got []string
@@ -206,20 +209,20 @@ func TestSnapshotThenDeltasInOrder(t *testing.T) {
 	assertSameState(t, c.state, e)
 }
 
-func assertSameState(t *testing.T, s *admin.State, e *env) {
+func assertSameState(t *testing.T, s *adminapi.State, e *env) {
 	t.Helper()
 	want, err := e.client.State(context.Background())
 	if err != nil {
 		t.Fatalf("State: %v", err)
 	}
 	got := s.Snapshot()
-	ids := func(ds []admin.Device) (out []string) {
+	ids := func(ds []adminapi.Device) (out []string) {
 		for _, d := range ds {
 			out = append(out, fmt.Sprintf("%s peer=%s available=%v", d.ID, d.Peer, d.Available))
 		}
 		return out
 	}
-	pairs := func(ps []admin.Pair) (out []string) {
+	pairs := func(ps []adminapi.Pair) (out []string) {
 		for _, p := range ps {
 			out = append(out, p.A+"-"+p.B)
 		}
@@ -251,7 +254,7 @@ func TestSnapshotCoherentUnderChurn(t *testing.T) {
 	c := collect(t, subscribe(t, e.client))
 	<-done
 	final := e.hub.Seq()
-	c.until("the last delta", func(s *admin.State) bool { return s.Seq >= final })
+	c.until("the last delta", func(s *adminapi.State) bool { return s.Seq >= final })
 	assertSameState(t, c.state, e)
 }
 
@@ -266,7 +269,7 @@ func TestSlowSubscriberIsResyncedAndNeverDelaysTheRelay(t *testing.T) {
 	if err != nil {
 		t.Fatalf("dial admin: %v", err)
 	}
-	first := slow.next(t, admin.EventSnapshot)
+	first := slow.next(t, adminapi.EventSnapshot)
 	// A well-behaved subscriber next to it.
 	good := collect(t, subscribe(t, e.client))
 	good.keepUp()
@@ -298,7 +301,7 @@ func TestSlowSubscriberIsResyncedAndNeverDelaysTheRelay(t *testing.T) {
 		}
 	}
 	final := e.hub.Seq()
-	good.until("every refusal", func(s *admin.State) bool { return s.Seq >= final })
+	good.until("every refusal", func(s *adminapi.State) bool { return s.Seq >= final })
 	if good.snaps != 1 {
 		t.Fatalf("the subscriber that kept up was resynced %d times; %s", good.snaps-1, grep(metrics(t, e, token), "resyncs"))
 	}
@@ -306,8 +309,8 @@ func TestSlowSubscriberIsResyncedAndNeverDelaysTheRelay(t *testing.T) {
 	// The slow subscriber answers at last: it gets a fresh snapshot, not
 	// the deltas it missed.
 	first.ack(nil, nil)
-	ev := slow.next(t, admin.EventSnapshot)
-	var snap admin.Snapshot
+	ev := slow.next(t, adminapi.EventSnapshot)
+	var snap adminapi.Snapshot
 	raw, _ := json.Marshal(ev.args[0])
 	if err := json.Unmarshal(raw, &snap); err != nil {
 		t.Fatalf("snapshot: %v", err)
@@ -315,7 +318,7 @@ func TestSlowSubscriberIsResyncedAndNeverDelaysTheRelay(t *testing.T) {
 	if snap.Seq < final {
 		t.Fatalf("resync snapshot at %d, want at least %d", snap.Seq, final)
 	}
-	if names := slow.names(); slices.Contains(names, admin.EventDeltas) {
+	if names := slow.names(); slices.Contains(names, adminapi.EventDeltas) {
 		t.Fatalf("slow subscriber got stale deltas: %v", names)
 	}
 	if m := metrics(t, e, token); !strings.Contains(m, "p2pd_admin_resyncs_total 1\n") {
@@ -382,10 +385,10 @@ func TestWrongTokenRefusedOnEverySurface(t *testing.T) {
 		sub := bad.Subscribe(context.Background())
 		defer sub.Close()
 		for u := range sub.Updates() {
-			if u.Snapshot != nil || u.Status == admin.StatusLive {
+			if u.Snapshot != nil || u.Status == adminapi.StatusLive {
 				t.Fatal("a wrong token got the stream")
 			}
-			if u.Status == admin.StatusUnauthorized {
+			if u.Status == adminapi.StatusUnauthorized {
 				if protocol.CodeOf(u.Err) != protocol.CodeUnauthorized {
 					t.Fatalf("unauthorized update with %v", u.Err)
 				}
@@ -397,11 +400,11 @@ func TestWrongTokenRefusedOnEverySurface(t *testing.T) {
 		// A device that presents the admin token gets no admin powers: it
 		// is an ordinary device on "/", and sees no admin stream.
 		d := testkit.DialWith(t, e.relay.URL, testkit.DialOptions{Query: url.Values{protocol.QueryClientID: {"dev"}}, Auth: map[string]any{"token": token}})
-		d.Emit(admin.CommandKick, "dev")
+		d.Emit(adminapi.CommandKick, "dev")
 		if perr := d.ServerError(); perr.Code != protocol.CodeUnknownEvent {
 			t.Fatalf("kick from a device: %v, want UNKNOWN_EVENT", perr)
 		}
-		d.NoEvent(admin.EventSnapshot, 100*time.Millisecond)
+		d.NoEvent(adminapi.EventSnapshot, 100*time.Millisecond)
 	})
 	if m := metrics(t, e, token); !strings.Contains(m, `p2pd_admin_auth_failures_total{surface="socket"}`) || strings.Contains(m, `p2pd_admin_auth_failures_total{surface="http"} 0`) {
 		t.Fatalf("auth failures not counted:\n%s", grep(m, "auth_failures"))
@@ -438,7 +441,7 @@ func TestCommandsShowInTheStream(t *testing.T) {
 	if err := sub.Kick(ctx, ""); protocol.CodeOf(err) != protocol.CodeBadID {
 		t.Fatalf("Kick(\"\") = %v, want BAD_ID", err)
 	}
-	c.until("A gone", func(s *admin.State) bool { return s.Devices["A"] == nil && len(c.seen) >= 5 })
+	c.until("A gone", func(s *adminapi.State) bool { return s.Devices["A"] == nil && len(c.seen) >= 5 })
 	var got []string
 	for _, d := range c.seen {
 		got = append(got, fmt.Sprintf("%s:%s:%s%s%s", d.Kind, d.ID, d.Command, d.Reason, d.Code))
@@ -551,7 +554,7 @@ func TestStatsTicksCarryRatesAndPairMessages(t *testing.T) {
 		a.Emit(protocol.EventEmit, map[string]any{"targetClientId": "B", "event": "hi", "args": []any{i}})
 		b.Next("hi")
 	}
-	c.until("five messages counted", func(s *admin.State) bool {
+	c.until("five messages counted", func(s *adminapi.State) bool {
 		return s.Stats.Messages == 5 && s.Pairs["A"] != nil && s.Pairs["A"].Messages == 5
 	})
 	if c.state.Stats.Subscribers != 1 || c.state.Stats.Devices != 2 || c.state.Stats.Pairs != 1 {
@@ -605,9 +608,9 @@ func TestSubscriptionReconnects(t *testing.T) {
 	for {
 		select {
 		case u := <-sub.Updates():
-			if u.Status == admin.StatusDown {
+			if u.Status == adminapi.StatusDown {
 				sawDown = true
-				if !errors.Is(u.Err, admin.ErrUnreachable) {
+				if !errors.Is(u.Err, adminclient.ErrUnreachable) {
 					t.Fatalf("down with %v", u.Err)
 				}
 			}
@@ -625,18 +628,18 @@ func TestSubscriptionReconnects(t *testing.T) {
 
 func TestClientUnreachable(t *testing.T) {
 	c := newClient(t, "http://127.0.0.1:1", token)
-	if _, err := c.State(context.Background()); !errors.Is(err, admin.ErrUnreachable) {
+	if _, err := c.State(context.Background()); !errors.Is(err, adminclient.ErrUnreachable) {
 		t.Fatalf("State = %v, want ErrUnreachable", err)
 	}
-	if err := c.Kick(context.Background(), "A"); !errors.Is(err, admin.ErrUnreachable) {
+	if err := c.Kick(context.Background(), "A"); !errors.Is(err, adminclient.ErrUnreachable) {
 		t.Fatalf("Kick = %v, want ErrUnreachable", err)
 	}
 	for _, bad := range []string{"", "127.0.0.1:9000", "ftp://x", "http://"} {
-		if _, err := admin.NewClient(admin.ClientConfig{URL: bad, Token: token}); err == nil {
+		if _, err := adminclient.NewClient(adminclient.ClientConfig{URL: bad, Token: token}); err == nil {
 			t.Errorf("NewClient(%q) accepted", bad)
 		}
 	}
-	if _, err := admin.NewClient(admin.ClientConfig{URL: "http://127.0.0.1:1"}); protocol.CodeOf(err) != protocol.CodeUnauthorized {
+	if _, err := adminclient.NewClient(adminclient.ClientConfig{URL: "http://127.0.0.1:1"}); protocol.CodeOf(err) != protocol.CodeUnauthorized {
 		t.Errorf("NewClient without token = %v", err)
 	}
 }

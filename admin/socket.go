@@ -8,18 +8,9 @@ import (
 
 	"github.com/zishang520/socket.io/servers/socket/v3"
 
+	"github.com/p2prelay/p2prelay/admin/adminapi"
 	"github.com/p2prelay/p2prelay/protocol"
 )
-
-// Stream events the hub emits to a subscriber; each carries an ack that the
-// subscriber must call once it has taken the payload in.
-const (
-	EventSnapshot = "snapshot" // (Snapshot, ack)
-	EventDeltas   = "deltas"   // ([]Delta, ack)
-)
-
-// AuthToken is the handshake auth key of the admin token.
-const AuthToken = "token"
 
 // Mount serves the admin stream on a socket.io namespace (p2pd uses
 // "/admin"): a connection must give the admin token in its handshake auth
@@ -41,7 +32,7 @@ func (h *Hub) Mount(nsp socket.Namespace) error {
 // authSocket is the namespace middleware: a wrong or missing token is
 // refused with an UNAUTHORIZED connect error.
 func (h *Hub) authSocket(s *socket.Socket, next func(*socket.ExtendedError)) {
-	tok, _ := s.Handshake().Auth[AuthToken].(string)
+	tok, _ := s.Handshake().Auth[adminapi.AuthToken].(string)
 	if !h.token.matches(tok) {
 		h.authFailures[surfaceSocket].Add(1)
 		reason := "wrong admin token"
@@ -61,15 +52,15 @@ func (h *Hub) serveSocket(s *socket.Socket) {
 	by := s.Handshake().Address
 	ctx, cancel := context.WithCancel(context.Background())
 	sub := h.subscribe()
-	_ = s.On(CommandKick, func(args ...any) {
+	_ = s.On(adminapi.CommandKick, func(args ...any) {
 		id, ack := commandArgs(args)
 		h.answer(ack, h.withID(id, func(id string) error { return h.Kick(id, by) }))
 	})
-	_ = s.On(CommandUnpair, func(args ...any) {
+	_ = s.On(adminapi.CommandUnpair, func(args ...any) {
 		id, ack := commandArgs(args)
 		h.answer(ack, h.withID(id, func(id string) error { return h.Unpair(id, by) }))
 	})
-	_ = s.On(CommandResync, func(args ...any) {
+	_ = s.On(adminapi.CommandResync, func(args ...any) {
 		_, ack := commandArgs(args)
 		h.requestResync(sub)
 		h.answer(ack, nil)
@@ -136,12 +127,12 @@ type socketSink struct {
 	timeout time.Duration
 }
 
-func (k socketSink) snapshot(ctx context.Context, snap *Snapshot) error {
-	return k.emit(ctx, EventSnapshot, snap)
+func (k socketSink) snapshot(ctx context.Context, snap *adminapi.Snapshot) error {
+	return k.emit(ctx, adminapi.EventSnapshot, snap)
 }
 
-func (k socketSink) deltas(ctx context.Context, ds []Delta) error {
-	return k.emit(ctx, EventDeltas, ds)
+func (k socketSink) deltas(ctx context.Context, ds []adminapi.Delta) error {
+	return k.emit(ctx, adminapi.EventDeltas, ds)
 }
 
 func (k socketSink) emit(ctx context.Context, event string, payload any) error {

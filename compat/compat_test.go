@@ -59,11 +59,11 @@ func suites() []suite {
 	return []suite{
 		{
 			name:  "default",
-			files: []string{"connect", "matrix", "pairing", "relay", "listing", "badinput", "hostile"},
+			files: []string{"connect", "matrix", "pairing", "relay", "listing", "badinput", "hostile", "unregister", "streams", "eio3"},
 		},
 		{
 			name:  "timeouts",
-			files: []string{"timeouts"},
+			files: []string{"timeouts", "slowpeers"},
 			cfg:   socketio.ServiceConfig{Relay: server.Config{PairTimeout: pairTimeout, AckTimeout: ackTimeout}},
 			env: []string{
 				"P2P_PAIR_TIMEOUT_MS=" + strconv.FormatInt(pairTimeout.Milliseconds(), 10),

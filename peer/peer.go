@@ -37,14 +37,14 @@ type Peer struct {
 	// peer is the current peer, "" when unpaired. It is kept while the
 	// connection is down (held): the relay may keep the pair.
 	peer       string
-	held       bool            // the connection dropped while paired; P2P_STATUS says if the pair was kept
-	gonePeer   string          // the peer whose P2P_DISCONNECT was the relay's last word
-	repairPeer string          // the device to pair again with once connected (Config.Repair)
-	pairing    string          // the target of the Pair under way
-	pairErr    *protocol.Error // the relay's reason while pairing
-	unpairing  bool            // an Unpair is under way: a P2P_UNREGISTER now is its echo
-	endRepair  context.CancelFunc
-	connErr    *protocol.Error // the relay's last word about the connection
+	held       bool               // the connection dropped while paired; P2P_STATUS says if the pair was kept
+	gonePeer   string             // the peer whose P2P_DISCONNECT was the relay's last word
+	repairPeer string             // the device to pair again with once connected (Config.Repair)
+	pairing    string             // the target of the Pair under way
+	unpairing  bool               // an Unpair is under way: the relay's P2P_UNREGISTER is its echo
+	pairErr    *protocol.Error    // the relay's reason while pairing
+	endRepair  context.CancelFunc // ends the repair under way (Config.Repair), if any
+	connErr    *protocol.Error    // the relay's last word about the connection
 	handlers   map[string]func(Event)
 	closed     bool
 	err        error // why the peer stopped

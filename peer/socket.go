@@ -32,15 +32,14 @@ func (p *Peer) onAny(args ...any) {
 	case protocol.EventRegister:
 		p.onPairRequest(rest, ack)
 	case protocol.EventUnregister:
+		// The relay tells both sides of an unregister, the asker first.
 		p.mu.Lock()
-		own := p.unpairing
-		p.mu.Unlock()
-		if own {
-			// The relay tells the device that asked too.
-			p.endPair(ReasonUnregistered)
-		} else {
-			p.endPair(ReasonEnded)
+		why := ReasonEnded
+		if p.unpairing {
+			why = ReasonUnregistered
 		}
+		p.mu.Unlock()
+		p.endPair(why)
 		if ack != nil {
 			ack([]any{}, nil)
 		}

@@ -24,6 +24,14 @@ const (
 	// EventEmitAck relays an event with an acknowledgement:
 	// ({target, event, args}, ack).
 	EventEmitAck = "P2P_EMIT_ACKNOWLEDGE"
+	// EventRegisterStream opens a stream to the peer (generation 2):
+	// (targetID, ack) from the device; the relay asks the peer with (ack)
+	// alone, and its true or false goes back to the device.
+	EventRegisterStream = "P2P_REGISTER_STREAM"
+	// EventEmitStream names a stream chunk: relayed only with
+	// P2P_EMIT_ACKNOWLEDGE, the peer receives (chunk, ack) and answers
+	// when it can take the next chunk.
+	EventEmitStream = "P2P_EMIT_STREAM"
 	// EventListClients answers an array of connected device ids: (ack).
 	EventListClients = "LIST_CLIENTS"
 	// EventListDevices is new: (query?, ack) answers []DeviceEntry.

@@ -85,7 +85,7 @@ func ParseRelayRequest(payload any) (RelayRequest, error) {
 		return RelayRequest{}, Errorf(CodeBadRequest, "event name is empty")
 	case len(ev) > MaxEventNameLength:
 		return RelayRequest{}, Errorf(CodeBadRequest, "event name is longer than %d bytes", MaxEventNameLength)
-	case IsReservedEvent(ev):
+	case IsReservedEvent(ev) && ev != EventEmitStream:
 		return RelayRequest{}, Errorf(CodeReservedEvent, "event %q is reserved", ev)
 	}
 	req.Event = ev

@@ -268,8 +268,11 @@ func TestFlows(t *testing.T) {
 			g.answers("C", "false error:BUSY")
 			g.expect("C", "SERVER_ERROR BUSY")
 			g.send("B", protocol.EventUnregister, true)
-			g.answers("B", "true")
+			g.expect("B", "P2P_DISCONNECT") // its own news, in generation-1 words
 			g.expect("A", "P2P_UNREGISTER +ack")
+			g.answers("B") // not before A has handled it
+			g.answer("A", protocol.EventUnregister)
+			g.answers("B", "true")
 			g.send("C", protocol.EventRegister, true, "B")
 			g.expect("B", `P2P_REGISTER "C" +ack`)
 			g.send("B", protocol.EventRegisterFailed, true)
@@ -426,16 +429,105 @@ func TestFlows(t *testing.T) {
 			g.join("C", gen1)
 			g.pair("A", "B")
 			g.send("A", protocol.EventUnregister, true)
-			g.answers("A", "true")
+			g.expect("A", "P2P_UNREGISTER +ack") // both sides are told
 			g.expect("B", "P2P_UNREGISTER +ack")
 			g.events("pair_ended A B (unregister)")
+			g.answer("A", protocol.EventUnregister) // its own answer does not count
+			g.answers("A")
+			g.answer("B", protocol.EventUnregister)
+			g.answers("A", "true")
 			g.send("A", protocol.EventUnregister, true)
 			g.answers("A", "false error:NOT_PAIRED")
 			g.expect("A", "SERVER_ERROR NOT_PAIRED")
 			g.pairGen1("A", "C")
 			g.send("A", protocol.EventUnregister, true)
-			g.answers("A", "true")
+			g.expect("A", "P2P_UNREGISTER +ack")
+			g.answers("A", "true") // a generation-1 peer cannot answer: at once
 			g.expect("C", "P2P_DISCONNECT")
+		}},
+		{"an unregister waits for a silent peer only so long", server.Config{PairTimeout: time.Second}, func(g *rig) {
+			g.join("A", gen2)
+			g.join("B", gen2)
+			g.pair("A", "B")
+			g.send("A", protocol.EventUnregister, false) // no ack: both still told
+			g.expect("A", "P2P_UNREGISTER +ack")
+			g.expect("B", "P2P_UNREGISTER +ack")
+			g.pair("A", "B")
+			g.send("A", protocol.EventUnregister, true)
+			g.expect("A", "P2P_UNREGISTER +ack")
+			g.expect("B", "P2P_UNREGISTER +ack")
+			g.clock.Advance(999 * time.Millisecond)
+			g.answers("A")
+			g.clock.Advance(time.Millisecond) // the pairing timeout, shorter than 2 s
+			g.answers("A", "true")
+			g.answer("B", protocol.EventUnregister) // late: nothing more
+			g.answers("A")
+			// A peer that leaves instead of answering frees the requester too.
+			g.pair("A", "B")
+			g.send("B", protocol.EventUnregister, true)
+			g.expect("B", "P2P_UNREGISTER +ack")
+			g.expect("A", "P2P_UNREGISTER +ack")
+			g.leave("A")
+			g.answers("B", "true")
+		}},
+		{"streams: asked, answered, relayed with back-pressure", server.Config{AckTimeout: time.Second}, func(g *rig) {
+			g.join("A", gen2)
+			g.join("B", gen2)
+			g.join("C", gen1)
+			g.send("A", protocol.EventRegisterStream, true, "B")
+			g.answers("A", "false error:NOT_PAIRED")
+			g.expect("A", "SERVER_ERROR NOT_PAIRED")
+			g.pair("A", "B")
+			g.send("A", protocol.EventRegisterStream, true, "C")
+			g.answers("A", "false error:NOT_PAIRED")
+			g.expect("A", "SERVER_ERROR NOT_PAIRED")
+			g.send("A", protocol.EventRegisterStream, false, "B")
+			g.expect("A", "SERVER_ERROR BAD_REQUEST")
+			g.send("A", protocol.EventRegisterStream, true, "B")
+			g.expect("B", "P2P_REGISTER_STREAM +ack") // the ack alone
+			g.answer("B", protocol.EventRegisterStream, false)
+			g.answers("A", "false error:REFUSED")
+			g.expect("A", "SERVER_ERROR REFUSED")
+			g.send("A", protocol.EventRegisterStream, true, "B")
+			g.expect("B", "P2P_REGISTER_STREAM +ack")
+			g.answer("B", protocol.EventRegisterStream, true)
+			g.answers("A", "true")
+			// A chunk waits for its reader as long as it takes: no ack timeout.
+			g.send("A", protocol.EventEmitAck, true, relayTo("B", protocol.EventEmitStream, "chunk"))
+			g.expect("B", `P2P_EMIT_STREAM "chunk" +ack`)
+			g.clock.Advance(time.Hour)
+			g.answers("A")
+			g.answer("B", protocol.EventEmitStream)
+			g.answers("A", "")
+			// Never without an ack; and a chunk still waiting when the pair
+			// ends fails NOT_PAIRED.
+			g.send("A", protocol.EventEmit, false, relayTo("B", protocol.EventEmitStream, "x"))
+			g.expect("A", "SERVER_ERROR RESERVED_EVENT")
+			g.send("A", protocol.EventEmitAck, true, relayTo("B", protocol.EventEmitStream, "y"))
+			g.expect("B", `P2P_EMIT_STREAM "y" +ack`)
+			g.send("B", protocol.EventUnregister, true)
+			g.expect("B", "P2P_UNREGISTER +ack")
+			g.expect("A", "P2P_UNREGISTER +ack", "SERVER_ERROR NOT_PAIRED")
+			g.answers("A", "error:NOT_PAIRED")
+			g.answer("A", protocol.EventUnregister)
+			g.answers("B", "true")
+			// A generation-1 peer has no streams; a silent one times out.
+			g.pairGen1("A", "C")
+			g.send("A", protocol.EventRegisterStream, true, "C")
+			g.answers("A", "false error:REFUSED")
+			g.expect("A", "SERVER_ERROR REFUSED")
+		}},
+		{"a stream request the peer never answers times out", server.Config{PairTimeout: 2 * time.Second}, func(g *rig) {
+			g.join("A", gen2)
+			g.join("B", gen2)
+			g.pair("A", "B")
+			g.send("A", protocol.EventRegisterStream, true, "B")
+			g.expect("B", "P2P_REGISTER_STREAM +ack")
+			g.clock.Advance(2 * time.Second)
+			g.answers("A", "false error:TIMEOUT")
+			g.expect("A", "SERVER_ERROR TIMEOUT")
+			g.answer("B", protocol.EventRegisterStream, true)
+			g.answers("A")
 		}},
 		{"a disconnect tells the peer", server.Config{}, func(g *rig) {
 			g.join("A", gen2)
@@ -618,6 +710,7 @@ func TestFlows(t *testing.T) {
 			g.drop("B")
 			g.obs.Take()
 			g.send("A", protocol.EventUnregister, true)
+			g.expect("A", "P2P_UNREGISTER +ack")
 			g.answers("A", "true")
 			g.events("pair_ended A B (unregister)", "device_disconnected B (unpaired while away)")
 			g.join("B", gen2)

@@ -105,7 +105,7 @@ func (r *Relay) Unpair(id string) (Pair, error) {
 	if !ok {
 		return Pair{}, protocol.Errorf(protocol.CodeNotPaired, "device %q is not paired", id)
 	}
-	r.unpaired(p, "", ReasonBroken)
+	r.unpaired(p, ReasonBroken)
 	return p, nil
 }
 

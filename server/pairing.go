@@ -1,6 +1,8 @@
 package server
 
 import (
+	"time"
+
 	"github.com/p2prelay/p2prelay/protocol"
 )
 
@@ -197,14 +199,57 @@ func (r *Relay) paired(p Pair) {
 	r.publish(Event{Kind: PairCreated, ID: p.A, Peer: p.B})
 }
 
-func (r *Relay) handleUnregister(s *device, ack Ack) {
-	p, ok := r.unpair(s.id, ReasonUnregister)
+// handleUnregister ends d's pair and tells both sides, d too (the
+// original client ends its streams on its own P2P_UNREGISTER). d's ack is
+// answered once its peer has handled the news, so that both are free in
+// their own eyes when it comes: a generation-2 peer when it calls back,
+// leaves, or does not within unregisterWait; a generation-1 peer, which
+// cannot answer, at once.
+func (r *Relay) handleUnregister(d *device, ack Ack) {
+	p, ok := r.unpair(d.id, ReasonUnregister)
 	if !ok {
-		r.refuse(s, protocol.Errorf(protocol.CodeNotPaired, "you are not paired"), ack, ackFalse)
+		r.refuse(d, protocol.Errorf(protocol.CodeNotPaired, "you are not paired"), ack, ackFalse)
 		return
 	}
-	r.unpaired(p, s.id, ReasonUnregister)
-	ack.answer(true)
+	r.tellUnpaired(d, nil)
+	r.log.Info("pair ended", "a", p.A, "b", p.B, "reason", ReasonUnregister)
+	defer r.endStreams(p)
+	t := r.device(p.Other(d.id))
+	if t == nil || t.generation() == protocol.Gen1 {
+		if t != nil {
+			r.tellUnpaired(t, nil)
+		}
+		ack.answer(true)
+		return
+	}
+	done := func() { ack.answer(true) }
+	r.tellUnpaired(t, &pendingAck{src: d, onEnd: done})
+}
+
+// unregisterWait bounds how long a requester's unregister waits for its
+// peer's answer: a live peer answers within a round trip; one that does
+// not is a dead connection not yet noticed, and waiting cannot free it.
+// The pairing timeout caps it, when shorter.
+const unregisterWait = 2 * time.Second
+
+// tellUnpaired tells d its pair ended, in words its generation knows:
+// P2P_DISCONNECT for generation 1, P2P_UNREGISTER with an ack for
+// generation 2. When w is set, d's answer (or its leaving, or the bound)
+// runs w.onEnd.
+func (r *Relay) tellUnpaired(d *device, w *pendingAck) {
+	if d.generation() == protocol.Gen1 {
+		r.emit(d, protocol.EventDisconnect)
+		if w != nil {
+			w.onEnd()
+		}
+		return
+	}
+	if w == nil {
+		r.sendTo(d, protocol.EventUnregister, protocol.Args{}, func(protocol.Args) {})
+		return
+	}
+	r.ask(d, w, protocol.EventUnregister, protocol.Args{}, min(unregisterWait, r.cfg.PairTimeout), false,
+		func(protocol.Args) { w.onEnd() }, w.onEnd)
 }
 
 // unpair ends id's pair and publishes it. A side that is away has nothing
@@ -237,22 +282,14 @@ func (r *Relay) unpair(id, reason string) (Pair, bool) {
 	return p, true
 }
 
-// unpaired tells the sides of an ended pair, except skip (the side that
-// asked for it), in words their generation knows.
-func (r *Relay) unpaired(p Pair, skip, reason string) {
+// unpaired tells both sides of a pair the relay ended, in words their
+// generation knows.
+func (r *Relay) unpaired(p Pair, reason string) {
 	for _, id := range [...]string{p.A, p.B} {
-		if id == skip {
-			continue
-		}
-		d := r.device(id)
-		if d == nil {
-			continue
-		}
-		if d.generation() == protocol.Gen1 {
-			r.emit(d, protocol.EventDisconnect)
-		} else {
-			r.sendTo(d, protocol.EventUnregister, protocol.Args{}, func(protocol.Args) {})
+		if d := r.device(id); d != nil {
+			r.tellUnpaired(d, nil)
 		}
 	}
+	r.endStreams(p)
 	r.log.Info("pair ended", "a", p.A, "b", p.B, "reason", reason)
 }

@@ -154,12 +154,24 @@ type asking struct {
 	timer Timer
 }
 
-// pendingAck is a relayed request awaiting its target's answer.
+// pendingAck is a request the relay made of a device on another's behalf,
+// awaiting its answer: a relayed P2P_EMIT_ACKNOWLEDGE, a stream request,
+// or the peer's side of an unregister.
 type pendingAck struct {
-	src   *device
-	ack   Ack
-	timer Timer
-	via   *Session // the connection it went out on; nil while held
+	src    *device
+	ack    Ack
+	timer  Timer    // nil when it has no timeout (stream chunks)
+	via    *Session // the connection it went out on; nil while held
+	shape  ackShape // how a failure answers ack
+	stream bool     // a stream chunk: the end of its pair fails it
+	onEnd  func()   // when set, what a failure does instead of answering ack
+}
+
+// stopTimer stops p's timeout, if it has one.
+func (p *pendingAck) stopTimer() {
+	if p.timer != nil {
+		p.timer.Stop()
+	}
 }
 
 // New returns a Relay. It fails only for an invalid Config.
@@ -605,7 +617,7 @@ func (r *Relay) endDevice(d *device, td *Teardown, reason string) {
 // failAcks answers acks that d can no longer answer with OFFLINE.
 func (r *Relay) failAcks(acks []*pendingAck, id string) {
 	for _, p := range acks {
-		p.timer.Stop()
+		p.stopTimer()
 		r.failAck(p, protocol.Errorf(protocol.CodeOffline, "device %q disconnected before answering", id))
 	}
 }
@@ -647,7 +659,7 @@ func (r *Relay) Handle(s *Session, event string, args protocol.Args, ack Ack) {
 	answer := event == protocol.EventRegisterSuccess || event == protocol.EventRegisterFailed
 	if !answer && d.limit != nil && !d.limit.AllowN(r.clock.Now(), 1) {
 		shape := ackError
-		if event == protocol.EventRegister || event == protocol.EventUnregister {
+		if answersFalse(event) {
 			shape = ackFalse
 		}
 		r.refuse(d, protocol.Errorf(protocol.CodeRateLimited, "more than %g requests a second", r.cfg.Rate), ack, shape)
@@ -660,6 +672,8 @@ func (r *Relay) Handle(s *Session, event string, args protocol.Args, ack Ack) {
 		r.handleGen1Answer(d, event == protocol.EventRegisterSuccess, ack)
 	case protocol.EventUnregister:
 		r.handleUnregister(d, ack)
+	case protocol.EventRegisterStream:
+		r.handleRegisterStream(d, args, ack)
 	case protocol.EventEmit:
 		r.handleEmit(d, args, ack, false)
 	case protocol.EventEmitAck:
@@ -691,9 +705,20 @@ func (r *Relay) handleLeave(s *Session, ack Ack) {
 type ackShape int
 
 const (
-	ackFalse ackShape = iota // P2P_REGISTER, P2P_UNREGISTER: false, {"error": {...}}
-	ackError                 // relay requests: {"error": {...}}
+	ackError ackShape = iota // relay requests and the rest: {"error": {...}}
+	ackFalse                 // requests answered with a boolean: false, {"error": {...}}
 )
+
+// answersFalse reports whether a refused event is answered false: the
+// events the original clients send expecting a boolean, which would read
+// an error object first as a yes.
+func answersFalse(event string) bool {
+	switch event {
+	case protocol.EventRegister, protocol.EventUnregister, protocol.EventRegisterStream:
+		return true
+	}
+	return false
+}
 
 // refuse tells d why its request was refused and answers its ack.
 func (r *Relay) refuse(d *device, err *protocol.Error, ack Ack, shape ackShape) {

@@ -3,6 +3,7 @@ package server
 import (
 	"sort"
 	"strconv"
+	"time"
 
 	"github.com/p2prelay/p2prelay/protocol"
 )
@@ -20,6 +21,10 @@ func (r *Relay) handleEmit(s *device, args protocol.Args, ack Ack, withAck bool)
 	req, err := protocol.ParseRelayRequest(payload)
 	if err != nil {
 		r.refuse(s, protocol.AsError(err), ack, ackError)
+		return
+	}
+	if req.Event == protocol.EventEmitStream && !withAck {
+		r.refuse(s, protocol.Errorf(protocol.CodeReservedEvent, "%s is relayed only with P2P_EMIT_ACKNOWLEDGE: its reader answers every chunk", req.Event), ack, ackError)
 		return
 	}
 	if perr := req.Args.Check(r.cfg.MaxPayload); perr != nil {
@@ -58,36 +63,16 @@ func offline(t *device) *protocol.Error {
 }
 
 // forwardWithAck relays a request whose answer is piped back to the source.
+// A stream chunk's answer is the reader's "send more", which may be long
+// in coming: it has no timeout.
 func (r *Relay) forwardWithAck(s, t *device, req protocol.RelayRequest, ack Ack) {
-	p := &pendingAck{src: s, ack: ack}
-	t.mu.Lock()
-	if t.ended {
-		t.mu.Unlock()
-		r.refuse(s, protocol.Errorf(protocol.CodeOffline, "device %q is offline", t.id), ack, ackError)
-		return
+	p := &pendingAck{src: s, ack: ack, stream: req.Event == protocol.EventEmitStream}
+	timeout := r.cfg.AckTimeout
+	if p.stream {
+		timeout = 0
 	}
-	if r.cfg.MaxPendingAcks > 0 && len(t.acks) >= r.cfg.MaxPendingAcks {
-		n := len(t.acks)
-		t.mu.Unlock()
-		r.refuse(s, protocol.Errorf(protocol.CodeRateLimited, "device %q has %d acks unanswered", t.id, n), ack, ackError)
-		return
-	}
-	t.nextAck++
-	id := t.nextAck
-	p.via = t.cur.Load()
-	t.acks[id] = p
 	event := req.Event
-	p.timer = r.after(r.cfg.AckTimeout, func() {
-		if t.takeAck(id) != nil {
-			r.failAck(p, protocol.Errorf(protocol.CodeTimeout, "device %q did not answer %q within %s", t.id, event, r.cfg.AckTimeout))
-		}
-	})
-	t.mu.Unlock()
-	if !r.sendTo(t, req.Event, req.Args, func(answer protocol.Args) {
-		if t.takeAck(id) == nil {
-			return
-		}
-		p.timer.Stop()
+	r.ask(t, p, event, req.Args, timeout, true, func(answer protocol.Args) {
 		if perr := answer.Check(r.cfg.MaxPayload); perr != nil {
 			perr.Message = "the answer of " + strconv.Quote(t.id) + ": " + perr.Message
 			r.failAck(p, perr)
@@ -95,14 +80,57 @@ func (r *Relay) forwardWithAck(s, t *device, req protocol.RelayRequest, ack Ack)
 		}
 		r.stats.acks.Add(1)
 		p.ack(answer)
+	}, func() {
+		r.failAck(p, protocol.Errorf(protocol.CodeTimeout, "device %q did not answer %q within %s", t.id, event, r.cfg.AckTimeout))
+	})
+}
+
+// ask sends t a request on p.src's behalf and records it in t's acks until
+// t answers (answered), timeout passes (timedOut; 0: no timeout), or t
+// leaves (p fails OFFLINE). relayed counts it as a message p.src relayed,
+// and holds it to --max-pending-acks. A request that cannot be sent
+// fails at once, OFFLINE (or RATE_LIMITED over the bound).
+func (r *Relay) ask(t *device, p *pendingAck, event string, args protocol.Args, timeout time.Duration, relayed bool, answered func(protocol.Args), timedOut func()) {
+	t.mu.Lock()
+	if t.ended {
+		t.mu.Unlock()
+		r.failAck(p, protocol.Errorf(protocol.CodeOffline, "device %q is offline", t.id))
+		return
+	}
+	if relayed && r.cfg.MaxPendingAcks > 0 && len(t.acks) >= r.cfg.MaxPendingAcks {
+		n := len(t.acks)
+		t.mu.Unlock()
+		r.failAck(p, protocol.Errorf(protocol.CodeRateLimited, "device %q has %d acks unanswered", t.id, n))
+		return
+	}
+	t.nextAck++
+	id := t.nextAck
+	p.via = t.cur.Load()
+	t.acks[id] = p
+	if timeout > 0 {
+		p.timer = r.after(timeout, func() {
+			if t.takeAck(id) != nil {
+				timedOut()
+			}
+		})
+	}
+	t.mu.Unlock()
+	if !r.sendTo(t, event, args, func(answer protocol.Args) {
+		if t.takeAck(id) == nil {
+			return
+		}
+		p.stopTimer()
+		answered(answer)
 	}) {
 		if t.takeAck(id) != nil {
-			p.timer.Stop()
-			r.refuse(s, offline(t), ack, ackError)
+			p.stopTimer()
+			r.failAck(p, offline(t))
 		}
 		return
 	}
-	r.countRelayed(s)
+	if relayed {
+		r.countRelayed(p.src)
+	}
 }
 
 // countRelayed counts a message s sent that the relay passes on; refused
@@ -123,9 +151,14 @@ func (s *device) takeAck(id uint64) *pendingAck {
 	return p
 }
 
-// failAck answers a pending relayed ack with an error.
+// failAck ends a pending request that will get no answer: by its onEnd,
+// or by answering its source's ack with err.
 func (r *Relay) failAck(p *pendingAck, err *protocol.Error) {
-	r.refuse(p.src, err, p.ack, ackError)
+	if p.onEnd != nil {
+		p.onEnd()
+		return
+	}
+	r.refuse(p.src, err, p.ack, p.shape)
 }
 
 func (r *Relay) handleListClients(s *device, ack Ack) {

@@ -8,12 +8,12 @@ import (
 
 	tea "github.com/charmbracelet/bubbletea"
 
-	"github.com/p2prelay/p2prelay/admin"
+	"github.com/p2prelay/p2prelay/admin/adminapi"
 )
 
 // bigSnapshot is a relay with n devices, a fifth of them in pairs.
-func bigSnapshot(n int) *admin.Snapshot {
-	snap := &admin.Snapshot{Seq: 1, Time: t0, Stats: admin.Stats{Time: t0, Devices: n}}
+func bigSnapshot(n int) *adminapi.Snapshot {
+	snap := &adminapi.Snapshot{Seq: 1, Time: t0, Stats: adminapi.Stats{Time: t0, Devices: n}}
 	for i := 0; i < n; i++ {
 		d := device(fmt.Sprintf("device-%05d", i), time.Duration(i)*time.Second, "")
 		if i%10 < 2 { // devices 0,1 / 10,11 / ... pair up
@@ -23,7 +23,7 @@ func bigSnapshot(n int) *admin.Snapshot {
 			}
 			d.Peer, d.Available = fmt.Sprintf("device-%05d", other), false
 			if i%10 == 0 {
-				snap.Pairs = append(snap.Pairs, admin.Pair{A: d.ID, B: d.Peer, Since: t0.Add(-time.Minute), Messages: uint64(i)})
+				snap.Pairs = append(snap.Pairs, adminapi.Pair{A: d.ID, B: d.Peer, Since: t0.Add(-time.Minute), Messages: uint64(i)})
 			}
 		}
 		snap.Devices = append(snap.Devices, d)
@@ -36,7 +36,7 @@ func bigModel(tb testing.TB, n int) *Model {
 	tb.Helper()
 	m := newModel(nil, &fakeCommands{})
 	m.Update(tea.WindowSizeMsg{Width: 160, Height: 50})
-	m.Update(streamMsg{{Status: admin.StatusLive, Snapshot: bigSnapshot(n)}})
+	m.Update(streamMsg{{Status: adminapi.StatusLive, Snapshot: bigSnapshot(n)}})
 	m.Update(tickMsg(t0))
 	return m
 }
@@ -88,6 +88,6 @@ func BenchmarkApplyDelta10k(b *testing.B) {
 	b.ReportAllocs()
 	for b.Loop() {
 		seq++
-		m.Update(streamMsg{{Status: admin.StatusLive, Deltas: []admin.Delta{{Seq: seq, Kind: admin.KindPairRefused, Time: t0, ID: "device-00002", Peer: "device-00000", Code: "BUSY"}}}})
+		m.Update(streamMsg{{Status: adminapi.StatusLive, Deltas: []adminapi.Delta{{Seq: seq, Kind: adminapi.KindPairRefused, Time: t0, ID: "device-00002", Peer: "device-00000", Code: "BUSY"}}}})
 	}
 }

@@ -5,7 +5,7 @@ import (
 	"sort"
 	"strings"
 
-	"github.com/p2prelay/p2prelay/admin"
+	"github.com/p2prelay/p2prelay/admin/adminapi"
 )
 
 // sparkWindow is how many per-second samples the sparkline shows.
@@ -56,62 +56,62 @@ func (s *sparkline) Peak(n int) float64 {
 	return peak
 }
 
-// headerInfo is what the header shows.
-type headerInfo struct {
-	url       string
-	status    admin.Status
-	err       error
-	state     *admin.State
-	available int
-	spark     *sparkline
+// header is the top of the screen: the connection's state, the counters
+// and the sparkline of relayed messages per second.
+type header struct {
+	Common
+	url    string
+	status adminapi.Status
+	err    error
+	spark  *sparkline
 }
 
-// header is the top of the screen: connection state, counters and the
-// sparkline of relayed messages per second.
-type header struct {
-	styles *Styles
-	width  int
+func newHeader(c Common, url string) *header {
+	return &header{Common: c, url: url, status: adminapi.StatusConnecting, spark: newSparkline()}
 }
 
 // headerHeight is the lines the header takes.
 const headerHeight = 3
 
-// SetSize sets the header's width.
-func (h *header) SetSize(w int) { h.width = w }
+// SetStatus follows the connection's state.
+func (h *header) SetStatus(status adminapi.Status, err error) { h.status, h.err = status, err }
 
-func (h *header) View(in headerInfo) string {
-	s := h.styles
+// AddRate adds a messages-per-second sample to the sparkline.
+func (h *header) AddRate(perSec float64) { h.spark.Push(perSec) }
+
+func (h *header) View() string {
+	s := h.Styles
 	var status string
-	switch in.status {
-	case admin.StatusLive:
+	switch h.status {
+	case adminapi.StatusLive:
 		status = s.Live.Render("● live")
-	case admin.StatusConnecting:
+	case adminapi.StatusConnecting:
 		status = s.Warn.Render("○ connecting…")
-	case admin.StatusUnauthorized:
+	case adminapi.StatusUnauthorized:
 		status = s.Bad.Render("✖ token refused by the relay: check --token or P2PCTL_TOKEN; retrying")
 	default:
 		msg := "✖ relay down; retrying"
-		if in.err != nil {
-			msg = fmt.Sprintf("✖ relay down (%v); retrying", in.err)
+		if h.err != nil {
+			msg = fmt.Sprintf("✖ relay down (%v); retrying", h.err)
 		}
 		status = s.Bad.Render(msg)
 	}
-	line1 := s.Title.Render("p2pctl") + s.Dim.Render(" · "+in.url+" · ") + status
+	line1 := s.Title.Render("p2pctl") + s.Dim.Render(" · "+h.url+" · ") + status
 
 	line2 := s.Dim.Render("no data yet")
-	if st := in.state; st != nil {
+	if st := h.data.state; st != nil {
 		c := s.Counter.Render
 		line2 = fmt.Sprintf("devices %s · available %s · pairs %s · msgs %s (%s/s) · acks %s (%s/s) · refusals %s%s",
-			c(thousands(len(st.Devices))), c(thousands(in.available)), c(thousands(len(st.Pairs))),
+			c(thousands(len(st.Devices))), c(thousands(h.data.available)), c(thousands(len(st.Pairs))),
 			c(fmt.Sprint(st.Stats.Messages)), c(fmt.Sprintf("%.1f", st.Stats.MessagesPerSec)),
 			c(fmt.Sprint(st.Stats.Acks)), c(fmt.Sprintf("%.1f", st.Stats.AcksPerSec)),
 			c(fmt.Sprint(st.Stats.TotalRefusals())), byCode(st.Stats.Refusals))
 	}
 	label := "messages/s, last minute "
-	tail := fmt.Sprintf(" peak %.1f", in.spark.Peak(sparkWindow))
-	spark, _ := in.spark.Render(h.width - len(label) - len(tail))
+	tail := fmt.Sprintf(" peak %.1f", h.spark.Peak(sparkWindow))
+	spark, _ := h.spark.Render(h.Width - len(label) - len(tail))
 	line3 := s.Dim.Render(label) + s.Spark.Render(spark) + s.Dim.Render(tail)
-	return strings.Join([]string{cell(line1, h.width), cell(line2, h.width), cell(line3, h.width)}, "\n")
+	return strings.Join([]string{cell(line1, h.Width), cell(line2, h.Width), cell(line3, h.Width)}, "\n")
 }
 
 // byCode lists refusal counts, largest first: " (BUSY 3, OFFLINE 1)".

@@ -2,6 +2,13 @@
 // relay's devices, available devices, live pairs and events from the admin
 // stream, and lets an operator kick devices and break pairs.
 //
+// The root model (Model) routes messages and handles the global keys; each
+// part of the screen is a component that owns its keys and view and is
+// given its size (header, the four panes, the footer, the filter, the
+// confirmation prompt, the help screen). They share a Common: the styles
+// (Styles, from DefaultStyles), the keys (KeyMap, from DefaultKeyMap, which
+// the help is generated from) and the data they draw.
+//
 // It stays responsive with tens of thousands of devices: stream updates are
 // applied to the model as they come but drawn at most ten times a second,
 // only the visible rows of each pane are drawn, and the event log is a
@@ -11,21 +18,16 @@ package tui
 import (
 	"context"
 	"fmt"
-	"sort"
-	"strings"
 	"time"
 
-	"github.com/charmbracelet/bubbles/cursor"
-	"github.com/charmbracelet/bubbles/help"
 	"github.com/charmbracelet/bubbles/key"
-	"github.com/charmbracelet/bubbles/textinput"
 	tea "github.com/charmbracelet/bubbletea"
 	"github.com/charmbracelet/lipgloss"
 
-	"github.com/p2prelay/p2prelay/admin"
+	"github.com/p2prelay/p2prelay/admin/adminapi"
 )
 
-// Commander runs the operator's commands; *admin.Subscription is one.
+// Commander runs the operator's commands; *adminclient.Subscription is one.
 type Commander interface {
 	Kick(ctx context.Context, id string) error
 	Unpair(ctx context.Context, id string) error
@@ -40,8 +42,9 @@ const (
 
 // Config configures the dashboard.
 type Config struct {
-	// Updates is the admin stream (Subscription.Updates). Required.
-	Updates <-chan admin.Update
+	// Updates is the admin stream (adminclient.Subscription.Updates).
+	// Required.
+	Updates <-chan adminapi.Update
 	// Commands runs kick and unpair. Required.
 	Commands Commander
 	// URL is the relay's address, shown in the header.
@@ -81,43 +84,25 @@ const (
 	modeHelp
 )
 
-// pending is a command waiting for the operator's confirmation.
-type pending struct {
-	command string // admin.CommandKick or admin.CommandUnpair
-	id      string
-	prompt  string
-}
-
 // Model is the dashboard's root model. Create it with New and run it with
 // tea.NewProgram.
 type Model struct {
 	cfg    Config
-	keys   KeyMap
-	styles Styles
-	help   help.Model
-	filter textinput.Model
+	common Common // the whole screen's size, and what the components share
+	data   data   // what the components draw
 
-	mode    mode
-	confirm pending
-	notice  string // the last command's outcome
+	header  *header
+	all     *devicesPane
+	avail   *devicesPane
+	pairs   *pairsPane
+	events  *eventsPane
+	help    *helpScreen
+	footer  *footer
+	filter  *filterInput
+	confirm *confirmPrompt
 
-	status      admin.Status
-	statusErr   error
-	lastFailure string // the failure last logged, so that retries log once
-	data        data
-	available   int
-	spark       *sparkline
-	lastStats   time.Time // time of the last stats delta, for pair rates
-	pairPrev    map[string]uint64
-
-	header    header
-	all       *devicesPane
-	avail     *devicesPane
-	pairs     *pairsPane
-	events    *eventsPane
-	focus     int
-	width     int
-	height    int
+	mode      mode
+	focus     int    // the pane with the focus, in tab order
 	dirty     bool   // the rows' data or the filter changed since the panes' rows were built
 	stale     bool   // the stream brought something since the last redraw
 	frameView string // the last drawn screen; View returns it
@@ -141,35 +126,38 @@ func New(cfg Config) *Model {
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
-	m := &Model{cfg: cfg, keys: DefaultKeyMap(), status: admin.StatusConnecting, spark: newSparkline(), pairPrev: map[string]uint64{}}
+	keys, styles := DefaultKeyMap(), DefaultStyles(cfg.Renderer)
 	if cfg.Keys != nil {
-		m.keys = *cfg.Keys
+		keys = *cfg.Keys
 	}
-	m.styles = DefaultStyles(cfg.Renderer)
 	if cfg.Styles != nil {
-		m.styles = *cfg.Styles
+		styles = *cfg.Styles
 	}
-	m.help = help.New()
-	m.help.Styles = m.styles.Help
-	m.filter = textinput.New()
-	m.filter.Prompt = "/"
-	m.filter.Placeholder = "device id"
-	m.filter.CharLimit = 128
-	_ = m.filter.Cursor.SetMode(cursor.CursorStatic)
-	m.header = header{styles: &m.styles}
-	m.all = &devicesPane{frame: frame[string]{styles: &m.styles}}
-	m.avail = &devicesPane{frame: frame[string]{styles: &m.styles}, available: true}
-	m.pairs = &pairsPane{frame: frame[string]{styles: &m.styles}}
-	m.events = newEventsPane(&m.styles, cfg.LogSize)
-	m.data.pairRate = map[string]float64{}
+	m := &Model{cfg: cfg, dirty: true}
 	m.data.now = cfg.Now()
-	m.dirty = true
+	c := Common{Styles: &styles, Keys: &keys, data: &m.data}
+	m.common = c
+	m.header = newHeader(c, cfg.URL)
+	m.all = newDevicesPane(c, false)
+	m.avail = newDevicesPane(c, true)
+	m.pairs = newPairsPane(c)
+	m.events = newEventsPane(c, cfg.LogSize, cfg.Now)
+	m.help = newHelpScreen(c)
+	m.footer = newFooter(c)
+	m.filter = newFilterInput(c)
+	m.confirm = newConfirmPrompt(c)
+	m.setFocus(paneAll)
 	return m
+}
+
+// panes returns the panes in tab order.
+func (m *Model) panes() [paneCount]pane {
+	return [paneCount]pane{m.all, m.avail, m.pairs, m.events}
 }
 
 // Messages the model handles besides bubbletea's own.
 type (
-	streamMsg       []admin.Update
+	streamMsg       []adminapi.Update
 	streamClosedMsg struct{}
 	tickMsg         time.Time
 	commandDoneMsg  struct {
@@ -242,9 +230,7 @@ func (m *Model) Update(msg tea.Msg) (tea.Model, tea.Cmd) {
 		return m, nil
 	}
 	if m.mode == modeFilter {
-		var cmd tea.Cmd
-		m.filter, cmd = m.filter.Update(msg)
-		return m, cmd
+		return m, m.filter.Update(msg)
 	}
 	return m, nil
 }
@@ -256,10 +242,11 @@ func (m *Model) View() string { return m.frameView }
 // Redraws reports how many screens were drawn.
 func (m *Model) Redraws() int { return m.redraws }
 
+// resize lays the components out: the header, the three device and pair
+// panes side by side over the event log, and the bottom line.
 func (m *Model) resize(w, h int) {
-	m.width, m.height = w, h
-	m.header.SetSize(w)
-	m.help.Width = w
+	m.common.SetSize(w, h)
+	m.header.SetSize(w, headerHeight)
 	body := max(h-headerHeight-1, 0)
 	top := max(body*3/5, paneChrome+1)
 	third := w / 3
@@ -267,16 +254,22 @@ func (m *Model) resize(w, h int) {
 	m.avail.SetSize(third, top)
 	m.pairs.SetSize(w-2*third, top)
 	m.events.SetSize(w, max(body-top, 0))
+	m.help.SetSize(w, body)
+	for _, c := range [...]component{m.footer, m.filter, m.confirm} {
+		c.SetSize(w, 1)
+	}
 }
 
-// onStream applies stream updates to the data; the screen follows on the
-// next tick.
-// onStream takes in what the stream brought. Counters alone (the
-// once-a-second stats) change what the rows show, not which rows there
-// are: they only call for a redraw, not for the rows to be rebuilt.
-func (m *Model) onStream(us []admin.Update) {
+// onStream takes in what the stream brought: the data changes at once, the
+// screen on the next tick. Counters alone (the once-a-second stats) change
+// what the rows show, not which rows there are: they only call for a
+// redraw, not for the rows to be rebuilt.
+func (m *Model) onStream(us []adminapi.Update) {
 	for _, u := range us {
-		m.setStatus(u)
+		m.header.SetStatus(u.Status, u.Err)
+		if m.events.Status(u.Status, u.Err) {
+			m.dirty = true
+		}
 		if u.Snapshot != nil {
 			m.resynced(u.Snapshot)
 		}
@@ -287,99 +280,30 @@ func (m *Model) onStream(us []admin.Update) {
 	m.stale = true
 }
 
-// log adds an entry to the event log, whose rows then need rebuilding.
-func (m *Model) log(e logEntry) {
-	m.events.Add(e)
-	m.dirty = true
-}
-
-// setStatus follows the connection's state; each new failure is logged
-// once, not at every retry.
-func (m *Model) setStatus(u admin.Update) {
-	m.status, m.statusErr = u.Status, u.Err
-	var text string
-	switch u.Status {
-	case admin.StatusLive, admin.StatusConnecting:
-		return
-	case admin.StatusUnauthorized:
-		text = "the relay refused the admin token"
-	default:
-		text = "relay down: " + errText(u.Err)
-	}
-	if text == m.lastFailure {
-		return
-	}
-	m.lastFailure = text
-	m.log(logEntry{time: m.cfg.Now(), text: text})
-}
-
-func (m *Model) resynced(snap *admin.Snapshot) {
+func (m *Model) resynced(snap *adminapi.Snapshot) {
 	if m.data.state == nil {
-		m.data.state = admin.NewState(snap)
+		m.data.state = adminapi.NewState(snap)
 	} else {
 		m.data.state.Reset(snap)
 	}
-	clear(m.data.pairRate)
-	clear(m.pairPrev)
-	for _, p := range snap.Pairs {
-		m.pairPrev[p.A] = p.Messages
-	}
-	m.lastStats = snap.Stats.Time
-	m.lastFailure = ""
-	m.log(logEntry{time: snap.Time, text: "synced: " + plural(len(snap.Devices), "device") + ", " + plural(len(snap.Pairs), "pair")})
+	m.events.Synced(snap)
+	m.dirty = true
 }
 
-func (m *Model) applyDelta(d admin.Delta) {
+func (m *Model) applyDelta(d adminapi.Delta) {
 	st := m.data.state
 	if st == nil {
 		return
 	}
-	if err := st.Apply(d); err != nil {
-		m.log(logEntry{time: d.Time, text: err.Error()})
+	st.Apply(d)
+	if d.Kind == adminapi.KindStats {
+		if d.Stats != nil {
+			m.header.AddRate(d.Stats.MessagesPerSec)
+		}
 		return
 	}
-	if d.Kind == admin.KindStats {
-		m.statsTick(d)
-		return
-	}
-	if d.Kind == admin.KindPairCreated {
-		// A new pair's count and rate start afresh, even where an earlier
-		// pair had the same asking side.
-		delete(m.pairPrev, d.ID)
-		delete(m.data.pairRate, d.ID)
-	}
-	ids := []string{strings.ToLower(d.ID)}
-	if d.Peer != "" {
-		ids = append(ids, strings.ToLower(d.Peer))
-	}
-	m.log(logEntry{time: d.Time, text: d.Summary(), ids: ids})
-}
-
-// statsTick feeds the sparkline and the pairs' rates.
-func (m *Model) statsTick(d admin.Delta) {
-	if d.Stats == nil {
-		return
-	}
-	m.spark.Push(d.Stats.MessagesPerSec)
-	dt := d.Stats.Time.Sub(m.lastStats).Seconds()
-	m.lastStats = d.Stats.Time
-	for a := range m.data.pairRate {
-		if _, ok := d.PairMessages[a]; !ok {
-			delete(m.data.pairRate, a)
-		}
-	}
-	for a, n := range d.PairMessages {
-		if prev, ok := m.pairPrev[a]; ok && dt > 0 && n >= prev {
-			m.data.pairRate[a] = float64(n-prev) / dt
-		}
-		m.pairPrev[a] = n
-	}
-	// Forget the counts of pairs that ended.
-	for a := range m.pairPrev {
-		if _, ok := m.data.state.Pairs[a]; !ok {
-			delete(m.pairPrev, a)
-		}
-	}
+	m.events.Delta(d)
+	m.dirty = true
 }
 
 // onKey handles a key in the current mode. Several runes in one message
@@ -392,181 +316,119 @@ func (m *Model) onKey(msg tea.KeyMsg) tea.Cmd {
 		}
 		return tea.Sequence(cmds...)
 	}
+	k := m.common.Keys
 	switch m.mode {
 	case modeFilter:
-		return m.onFilterKey(msg)
+		cmd := m.filter.Update(msg)
+		if !m.filter.Focused() {
+			m.mode = modeNormal
+		}
+		m.setFilter(m.filter.Value())
+		return cmd
 	case modeConfirm:
 		return m.onConfirmKey(msg)
 	case modeHelp:
-		if key.Matches(msg, m.keys.Quit) {
+		if key.Matches(msg, k.Quit) {
 			return tea.Quit
 		}
 		m.mode = modeNormal // any other key closes the help
 		return nil
 	}
-	k := m.keys
 	switch {
 	case key.Matches(msg, k.Quit):
 		return tea.Quit
 	case key.Matches(msg, k.Help):
 		m.mode = modeHelp
 	case key.Matches(msg, k.NextPane):
-		m.focus = (m.focus + 1) % paneCount
+		m.setFocus((m.focus + 1) % paneCount)
 	case key.Matches(msg, k.PrevPane):
-		m.focus = (m.focus + paneCount - 1) % paneCount
+		m.setFocus((m.focus + paneCount - 1) % paneCount)
 	case key.Matches(msg, k.Filter):
 		m.mode = modeFilter
 		return m.filter.Focus()
 	case key.Matches(msg, k.Clear):
-		m.clearFilter()
+		m.filter.Clear()
+		m.setFilter("")
 	case key.Matches(msg, k.Kick):
 		m.askKick()
 	case key.Matches(msg, k.Unpair):
 		m.askUnpair()
 	default:
-		m.move(msg)
+		return m.panes()[m.focus].Update(msg)
 	}
 	return nil
 }
 
-// move handles the movement keys in the focused pane.
-func (m *Model) move(msg tea.KeyMsg) {
-	p := m.focused()
-	k := m.keys
-	switch {
-	case key.Matches(msg, k.Up):
-		p.Move(-1)
-	case key.Matches(msg, k.Down):
-		p.Move(1)
-	case key.Matches(msg, k.PageUp):
-		p.Move(-max(p.Rows(), 1))
-	case key.Matches(msg, k.PageDown):
-		p.Move(max(p.Rows(), 1))
-	case key.Matches(msg, k.Top):
-		p.Top()
-	case key.Matches(msg, k.Bottom):
-		p.Bottom()
+// setFocus gives pane i the focus.
+func (m *Model) setFocus(i int) {
+	m.focus = i
+	for j, p := range m.panes() {
+		p.SetFocused(j == i)
 	}
 }
 
-// mover is what movement keys need from a pane.
-type mover interface {
-	Move(n int)
-	Top()
-	Bottom()
-	Rows() int
-}
-
-func (m *Model) focused() mover {
-	switch m.focus {
-	case paneAll:
-		return m.all
-	case paneAvailable:
-		return m.avail
-	case panePairs:
-		return m.pairs
+// setFilter applies an id filter (lower case, "" for none) to every pane.
+func (m *Model) setFilter(f string) {
+	if f != m.data.filter {
+		m.data.filter = f
+		m.dirty = true
 	}
-	return m.events
-}
-
-func (m *Model) onFilterKey(msg tea.KeyMsg) tea.Cmd {
-	switch {
-	case key.Matches(msg, m.keys.Apply):
-		m.mode = modeNormal
-		m.filter.Blur()
-		return nil
-	case msg.Type == tea.KeyEsc:
-		m.mode = modeNormal
-		m.filter.Blur()
-		m.clearFilter()
-		return nil
-	}
-	var cmd tea.Cmd
-	m.filter, cmd = m.filter.Update(msg)
-	m.data.filter = strings.ToLower(strings.TrimSpace(m.filter.Value()))
-	m.dirty = true
-	return cmd
-}
-
-// clearFilter shows every row again.
-func (m *Model) clearFilter() {
-	m.filter.SetValue("")
-	m.data.filter = ""
-	m.dirty = true
 }
 
 // askKick asks to confirm kicking the selected device.
 func (m *Model) askKick() {
-	id, ok := m.selectedDevice()
+	id, ok := "", false
+	if p, isDevices := m.panes()[m.focus].(deviceSelection); isDevices {
+		id, ok = p.SelectedDevice()
+	}
 	if !ok {
-		m.notice = "select a device to kick (in All devices or Available)"
+		m.footer.SetNotice("select a device to kick (in All devices or Available)")
 		return
 	}
-	m.confirm = pending{command: admin.CommandKick, id: id, prompt: fmt.Sprintf("Kick device %q (it is disconnected; its peer is told)?", id)}
-	m.mode = modeConfirm
+	m.ask(pending{command: adminapi.CommandKick, id: id, prompt: fmt.Sprintf("Kick device %q (it is disconnected; its peer is told)?", id)})
 }
 
 // askUnpair asks to confirm breaking the selected pair, or the pair of the
 // selected device.
 func (m *Model) askUnpair() {
-	var a, b string
-	if m.focus == panePairs {
-		sel, ok := m.pairs.rows.Selected()
-		if p := m.pairOf(sel); ok && p != nil {
-			a, b = p.A, p.B
-		}
-	} else if id, ok := m.selectedDevice(); ok {
-		if p := m.pairOf(id); p != nil {
-			a, b = p.A, p.B
-		}
+	var pr *adminapi.Pair
+	if p, isPairs := m.panes()[m.focus].(pairSelection); isPairs {
+		pr, _ = p.SelectedPair()
 	}
-	if a == "" {
-		m.notice = "select a pair, or a paired device, to break"
+	if pr == nil {
+		m.footer.SetNotice("select a pair, or a paired device, to break")
 		return
 	}
-	m.confirm = pending{command: admin.CommandUnpair, id: a, prompt: fmt.Sprintf("Break the pair %s → %s (both stay connected)?", a, b)}
+	m.ask(pending{command: adminapi.CommandUnpair, id: pr.A, prompt: fmt.Sprintf("Break the pair %s → %s (both stay connected)?", pr.A, pr.B)})
+}
+
+func (m *Model) ask(p pending) {
+	m.confirm.Ask(p)
 	m.mode = modeConfirm
 }
 
-func (m *Model) pairOf(id string) *admin.Pair {
-	if m.data.state == nil {
+func (m *Model) onConfirmKey(msg tea.KeyMsg) tea.Cmd {
+	p, yes, answered := m.confirm.Answer(msg)
+	if !answered {
 		return nil
 	}
-	p, _ := m.data.state.PairOf(id)
-	return p
-}
-
-func (m *Model) selectedDevice() (string, bool) {
-	switch m.focus {
-	case paneAll:
-		return m.all.rows.Selected()
-	case paneAvailable:
-		return m.avail.rows.Selected()
+	m.mode = modeNormal
+	if !yes {
+		m.footer.SetNotice("cancelled")
+		return nil
 	}
-	return "", false
-}
-
-func (m *Model) onConfirmKey(msg tea.KeyMsg) tea.Cmd {
-	switch {
-	case key.Matches(msg, m.keys.Yes):
-		m.mode = modeNormal
-		return m.run(m.confirm)
-	case key.Matches(msg, m.keys.No), key.Matches(msg, m.keys.Quit):
-		m.mode = modeNormal
-		m.notice = "cancelled"
-	}
-	return nil
+	return m.run(p)
 }
 
 // run sends a confirmed command; its outcome comes back as a message.
 func (m *Model) run(p pending) tea.Cmd {
 	cmds, timeout := m.cfg.Commands, m.cfg.CommandTimeout
-	m.notice = fmt.Sprintf("%s %s…", p.command, p.id)
+	m.footer.SetNotice(fmt.Sprintf("%s %s…", p.command, p.id))
 	return func() tea.Msg {
 		ctx, cancel := context.WithTimeout(context.Background(), timeout)
 		defer cancel()
 		var err error
-		if p.command == admin.CommandKick {
+		if p.command == adminapi.CommandKick {
 			err = cmds.Kick(ctx, p.id)
 		} else {
 			err = cmds.Unpair(ctx, p.id)
@@ -577,47 +439,18 @@ func (m *Model) run(p pending) tea.Cmd {
 
 func (m *Model) onCommandDone(msg commandDoneMsg) {
 	if msg.err != nil {
-		m.notice = fmt.Sprintf("%s %s failed: %v", msg.command, msg.id, msg.err)
+		m.footer.SetNotice(fmt.Sprintf("%s %s failed: %v", msg.command, msg.id, msg.err))
 		return
 	}
-	m.notice = fmt.Sprintf("%s %s", admin.CommandVerb(msg.command), msg.id)
+	m.footer.SetNotice(fmt.Sprintf("%s %s", adminapi.CommandVerb(msg.command), msg.id))
 }
 
 // rebuild recomputes the rows of every pane from the data and the filter.
 func (m *Model) rebuild() {
-	f := m.data.filter
-	st := m.data.state
-	var all, avail, pairs []string
-	m.available = 0
-	if st != nil {
-		all = make([]string, 0, len(st.Devices))
-		avail = make([]string, 0, len(st.Devices))
-		pairs = make([]string, 0, len(st.Pairs))
-		for id, d := range st.Devices {
-			if d.Available {
-				m.available++
-			}
-			if f != "" && !strings.Contains(strings.ToLower(id), f) {
-				continue
-			}
-			all = append(all, id)
-			if d.Available {
-				avail = append(avail, id)
-			}
-		}
-		for a, p := range st.Pairs {
-			if f == "" || strings.Contains(strings.ToLower(a), f) || strings.Contains(strings.ToLower(p.B), f) {
-				pairs = append(pairs, a)
-			}
-		}
-		sort.Strings(all)
-		sort.Strings(avail)
-		sort.Strings(pairs)
+	m.data.devices, m.data.available = deviceRows(m.data.state, m.data.filter)
+	for _, p := range m.panes() {
+		p.Refresh()
 	}
-	m.all.rows.SetItems(all)
-	m.avail.rows.SetItems(avail)
-	m.pairs.rows.SetItems(pairs)
-	m.events.Refresh(f)
 }
 
 // minWidth and minHeight are the smallest screen the dashboard draws.
@@ -635,68 +468,33 @@ func (m *Model) redraw() {
 		m.rebuild()
 		m.dirty = false
 	}
-	if m.width == 0 {
+	w, h := m.common.Width, m.common.Height
+	if w == 0 {
 		return // no size yet
 	}
-	if m.width < minWidth || m.height < minHeight {
-		m.frameView = cell(fmt.Sprintf("p2pctl needs at least %dx%d (now %dx%d)", minWidth, minHeight, m.width, m.height), m.width)
+	if w < minWidth || h < minHeight {
+		m.frameView = cell(fmt.Sprintf("p2pctl needs at least %dx%d (now %dx%d)", minWidth, minHeight, w, h), w)
 		return
 	}
-	head := m.header.View(headerInfo{url: m.cfg.URL, status: m.status, err: m.statusErr, state: m.data.state, available: m.available, spark: m.spark})
 	var body string
 	if m.mode == modeHelp {
-		body = m.helpScreen()
+		body = m.help.View()
 	} else {
-		top := joinRow(m.all.View(&m.data, m.focus == paneAll), m.avail.View(&m.data, m.focus == paneAvailable), m.pairs.View(&m.data, m.focus == panePairs))
-		body = top
-		if m.events.height > 2 {
-			body += "\n" + m.events.View(&m.data, m.focus == paneEvents)
+		body = joinRow(m.all.View(), m.avail.View(), m.pairs.View())
+		if m.events.Height > 2 {
+			body += "\n" + m.events.View()
 		}
 	}
-	m.frameView = head + "\n" + body + "\n" + m.footer()
+	m.frameView = m.header.View() + "\n" + body + "\n" + m.bottomLine().View()
 }
 
-func (m *Model) helpScreen() string {
-	h := m.help
-	h.ShowAll = true
-	text := "Keys\n\n" + h.View(m.keys) + "\n\n" +
-		"K kicks the selected device; u breaks the selected pair (or the selected device's pair).\n" +
-		"Both ask for confirmation. The filter matches device ids, in every pane and the event log.\n\n" +
-		"Press any key to go back."
-	body := m.styles.HelpScreen.Width(m.width).Render(text)
-	lines := strings.Split(body, "\n")
-	rows := max(m.height-headerHeight-1, 0)
-	for len(lines) < rows {
-		lines = append(lines, "")
-	}
-	for i := range lines {
-		lines[i] = cell(lines[i], m.width)
-	}
-	return strings.Join(lines[:rows], "\n")
-}
-
-func (m *Model) footer() string {
-	var s string
+// bottomLine is the component on the screen's last line.
+func (m *Model) bottomLine() component {
 	switch m.mode {
 	case modeFilter:
-		s = m.filter.View() + m.styles.Dim.Render("  enter keep · esc clear")
+		return m.filter
 	case modeConfirm:
-		s = m.styles.Prompt.Render(m.confirm.prompt) + m.styles.Dim.Render("  y confirm · n cancel")
-	default:
-		s = m.help.ShortHelpView(m.keys.ShortHelp())
-		if m.data.filter != "" {
-			s = m.styles.Notice.Render(fmt.Sprintf("filter %q", m.data.filter)) + m.styles.Dim.Render(" (esc clears) · ") + s
-		}
-		if m.notice != "" {
-			s = m.styles.Notice.Render(m.notice) + m.styles.Dim.Render(" · ") + s
-		}
+		return m.confirm
 	}
-	return cell(s, m.width)
-}
-
-func errText(err error) string {
-	if err == nil {
-		return "unknown error"
-	}
-	return err.Error()
+	return m.footer
 }

@@ -18,7 +18,8 @@ import (
 	"github.com/charmbracelet/x/exp/teatest"
 	"github.com/muesli/termenv"
 
-	"github.com/p2prelay/p2prelay/admin"
+	"github.com/p2prelay/p2prelay/admin/adminapi"
+	"github.com/p2prelay/p2prelay/admin/adminclient"
 )
 
 const wait = 5 * time.Second
@@ -54,7 +55,7 @@ func (f *fakeCommands) Calls() []string {
 	return append([]string(nil), f.calls...)
 }
 
-func newModel(updates <-chan admin.Update, cmds Commander) *Model {
+func newModel(updates <-chan adminapi.Update, cmds Commander) *Model {
 	return New(Config{
 		Updates:  updates,
 		Commands: cmds,
@@ -64,63 +65,63 @@ func newModel(updates <-chan admin.Update, cmds Commander) *Model {
 	})
 }
 
-func device(id string, ago time.Duration, peer string) admin.Device {
-	return admin.Device{
+func device(id string, ago time.Duration, peer string) adminapi.Device {
+	return adminapi.Device{
 		ID: id, Peer: peer, Available: peer == "", ConnectedAt: t0.Add(-ago),
 		Address: "127.0.0.1:4" + fmt.Sprint(1000+len(id)*7), Transport: "websocket", Generation: "gen2", EngineIO: 4,
 	}
 }
 
 // fixture is a small relay: six devices, two pairs.
-func fixture() *admin.Snapshot {
+func fixture() *adminapi.Snapshot {
 	delta := device("delta", 3*time.Hour, "")
 	delta.Generation, delta.EngineIO, delta.Transport = "gen1", 3, "polling"
-	return &admin.Snapshot{
+	return &adminapi.Snapshot{
 		Seq:  10,
 		Time: t0.Add(-time.Minute),
-		Devices: []admin.Device{
+		Devices: []adminapi.Device{
 			device("alpha", 5*time.Minute, "bravo"), device("bravo", 4*time.Minute, "alpha"),
 			device("charlie", 42*time.Second, ""), delta,
 			device("echo", 2*time.Minute, "foxtrot"), device("foxtrot", 2*time.Minute, "echo"),
 		},
-		Pairs: []admin.Pair{
+		Pairs: []adminapi.Pair{
 			{A: "alpha", B: "bravo", Since: t0.Add(-3 * time.Minute), Messages: 120},
 			{A: "echo", B: "foxtrot", Since: t0.Add(-time.Minute), Messages: 7},
 		},
-		Stats: admin.Stats{Time: t0.Add(-time.Minute), Devices: 6, Pairs: 2, Messages: 127, Acks: 30,
+		Stats: adminapi.Stats{Time: t0.Add(-time.Minute), Devices: 6, Pairs: 2, Messages: 127, Acks: 30,
 			Refusals: map[string]uint64{"BUSY": 2, "OFFLINE": 1}},
 	}
 }
 
 // fixtureDeltas follow fixture: a device joins, a pairing is refused, and
 // three seconds of counters.
-func fixtureDeltas() []admin.Delta {
+func fixtureDeltas() []adminapi.Delta {
 	golf := device("golf", 0, "")
 	golf.ConnectedAt = t0.Add(-50 * time.Second)
-	ds := []admin.Delta{
-		{Seq: 11, Kind: admin.KindDeviceConnected, Time: t0.Add(-50 * time.Second), ID: "golf", Device: &golf},
-		{Seq: 12, Kind: admin.KindPairRefused, Time: t0.Add(-40 * time.Second), ID: "golf", Peer: "alpha", Code: "BUSY"},
+	ds := []adminapi.Delta{
+		{Seq: 11, Kind: adminapi.KindDeviceConnected, Time: t0.Add(-50 * time.Second), ID: "golf", Device: &golf},
+		{Seq: 12, Kind: adminapi.KindPairRefused, Time: t0.Add(-40 * time.Second), ID: "golf", Peer: "alpha", Code: "BUSY"},
 	}
 	for i, rate := range []float64{2, 8, 4} {
 		at := t0.Add(time.Duration(i-3) * time.Second)
-		st := &admin.Stats{Time: at, Devices: 7, Pairs: 2, Messages: 127 + uint64(i+1)*4, MessagesPerSec: rate, Acks: 30,
+		st := &adminapi.Stats{Time: at, Devices: 7, Pairs: 2, Messages: 127 + uint64(i+1)*4, MessagesPerSec: rate, Acks: 30,
 			AcksPerSec: 0.5, Refusals: map[string]uint64{"BUSY": 3, "OFFLINE": 1}}
-		ds = append(ds, admin.Delta{Seq: uint64(13 + i), Kind: admin.KindStats, Time: at, Stats: st,
-			PairMessages: map[string]uint64{"alpha": 120 + uint64(i+1)*4}})
+		ds = append(ds, adminapi.Delta{Seq: uint64(13 + i), Kind: adminapi.KindStats, Time: at, Stats: st,
+			PairMessages: map[string]uint64{"alpha": 120 + uint64(i+1)*4}, PairRates: map[string]float64{"alpha": 4}})
 	}
 	return ds
 }
 
 // feed returns a stream holding the fixture.
-func feed() chan admin.Update {
-	ch := make(chan admin.Update, 16)
-	ch <- admin.Update{Status: admin.StatusConnecting}
-	ch <- admin.Update{Status: admin.StatusLive, Snapshot: fixture()}
-	ch <- admin.Update{Status: admin.StatusLive, Deltas: fixtureDeltas()}
+func feed() chan adminapi.Update {
+	ch := make(chan adminapi.Update, 16)
+	ch <- adminapi.Update{Status: adminapi.StatusConnecting}
+	ch <- adminapi.Update{Status: adminapi.StatusLive, Snapshot: fixture()}
+	ch <- adminapi.Update{Status: adminapi.StatusLive, Deltas: fixtureDeltas()}
 	return ch
 }
 
-func startTest(t *testing.T, updates chan admin.Update, cmds Commander, w, h int) (*teatest.TestModel, *Model) {
+func startTest(t *testing.T, updates chan adminapi.Update, cmds Commander, w, h int) (*teatest.TestModel, *Model) {
 	t.Helper()
 	m := newModel(updates, cmds)
 	tm := teatest.NewTestModel(t, m, teatest.WithInitialTermSize(w, h))
@@ -182,9 +183,9 @@ func TestGoldenHelp(t *testing.T) {
 }
 
 func TestGoldenRelayDown(t *testing.T) {
-	ch := make(chan admin.Update, 4)
-	ch <- admin.Update{Status: admin.StatusConnecting}
-	ch <- admin.Update{Status: admin.StatusDown, Err: fmt.Errorf("%w: dial tcp 127.0.0.1:9000: connection refused", admin.ErrUnreachable)}
+	ch := make(chan adminapi.Update, 4)
+	ch <- adminapi.Update{Status: adminapi.StatusConnecting}
+	ch <- adminapi.Update{Status: adminapi.StatusDown, Err: fmt.Errorf("%w: dial tcp 127.0.0.1:9000: connection refused", adminclient.ErrUnreachable)}
 	tm, _ := startTest(t, ch, &fakeCommands{}, 100, 20)
 	waitFor(t, tm, "connection refused")
 	golden.RequireEqual(t, []byte(final(t, tm)))
@@ -194,7 +195,7 @@ func TestTokenRefusedState(t *testing.T) {
 	ch := feed()
 	tm, _ := startTest(t, ch, &fakeCommands{}, 100, 24)
 	waitFor(t, tm, "golf could not pair")
-	ch <- admin.Update{Status: admin.StatusUnauthorized, Err: errors.New("UNAUTHORIZED: wrong admin token")}
+	ch <- adminapi.Update{Status: adminapi.StatusUnauthorized, Err: errors.New("UNAUTHORIZED: wrong admin token")}
 	waitFor(t, tm, "token refused by the relay")
 	out := final(t, tm)
 	for _, want := range []string{"token refused by the relay", "the relay refused the admin token", "alpha"} {
@@ -208,13 +209,13 @@ func TestReconnectShowsLiveAgain(t *testing.T) {
 	ch := feed()
 	tm, _ := startTest(t, ch, &fakeCommands{}, 100, 24)
 	waitFor(t, tm, "golf could not pair")
-	ch <- admin.Update{Status: admin.StatusDown, Err: errors.New("relay unreachable: connection lost")}
+	ch <- adminapi.Update{Status: adminapi.StatusDown, Err: errors.New("relay unreachable: connection lost")}
 	waitFor(t, tm, "relay down")
 	snap := fixture()
 	snap.Seq, snap.Devices = 40, snap.Devices[:2]
 	snap.Pairs = snap.Pairs[:1]
-	ch <- admin.Update{Status: admin.StatusConnecting}
-	ch <- admin.Update{Status: admin.StatusLive, Snapshot: snap}
+	ch <- adminapi.Update{Status: adminapi.StatusConnecting}
+	ch <- adminapi.Update{Status: adminapi.StatusLive, Snapshot: snap}
 	waitFor(t, tm, "synced: 2 devices, 1 pair")
 	out := final(t, tm)
 	if !strings.Contains(out, "● live") || strings.Contains(out, "charlie") || !strings.Contains(out, "relay down: relay unreachable: connection lost") {
@@ -316,8 +317,8 @@ func TestCommandFailureShown(t *testing.T) {
 }
 
 func TestKeysOnAnEmptyRelay(t *testing.T) {
-	ch := make(chan admin.Update, 2)
-	ch <- admin.Update{Status: admin.StatusLive, Snapshot: &admin.Snapshot{Seq: 1, Time: t0}}
+	ch := make(chan adminapi.Update, 2)
+	ch <- adminapi.Update{Status: adminapi.StatusLive, Snapshot: &adminapi.Snapshot{Seq: 1, Time: t0}}
 	cmds := &fakeCommands{}
 	tm, _ := startTest(t, ch, cmds, 100, 24)
 	waitFor(t, tm, "no devices")
@@ -349,12 +350,12 @@ func TestHelpIsGeneratedFromTheKeyMap(t *testing.T) {
 func TestRedrawsAreCoalesced(t *testing.T) {
 	m := newModel(nil, &fakeCommands{})
 	m.Update(tea.WindowSizeMsg{Width: 100, Height: 30})
-	m.Update(streamMsg{{Status: admin.StatusLive, Snapshot: fixture()}})
+	m.Update(streamMsg{{Status: adminapi.StatusLive, Snapshot: fixture()}})
 	m.Update(tickMsg(t0))
 	before, n := m.View(), m.Redraws()
 	for i := 0; i < 1000; i++ {
 		d := device(fmt.Sprintf("burst%04d", i), 0, "")
-		m.Update(streamMsg{{Status: admin.StatusLive, Deltas: []admin.Delta{{Seq: uint64(11 + i), Kind: admin.KindDeviceConnected, Time: t0, ID: d.ID, Device: &d}}}})
+		m.Update(streamMsg{{Status: adminapi.StatusLive, Deltas: []adminapi.Delta{{Seq: uint64(11 + i), Kind: adminapi.KindDeviceConnected, Time: t0, ID: d.ID, Device: &d}}}})
 	}
 	if m.Redraws() != n || m.View() != before {
 		t.Fatalf("stream updates drew the screen %d times", m.Redraws()-n)
@@ -373,7 +374,7 @@ func TestResizeFitsTheScreen(t *testing.T) {
 	for _, size := range [][2]int{{200, 60}, {120, 40}, {100, 30}, {80, 24}, {61, 17}, {minWidth, minHeight}} {
 		w, h := size[0], size[1]
 		m := newModel(nil, &fakeCommands{})
-		m.Update(streamMsg{{Status: admin.StatusLive, Snapshot: fixture()}})
+		m.Update(streamMsg{{Status: adminapi.StatusLive, Snapshot: fixture()}})
 		m.Update(tea.WindowSizeMsg{Width: w, Height: h})
 		lines := strings.Split(m.View(), "\n")
 		if len(lines) != h {
@@ -396,9 +397,9 @@ func TestEventLogIsBounded(t *testing.T) {
 	m := New(Config{Updates: nil, Commands: &fakeCommands{}, LogSize: 10, Now: func() time.Time { return t0 },
 		Renderer: lipgloss.NewRenderer(io.Discard, termenv.WithProfile(termenv.Ascii))})
 	m.Update(tea.WindowSizeMsg{Width: 100, Height: 40})
-	m.Update(streamMsg{{Status: admin.StatusLive, Snapshot: &admin.Snapshot{Seq: 0, Time: t0}}})
+	m.Update(streamMsg{{Status: adminapi.StatusLive, Snapshot: &adminapi.Snapshot{Seq: 0, Time: t0}}})
 	for i := 1; i <= 500; i++ {
-		m.Update(streamMsg{{Status: admin.StatusLive, Deltas: []admin.Delta{{Seq: uint64(i), Kind: admin.KindDeviceDisconnected, Time: t0, ID: fmt.Sprintf("gone%03d", i), Reason: "transport close"}}}})
+		m.Update(streamMsg{{Status: adminapi.StatusLive, Deltas: []adminapi.Delta{{Seq: uint64(i), Kind: adminapi.KindDeviceDisconnected, Time: t0, ID: fmt.Sprintf("gone%03d", i), Reason: "transport close"}}}})
 	}
 	m.Update(tickMsg(t0))
 	if len(m.events.log.buf) != 10 || len(m.events.rows.items) != 10 {
@@ -417,40 +418,49 @@ func TestStreamCloseIsQuiet(t *testing.T) {
 	final(t, tm)
 }
 
-func TestPairRatesForgetEndedPairs(t *testing.T) {
+// TestPairRatesComeFromTheStats: the pairs pane shows the rates the stats
+// deltas carry (the hub computes them); a pair that relayed nothing shows
+// 0.0, and a new pair of the same asking side does not inherit the old
+// pair's rate.
+func TestPairRatesComeFromTheStats(t *testing.T) {
 	m := New(Config{Updates: nil, Commands: &fakeCommands{}, Now: func() time.Time { return t0 },
 		Renderer: lipgloss.NewRenderer(io.Discard, termenv.WithProfile(termenv.Ascii))})
-	m.Update(tea.WindowSizeMsg{Width: 100, Height: 40})
-	m.Update(streamMsg{{Status: admin.StatusLive, Snapshot: fixture()}})
+	m.Update(tea.WindowSizeMsg{Width: 160, Height: 40})
+	m.Update(streamMsg{{Status: adminapi.StatusLive, Snapshot: fixture()}})
 	seq := uint64(10)
-	send := func(d admin.Delta) {
+	send := func(d adminapi.Delta) {
 		seq++
 		d.Seq = seq
-		m.Update(streamMsg{{Status: admin.StatusLive, Deltas: []admin.Delta{d}}})
+		m.Update(streamMsg{{Status: adminapi.StatusLive, Deltas: []adminapi.Delta{d}}})
 	}
-	stats := func(sec int, counts map[string]uint64) {
-		send(admin.Delta{Kind: admin.KindStats, Time: t0.Add(time.Duration(sec) * time.Second),
-			Stats: &admin.Stats{Time: t0.Add(time.Duration(sec) * time.Second)}, PairMessages: counts})
+	stats := func(sec int, rates map[string]float64) {
+		send(adminapi.Delta{Kind: adminapi.KindStats, Time: t0.Add(time.Duration(sec) * time.Second),
+			Stats: &adminapi.Stats{Time: t0.Add(time.Duration(sec) * time.Second)}, PairRates: rates})
 	}
-	stats(0, map[string]uint64{"alpha": 120, "echo": 7})
-	// echo's pair ends; alpha's ends and alpha pairs again, with a new
-	// count that happens to be above the old one.
-	send(admin.Delta{Kind: admin.KindPairEnded, Time: t0, ID: "echo", Peer: "foxtrot"})
-	send(admin.Delta{Kind: admin.KindPairEnded, Time: t0, ID: "alpha", Peer: "bravo"})
-	send(admin.Delta{Kind: admin.KindPairCreated, Time: t0, ID: "alpha", Peer: "charlie"})
-	stats(1, map[string]uint64{"alpha": 130})
-	if _, ok := m.pairPrev["echo"]; ok {
-		t.Error("the ended pair echo is still counted")
+	rate := func(pair string) string {
+		t.Helper()
+		m.Update(tickMsg(t0))
+		for _, l := range strings.Split(m.View(), "\n") {
+			if i := strings.Index(l, pair); i >= 0 {
+				return strings.Fields(l[i+len(pair):])[1]
+			}
+		}
+		t.Fatalf("no row %q:\n%s", pair, m.View())
+		return ""
 	}
-	if r, ok := m.data.pairRate["alpha"]; ok {
-		t.Errorf("alpha's new pair got a rate %v from the old pair's count", r)
+	stats(1, map[string]float64{"alpha": 12.5})
+	if r, r2 := rate("alpha → bravo"), rate("echo → foxtrot"); r != "12.5" || r2 != "0.0" {
+		t.Fatalf("rates %s and %s, want 12.5 and 0.0", r, r2)
 	}
-	stats(2, map[string]uint64{"alpha": 140})
-	if r := m.data.pairRate["alpha"]; r != 10 {
-		t.Errorf("alpha's new pair: rate %v, want 10", r)
+	// alpha's pair ends and alpha pairs again.
+	send(adminapi.Delta{Kind: adminapi.KindPairEnded, Time: t0, ID: "alpha", Peer: "bravo"})
+	send(adminapi.Delta{Kind: adminapi.KindPairCreated, Time: t0, ID: "alpha", Peer: "charlie"})
+	if r := rate("alpha → charlie"); r != "0.0" {
+		t.Errorf("alpha's new pair got the rate %s of the old pair", r)
 	}
-	if len(m.pairPrev) != 1 {
-		t.Errorf("counts kept for %v, want alpha's only", m.pairPrev)
+	stats(2, map[string]float64{"alpha": 10})
+	if r := rate("alpha → charlie"); r != "10.0" {
+		t.Errorf("alpha's new pair: rate %s, want 10.0", r)
 	}
 }
 
@@ -461,11 +471,11 @@ func TestCountersRedrawWithoutRebuild(t *testing.T) {
 	m := New(Config{Updates: nil, Commands: &fakeCommands{}, Now: func() time.Time { return t0 },
 		Renderer: lipgloss.NewRenderer(io.Discard, termenv.WithProfile(termenv.Ascii))})
 	m.Update(tea.WindowSizeMsg{Width: 100, Height: 40})
-	m.Update(streamMsg{{Status: admin.StatusLive, Snapshot: fixture()}})
+	m.Update(streamMsg{{Status: adminapi.StatusLive, Snapshot: fixture()}})
 	m.Update(tickMsg(t0))
 	n := m.Redraws()
-	stats := admin.Delta{Seq: 11, Kind: admin.KindStats, Time: t0, Stats: &admin.Stats{Time: t0, Messages: 999}}
-	m.Update(streamMsg{{Status: admin.StatusLive, Deltas: []admin.Delta{stats}}})
+	stats := adminapi.Delta{Seq: 11, Kind: adminapi.KindStats, Time: t0, Stats: &adminapi.Stats{Time: t0, Messages: 999}}
+	m.Update(streamMsg{{Status: adminapi.StatusLive, Deltas: []adminapi.Delta{stats}}})
 	if m.dirty {
 		t.Fatal("counters alone marked the rows for rebuilding")
 	}
@@ -474,7 +484,7 @@ func TestCountersRedrawWithoutRebuild(t *testing.T) {
 		t.Fatalf("the counters were not drawn (%d redraws):\n%s", m.Redraws()-n, m.View())
 	}
 	golf := device("golf", 0, "")
-	m.Update(streamMsg{{Status: admin.StatusLive, Deltas: []admin.Delta{{Seq: 12, Kind: admin.KindDeviceConnected, Time: t0, ID: "golf", Device: &golf}}}})
+	m.Update(streamMsg{{Status: adminapi.StatusLive, Deltas: []adminapi.Delta{{Seq: 12, Kind: adminapi.KindDeviceConnected, Time: t0, ID: "golf", Device: &golf}}}})
 	if !m.dirty {
 		t.Fatal("a device joining did not mark the rows for rebuilding")
 	}

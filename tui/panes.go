@@ -2,28 +2,47 @@ package tui
 
 import (
 	"fmt"
+	"sort"
 	"strings"
 	"time"
 
+	"github.com/charmbracelet/bubbles/key"
+	tea "github.com/charmbracelet/bubbletea"
 	"github.com/charmbracelet/lipgloss"
 	"github.com/charmbracelet/x/ansi"
 
-	"github.com/p2prelay/p2prelay/admin"
+	"github.com/p2prelay/p2prelay/admin/adminapi"
 )
 
-// data is what the panes draw from; the root model owns it.
-type data struct {
-	state    *admin.State       // nil until the first snapshot
-	now      time.Time          // the clock at the last redraw
-	pairRate map[string]float64 // messages per second by pair (keyed by its A)
-	filter   string             // lower-case id filter, "" for none
+// pane is a component in the tab order: it shows rows built from the data,
+// and takes the keys while it has the focus.
+type pane interface {
+	component
+	// Update handles a message sent to the pane: the keys, while it has
+	// the focus.
+	Update(msg tea.Msg) tea.Cmd
+	// SetFocused says whether the pane has the focus.
+	SetFocused(focused bool)
+	// Refresh rebuilds the rows from the data.
+	Refresh()
 }
 
-// frame is what every pane has: a title, an outer size and its rows.
+// deviceSelection is a pane whose selected row is a device.
+type deviceSelection interface {
+	SelectedDevice() (id string, ok bool)
+}
+
+// pairSelection is a pane whose selected row belongs to a pair.
+type pairSelection interface {
+	SelectedPair() (*adminapi.Pair, bool)
+}
+
+// frame is what every pane has: a border, a title, and rows that scroll
+// with the movement keys.
 type frame[K comparable] struct {
-	styles        *Styles
-	width, height int // outer size, border included
-	rows          list[K]
+	Common  // Width and Height are the outer size, border included
+	rows    list[K]
+	focused bool
 }
 
 // paneChrome is the lines a pane spends on its border, title and column
@@ -32,27 +51,46 @@ const paneChrome = 4
 
 // SetSize sets the pane's outer size.
 func (f *frame[K]) SetSize(w, h int) {
-	f.width, f.height = w, h
+	f.Common.SetSize(w, h)
 	f.rows.SetHeight(h - paneChrome)
 }
 
-// Move, Top and Bottom move the pane's cursor.
-func (f *frame[K]) Move(n int) { f.rows.Move(n) }
-func (f *frame[K]) Top()       { f.rows.Top() }
-func (f *frame[K]) Bottom()    { f.rows.Bottom() }
+// SetFocused says whether the pane has the focus.
+func (f *frame[K]) SetFocused(focused bool) { f.focused = focused }
 
-// Rows returns how many rows the pane shows at once.
-func (f *frame[K]) Rows() int { return f.rows.height }
+// Update moves the cursor on the movement keys.
+func (f *frame[K]) Update(msg tea.Msg) tea.Cmd {
+	k, ok := msg.(tea.KeyMsg)
+	if !ok {
+		return nil
+	}
+	keys := f.Keys
+	switch {
+	case key.Matches(k, keys.Up):
+		f.rows.Move(-1)
+	case key.Matches(k, keys.Down):
+		f.rows.Move(1)
+	case key.Matches(k, keys.PageUp):
+		f.rows.Move(-max(f.rows.height, 1))
+	case key.Matches(k, keys.PageDown):
+		f.rows.Move(max(f.rows.height, 1))
+	case key.Matches(k, keys.Top):
+		f.rows.Top()
+	case key.Matches(k, keys.Bottom):
+		f.rows.Bottom()
+	}
+	return nil
+}
 
 // render draws the pane: border, title, column header, then the visible
-// rows drawn by line(i, selected).
-func (f *frame[K]) render(focused bool, title, colHeader, empty string, line func(i int) string) string {
-	inner := max(f.width-2, 0)
-	lines := make([]string, 0, max(f.height-2, 0))
-	lines = append(lines, cell(f.styles.PaneTitle.Render(title), inner), f.styles.ColHeader.Render(cell(colHeader, inner)))
+// rows drawn by line(i).
+func (f *frame[K]) render(title, colHeader, empty string, line func(i int) string) string {
+	inner := max(f.Width-2, 0)
+	lines := make([]string, 0, max(f.Height-2, 0))
+	lines = append(lines, cell(f.Styles.PaneTitle.Render(title), inner), f.Styles.ColHeader.Render(cell(colHeader, inner)))
 	start, end := f.rows.Window()
 	if start == end && empty != "" {
-		lines = append(lines, f.styles.Dim.Render(cell("  "+empty, inner)))
+		lines = append(lines, f.Styles.Dim.Render(cell("  "+empty, inner)))
 	}
 	for i := start; i < end; i++ {
 		marker := "  "
@@ -60,29 +98,33 @@ func (f *frame[K]) render(focused bool, title, colHeader, empty string, line fun
 		if i == f.rows.cursor {
 			// The cells' own colours would fight the row's style.
 			text = ansi.Strip(text)
-			if focused {
+			if f.focused {
 				marker = "▸ "
-				text = f.styles.Selected.Render(text)
+				text = f.Styles.Selected.Render(text)
 			} else {
-				text = f.styles.Cursor.Render(text)
+				text = f.Styles.Cursor.Render(text)
 			}
 		}
 		lines = append(lines, cell(marker+text, inner))
 	}
-	for len(lines) < f.height-2 {
+	for len(lines) < f.Height-2 {
 		lines = append(lines, strings.Repeat(" ", inner))
 	}
-	style := f.styles.Pane
-	if focused {
-		style = f.styles.PaneFocus
+	style := f.Styles.Pane
+	if f.focused {
+		style = f.Styles.PaneFocus
 	}
-	return style.Render(strings.Join(lines[:max(f.height-2, 0)], "\n"))
+	return style.Render(strings.Join(lines[:max(f.Height-2, 0)], "\n"))
 }
 
 // devicesPane lists devices: all of them, or only the available ones.
 type devicesPane struct {
 	frame[string]
 	available bool
+}
+
+func newDevicesPane(c Common, available bool) *devicesPane {
+	return &devicesPane{frame: frame[string]{Common: c}, available: available}
 }
 
 var (
@@ -105,20 +147,64 @@ var (
 // markerWidth is the room the selection marker takes before each row.
 const markerWidth = 2
 
-func (p *devicesPane) View(d *data, focused bool) string {
+// deviceRows returns the ids of the devices that pass filter (lower case,
+// "" for all), sorted, and how many devices are available, filter or not.
+func deviceRows(st *adminapi.State, filter string) ([]string, int) {
+	if st == nil {
+		return nil, 0
+	}
+	ids := make([]string, 0, len(st.Devices))
+	available := 0
+	for id, d := range st.Devices {
+		if d.Available {
+			available++
+		}
+		if filter == "" || strings.Contains(strings.ToLower(id), filter) {
+			ids = append(ids, id)
+		}
+	}
+	sort.Strings(ids)
+	return ids, available
+}
+
+// Refresh takes the devices that pass the filter, or only the available
+// ones among them.
+func (p *devicesPane) Refresh() {
+	d := p.data
+	if !p.available || d.state == nil {
+		p.rows.SetItems(d.devices)
+		return
+	}
+	avail := make([]string, 0, d.available)
+	for _, id := range d.devices {
+		if d.state.Devices[id].Available {
+			avail = append(avail, id)
+		}
+	}
+	p.rows.SetItems(avail)
+}
+
+// SelectedDevice returns the device under the cursor.
+func (p *devicesPane) SelectedDevice() (string, bool) { return p.rows.Selected() }
+
+// SelectedPair returns the pair of the device under the cursor.
+func (p *devicesPane) SelectedPair() (*adminapi.Pair, bool) { return p.data.pairOf(p.rows.Selected()) }
+
+func (p *devicesPane) View() string {
+	d := p.data
 	cols := allDeviceCols
 	title := "All devices"
 	if p.available {
 		cols, title = availableCols, "Available"
 	}
-	cols = fitColumns(cols, p.width-2-markerWidth, p.idWidth())
+	cols = fitColumns(cols, p.Width-2-markerWidth, p.idWidth())
 	empty := emptyText(d, "no devices", "no device")
-	return p.render(focused, countTitle(title, len(p.rows.items), d.filter), "  "+titles(cols), empty, func(i int) string {
+	return p.render(countTitle(title, len(p.rows.items), d.filter), "  "+titles(cols), empty, func(i int) string {
 		dev := d.state.Devices[p.rows.items[i]]
 		if dev == nil {
 			return ""
 		}
-		return row(cols, func(key string) string { return p.value(dev, key, d) })
+		return row(cols, func(key string) string { return p.value(dev, key) })
 	})
 }
 
@@ -133,21 +219,23 @@ func (p *devicesPane) idWidth() int {
 	return min(w, 32)
 }
 
-func (p *devicesPane) value(dev *admin.Device, key string, d *data) string {
+func (p *devicesPane) value(dev *adminapi.Device, key string) string {
 	switch key {
 	case "id":
 		return dev.ID
 	case "state":
 		switch {
+		case dev.Away:
+			return p.Styles.Away.Render("away ↔ " + dev.Peer)
 		case dev.Peer != "":
-			return p.styles.Paired.Render("↔ " + dev.Peer)
+			return p.Styles.Paired.Render("↔ " + dev.Peer)
 		case dev.Pairing != "":
 			return "pairing " + dev.Pairing
 		default:
-			return p.styles.Available.Render("available")
+			return p.Styles.Available.Render("available")
 		}
 	case "up":
-		return age(d.now, dev.ConnectedAt)
+		return age(p.data.now, dev.ConnectedAt)
 	case "transport":
 		return dev.Transport
 	case "client":
@@ -161,7 +249,31 @@ func (p *devicesPane) value(dev *admin.Device, key string, d *data) string {
 // pairsPane lists the live pairs with their message counts and rates.
 type pairsPane struct{ frame[string] }
 
-func (p *pairsPane) View(d *data, focused bool) string {
+func newPairsPane(c Common) *pairsPane { return &pairsPane{frame[string]{Common: c}} }
+
+// Refresh takes the pairs either side of which passes the filter, sorted
+// by their asking side.
+func (p *pairsPane) Refresh() {
+	st, f := p.data.state, p.data.filter
+	if st == nil {
+		p.rows.SetItems(nil)
+		return
+	}
+	pairs := make([]string, 0, len(st.Pairs))
+	for a, pr := range st.Pairs {
+		if f == "" || strings.Contains(strings.ToLower(a), f) || strings.Contains(strings.ToLower(pr.B), f) {
+			pairs = append(pairs, a)
+		}
+	}
+	sort.Strings(pairs)
+	p.rows.SetItems(pairs)
+}
+
+// SelectedPair returns the pair under the cursor.
+func (p *pairsPane) SelectedPair() (*adminapi.Pair, bool) { return p.data.pairOf(p.rows.Selected()) }
+
+func (p *pairsPane) View() string {
+	d := p.data
 	need := 16
 	start, end := p.rows.Window()
 	for _, a := range p.rows.items[start:end] {
@@ -169,9 +281,9 @@ func (p *pairsPane) View(d *data, focused bool) string {
 			need = max(need, ansi.StringWidth(pr.A+" → "+pr.B))
 		}
 	}
-	cols := fitColumns(pairCols, p.width-2-markerWidth, min(need, 40))
+	cols := fitColumns(pairCols, p.Width-2-markerWidth, min(need, 40))
 	empty := emptyText(d, "no pairs", "no pair")
-	return p.render(focused, countTitle("Pairs", len(p.rows.items), d.filter), "  "+titles(cols), empty, func(i int) string {
+	return p.render(countTitle("Pairs", len(p.rows.items), d.filter), "  "+titles(cols), empty, func(i int) string {
 		pr := d.state.Pairs[p.rows.items[i]]
 		if pr == nil {
 			return ""
@@ -183,109 +295,13 @@ func (p *pairsPane) View(d *data, focused bool) string {
 			case "msgs":
 				return fmt.Sprint(pr.Messages)
 			case "rate":
-				return fmt.Sprintf("%.1f", d.pairRate[pr.A])
+				return fmt.Sprintf("%.1f", d.state.PairRates[pr.A])
 			case "since":
 				return age(d.now, pr.Since)
 			}
 			return ""
 		})
 	})
-}
-
-// eventsPane is the scrolling event log: a bounded ring of lines.
-type eventsPane struct {
-	frame[int]
-	log ring
-}
-
-func newEventsPane(styles *Styles, size int) *eventsPane {
-	p := &eventsPane{frame: frame[int]{styles: styles}, log: newRing(size)}
-	p.rows.follow = true
-	return p
-}
-
-// Add appends an entry to the log.
-func (p *eventsPane) Add(e logEntry) { p.log.Push(e) }
-
-// Refresh recomputes the visible entries for filter (lower case, "" for
-// all). Rows are indexes into the ring, newest last.
-func (p *eventsPane) Refresh(filter string) {
-	items := p.rows.items[:0:0]
-	p.log.Each(func(n int, e *logEntry) {
-		if filter == "" || e.mentions(filter) {
-			items = append(items, n)
-		}
-	})
-	p.rows.SetItems(items)
-}
-
-func (p *eventsPane) View(d *data, focused bool) string {
-	title := "Events"
-	if p.rows.cursor >= len(p.rows.items)-1 {
-		title += " (following)"
-	}
-	if d.filter != "" {
-		title += fmt.Sprintf("  filter %q", d.filter)
-	}
-	inner := p.width - 2 - markerWidth
-	return p.render(focused, title, "  TIME     WHAT", emptyText(d, "no events yet", "no event"), func(i int) string {
-		e := p.log.At(p.rows.items[i])
-		if e == nil {
-			return ""
-		}
-		return cell(e.time.UTC().Format("15:04:05")+" "+e.text, inner)
-	})
-}
-
-// logEntry is one line of the event log.
-type logEntry struct {
-	time time.Time
-	text string
-	ids  []string // lower-case ids the line is about, for the filter
-}
-
-func (e *logEntry) mentions(filter string) bool {
-	for _, id := range e.ids {
-		if strings.Contains(id, filter) {
-			return true
-		}
-	}
-	return false
-}
-
-// ring is a bounded log: once full, each new entry replaces the oldest.
-// Entries are numbered from 0 since the start, so a number stays valid as
-// long as its entry is kept.
-type ring struct {
-	buf   []logEntry
-	total int // entries ever pushed
-}
-
-func newRing(size int) ring { return ring{buf: make([]logEntry, 0, size)} }
-
-// Push adds an entry.
-func (r *ring) Push(e logEntry) {
-	if len(r.buf) < cap(r.buf) {
-		r.buf = append(r.buf, e)
-	} else {
-		r.buf[r.total%cap(r.buf)] = e
-	}
-	r.total++
-}
-
-// At returns entry number n, or nil when it is gone.
-func (r *ring) At(n int) *logEntry {
-	if n < r.total-len(r.buf) || n >= r.total {
-		return nil
-	}
-	return &r.buf[n%cap(r.buf)]
-}
-
-// Each calls fn for every kept entry, oldest first.
-func (r *ring) Each(fn func(n int, e *logEntry)) {
-	for n := r.total - len(r.buf); n < r.total; n++ {
-		fn(n, r.At(n))
-	}
 }
 
 // plural is "1 pair", "2 pairs".

@@ -24,6 +24,7 @@ type Styles struct {
 	Cursor     lipgloss.Style // the selected row of another pane
 	Available  lipgloss.Style
 	Paired     lipgloss.Style
+	Away       lipgloss.Style // a paired device waiting out its resume window
 	Prompt     lipgloss.Style
 	Notice     lipgloss.Style
 	Help       help.Styles
@@ -52,6 +53,7 @@ func DefaultStyles(r *lipgloss.Renderer) Styles {
 		Selected:   r.NewStyle().Reverse(true).Bold(true),
 		Cursor:     r.NewStyle().Underline(true),
 		Available:  r.NewStyle().Foreground(green),
+		Away:       r.NewStyle().Foreground(yellow),
 		Paired:     r.NewStyle().Foreground(accent),
 		Prompt:     r.NewStyle().Bold(true).Foreground(yellow),
 		Notice:     r.NewStyle().Foreground(accent),

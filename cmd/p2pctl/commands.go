@@ -10,7 +10,8 @@ import (
 
 	tea "github.com/charmbracelet/bubbletea"
 
-	"github.com/p2prelay/p2prelay/admin"
+	"github.com/p2prelay/p2prelay/admin/adminapi"
+	"github.com/p2prelay/p2prelay/admin/adminclient"
 	"github.com/p2prelay/p2prelay/tui"
 )
 
@@ -45,7 +46,7 @@ func (c *DevicesCmd) Run(ctx context.Context, g *Globals, out io.Writer) error {
 	if err != nil {
 		return err
 	}
-	devs := make([]admin.Device, 0, len(snap.Devices))
+	devs := make([]adminapi.Device, 0, len(snap.Devices))
 	for _, d := range snap.Devices {
 		if !c.Available || d.Available {
 			devs = append(devs, d)
@@ -105,14 +106,14 @@ func (c *WatchCmd) Run(ctx context.Context, g *Globals, out io.Writer) error {
 // later ones, one line per delta. Before the first snapshot, a refused
 // token or an unreachable relay ends it with that error; later drops are
 // reported on errOut and retried.
-func watch(updates <-chan admin.Update, out, errOut io.Writer, asJSON, stats bool, count int) error {
+func watch(updates <-chan adminapi.Update, out, errOut io.Writer, asJSON, stats bool, count int) error {
 	synced, printed := false, 0
 	enc := json.NewEncoder(out)
 	for u := range updates {
 		switch {
-		case u.Status == admin.StatusUnauthorized || (u.Status == admin.StatusDown && !synced):
+		case u.Status == adminapi.StatusUnauthorized || (u.Status == adminapi.StatusDown && !synced):
 			return u.Err
-		case u.Status == admin.StatusDown:
+		case u.Status == adminapi.StatusDown:
 			fmt.Fprintf(errOut, "p2pctl: %v; reconnecting\n", u.Err)
 		}
 		if u.Snapshot != nil {
@@ -124,7 +125,7 @@ func watch(updates <-chan admin.Update, out, errOut io.Writer, asJSON, stats boo
 			synced = true
 		}
 		for _, d := range u.Deltas {
-			if d.Kind == admin.KindStats && !stats {
+			if d.Kind == adminapi.KindStats && !stats {
 				continue
 			}
 			var err error
@@ -145,7 +146,7 @@ func watch(updates <-chan admin.Update, out, errOut io.Writer, asJSON, stats boo
 	return nil
 }
 
-func printResync(out io.Writer, enc *json.Encoder, asJSON bool, snap *admin.Snapshot) error {
+func printResync(out io.Writer, enc *json.Encoder, asJSON bool, snap *adminapi.Snapshot) error {
 	if asJSON {
 		return enc.Encode(map[string]any{"kind": "resync", "seq": snap.Seq, "time": snap.Time, "devices": len(snap.Devices), "pairs": len(snap.Pairs)})
 	}
@@ -160,7 +161,7 @@ type KickCmd struct {
 
 // Run kicks the device.
 func (c *KickCmd) Run(ctx context.Context, g *Globals, out io.Writer) error {
-	return command(ctx, g, out, (*admin.Client).Kick, c.ID, admin.CommandKick)
+	return command(ctx, g, out, (*adminclient.Client).Kick, c.ID, adminapi.CommandKick)
 }
 
 // UnpairCmd breaks a pair.
@@ -170,12 +171,12 @@ type UnpairCmd struct {
 
 // Run breaks the pair.
 func (c *UnpairCmd) Run(ctx context.Context, g *Globals, out io.Writer) error {
-	return command(ctx, g, out, (*admin.Client).Unpair, c.ID, admin.CommandUnpair)
+	return command(ctx, g, out, (*adminclient.Client).Unpair, c.ID, adminapi.CommandUnpair)
 }
 
-// command runs one operator command (admin.CommandKick, ...) and says it
+// command runs one operator command (adminapi.CommandKick, ...) and says it
 // was done.
-func command(ctx context.Context, g *Globals, out io.Writer, run func(*admin.Client, context.Context, string) error, id, name string) error {
+func command(ctx context.Context, g *Globals, out io.Writer, run func(*adminclient.Client, context.Context, string) error, id, name string) error {
 	cl, err := g.client()
 	if err != nil {
 		return err
@@ -183,11 +184,11 @@ func command(ctx context.Context, g *Globals, out io.Writer, run func(*admin.Cli
 	if err := run(cl, ctx, id); err != nil {
 		return err
 	}
-	_, err = fmt.Fprintf(out, "%s %s\n", admin.CommandVerb(name), id)
+	_, err = fmt.Fprintf(out, "%s %s\n", adminapi.CommandVerb(name), id)
 	return err
 }
 
-func state(ctx context.Context, g *Globals) (*admin.Snapshot, error) {
+func state(ctx context.Context, g *Globals) (*adminapi.Snapshot, error) {
 	cl, err := g.client()
 	if err != nil {
 		return nil, err

@@ -14,7 +14,7 @@ import (
 
 	"github.com/alecthomas/kong"
 
-	"github.com/p2prelay/p2prelay/admin"
+	"github.com/p2prelay/p2prelay/admin/adminclient"
 	"github.com/p2prelay/p2prelay/internal/cmdline"
 	"github.com/p2prelay/p2prelay/internal/version"
 	"github.com/p2prelay/p2prelay/protocol"
@@ -43,11 +43,11 @@ type Globals struct {
 }
 
 // client returns an admin client for the flags.
-func (g *Globals) client() (*admin.Client, error) {
+func (g *Globals) client() (*adminclient.Client, error) {
 	if g.Token == "" {
 		return nil, protocol.Errorf(protocol.CodeUnauthorized, "no admin token: pass --token or set P2PCTL_TOKEN")
 	}
-	return admin.NewClient(admin.ClientConfig{URL: g.URL, Token: g.Token})
+	return adminclient.NewClient(adminclient.ClientConfig{URL: g.URL, Token: g.Token})
 }
 
 // Exit codes besides 0 (success) and 1 (any other failure).
@@ -61,7 +61,7 @@ func exitCode(err error) int {
 	switch {
 	case protocol.CodeOf(err) == protocol.CodeUnauthorized:
 		return exitUnauthorized
-	case errors.Is(err, admin.ErrUnreachable):
+	case errors.Is(err, adminclient.ErrUnreachable):
 		return exitUnreachable
 	}
 	return 1

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/p2prelay/p2prelay/admin"
+	"github.com/p2prelay/p2prelay/admin/adminapi"
 	"github.com/p2prelay/p2prelay/admin/admintest"
 	"github.com/p2prelay/p2prelay/internal/testkit"
 	"github.com/p2prelay/p2prelay/protocol"
@@ -168,8 +169,8 @@ func TestWatchCount(t *testing.T) {
 	if r.code != 0 || len(lines) != 2 {
 		t.Fatalf("watch: %+v", r)
 	}
-	for i, kind := range []admin.Kind{admin.KindDeviceConnected, admin.KindDeviceDisconnected} {
-		var d admin.Delta
+	for i, kind := range []adminapi.Kind{adminapi.KindDeviceConnected, adminapi.KindDeviceDisconnected} {
+		var d adminapi.Delta
 		if err := json.Unmarshal([]byte(lines[i]), &d); err != nil || d.Kind != kind || d.ID != "W" || d.Seq == 0 {
 			t.Fatalf("line %d = %s (%v), want %s of W", i, lines[i], err, kind)
 		}
@@ -192,17 +193,17 @@ func waitSubscribers(t *testing.T, env *admintest.Env, n int) {
 
 func TestWatchPrinting(t *testing.T) {
 	at := time.Date(2025, 6, 1, 12, 0, 0, 0, time.UTC)
-	dev := admin.Device{ID: "A", Address: "127.0.0.1:5", Transport: "websocket", Generation: "gen2", EngineIO: 4}
-	updates := make(chan admin.Update, 10)
-	updates <- admin.Update{Status: admin.StatusConnecting}
-	updates <- admin.Update{Status: admin.StatusLive, Snapshot: &admin.Snapshot{Seq: 4, Time: at}}
-	updates <- admin.Update{Status: admin.StatusLive, Deltas: []admin.Delta{
-		{Seq: 5, Kind: admin.KindDeviceConnected, Time: at, ID: "A", Device: &dev},
-		{Seq: 6, Kind: admin.KindStats, Time: at, Stats: &admin.Stats{}},
+	dev := adminapi.Device{ID: "A", Address: "127.0.0.1:5", Transport: "websocket", Generation: "gen2", EngineIO: 4}
+	updates := make(chan adminapi.Update, 10)
+	updates <- adminapi.Update{Status: adminapi.StatusConnecting}
+	updates <- adminapi.Update{Status: adminapi.StatusLive, Snapshot: &adminapi.Snapshot{Seq: 4, Time: at}}
+	updates <- adminapi.Update{Status: adminapi.StatusLive, Deltas: []adminapi.Delta{
+		{Seq: 5, Kind: adminapi.KindDeviceConnected, Time: at, ID: "A", Device: &dev},
+		{Seq: 6, Kind: adminapi.KindStats, Time: at, Stats: &adminapi.Stats{}},
 	}}
-	updates <- admin.Update{Status: admin.StatusDown, Err: errors.New("relay unreachable: connection lost")}
-	updates <- admin.Update{Status: admin.StatusLive, Snapshot: &admin.Snapshot{Seq: 9, Time: at, Devices: []admin.Device{dev}}}
-	updates <- admin.Update{Status: admin.StatusLive, Deltas: []admin.Delta{{Seq: 10, Kind: admin.KindPairRefused, Time: at, ID: "A", Peer: "Z", Code: "OFFLINE"}}}
+	updates <- adminapi.Update{Status: adminapi.StatusDown, Err: errors.New("relay unreachable: connection lost")}
+	updates <- adminapi.Update{Status: adminapi.StatusLive, Snapshot: &adminapi.Snapshot{Seq: 9, Time: at, Devices: []adminapi.Device{dev}}}
+	updates <- adminapi.Update{Status: adminapi.StatusLive, Deltas: []adminapi.Delta{{Seq: 10, Kind: adminapi.KindPairRefused, Time: at, ID: "A", Peer: "Z", Code: "OFFLINE"}}}
 	close(updates)
 	var out, errOut bytes.Buffer
 	if err := watch(updates, &out, &errOut, false, false, 0); err != nil {
@@ -219,8 +220,8 @@ func TestWatchPrinting(t *testing.T) {
 	}
 
 	// Before the first snapshot, a refused token ends the watch.
-	updates = make(chan admin.Update, 2)
-	updates <- admin.Update{Status: admin.StatusUnauthorized, Err: protocol.Errorf(protocol.CodeUnauthorized, "wrong admin token")}
+	updates = make(chan adminapi.Update, 2)
+	updates <- adminapi.Update{Status: adminapi.StatusUnauthorized, Err: protocol.Errorf(protocol.CodeUnauthorized, "wrong admin token")}
 	close(updates)
 	if err := watch(updates, &out, &errOut, true, false, 0); protocol.CodeOf(err) != protocol.CodeUnauthorized {
 		t.Fatalf("watch with a refused token: %v", err)

@@ -9,6 +9,8 @@ import (
 	"testing"
 
 	"github.com/p2prelay/p2prelay/admin"
+	"github.com/p2prelay/p2prelay/admin/adminapi"
+	"github.com/p2prelay/p2prelay/admin/adminclient"
 	"github.com/p2prelay/p2prelay/internal/testkit"
 	"github.com/p2prelay/p2prelay/protocol"
 	"github.com/p2prelay/p2prelay/server"
@@ -48,7 +50,7 @@ func TestAdminAttached(t *testing.T) {
 		t.Fatalf("Attach: %v", err)
 	}
 	testkit.Dial(t, relay.URL, "A")
-	c, err := admin.NewClient(admin.ClientConfig{URL: relay.URL, Token: tok})
+	c, err := adminclient.NewClient(adminclient.ClientConfig{URL: relay.URL, Token: tok})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -77,7 +79,7 @@ func TestAdminAttached(t *testing.T) {
 			}
 			return
 		}
-		if u.Status == admin.StatusDown || u.Status == admin.StatusUnauthorized {
+		if u.Status == adminapi.StatusDown || u.Status == adminapi.StatusUnauthorized {
 			t.Fatalf("stream: %s %v", u.Status, u.Err)
 		}
 	}

@@ -44,10 +44,11 @@ export class ConnectRefused extends Error {
 
 /**
  * openSocket starts a connection with socket.io-client `version` over
- * `transport` only, without reconnection, with the handshake query and
- * (4.x only) auth. The caller must close it.
+ * `transport` only, with the handshake query and (4.x only) auth, and
+ * without reconnection unless `reconnection` is true (the clients' own
+ * default). The caller must close it.
  */
-export function openSocket(url, { version = 4, transport = 'websocket', query = {}, auth } = {}) {
+export function openSocket(url, { version = 4, transport = 'websocket', query = {}, auth, reconnection = false } = {}) {
   const io = factories[version];
   if (!io) throw new Error(`unknown socket.io-client version ${version}`);
   if (!TRANSPORTS.includes(transport)) throw new Error(`unknown transport ${transport}`);
@@ -58,7 +59,7 @@ export function openSocket(url, { version = 4, transport = 'websocket', query = 
     transports: [transport],
     upgrade: false,
     forceNew: true,
-    reconnection: false,
+    reconnection,
     timeout: WAIT_MS,
   });
 }

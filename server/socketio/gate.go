@@ -40,6 +40,10 @@ func newConnectGate() *connectGate {
 	return &connectGate{conns: make(map[string]*gateState)}
 }
 
+// eventBye is what the gate emits on an Engine.IO connection when the
+// device sends DISCONNECT for the default namespace.
+const eventBye = "p2p:bye"
+
 // NewSocketServer builds a socket.io server for the relay, with the
 // connection race described at connectGate closed, and returns it with the
 // HTTP handler that serves it (mount it at /socket.io/). opts may be nil
@@ -88,9 +92,15 @@ func (g *connectGate) watch(c engine.Socket) {
 	g.conns[id] = st
 	g.mu.Unlock()
 	_ = c.On("data", func(args ...any) {
-		if len(args) > 0 {
-			st.hold(args[0])
+		if len(args) == 0 {
+			return
 		}
+		if isRootDisconnect(args[0]) {
+			// Said here, before the socket.io client reads (and empties)
+			// the buffer: see admit.
+			c.Emit(eventBye)
+		}
+		st.hold(args[0])
 	})
 	_ = c.Once("close", func(...any) {
 		g.mu.Lock()

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"strconv"
+	"sync"
 	"sync/atomic"
 	"unicode/utf8"
 
@@ -35,7 +36,9 @@ func (relayParser) NewDecoder() parser.Decoder {
 	d := &relayDecoder{EventEmitter: types.NewEventEmitter(), inner: parser.NewDecoder()}
 	_ = d.inner.On("decoded", func(args ...any) {
 		d.binary.Store(false)
-		d.Emit("decoded", args...)
+		if p, ok := args[0].(*parser.Packet); ok {
+			d.emit(p)
+		}
 	})
 	return d
 }
@@ -46,13 +49,17 @@ type relayDecoder struct {
 	types.EventEmitter
 	inner  parser.Decoder
 	binary atomic.Bool // the inner decoder is reassembling a binary packet
+
+	mu      sync.Mutex      // guards left
+	left    map[string]bool // namespaces the client disconnected from
+	anyLeft atomic.Bool     // left is not empty: packets must be checked
 }
 
 func (d *relayDecoder) Add(data any) error {
 	if sb, ok := data.(*types.StringBuffer); ok && !d.binary.Load() {
 		b := sb.Bytes()
 		if p := decodeFast(b); p != nil {
-			d.Emit("decoded", p)
+			d.emit(p)
 			return nil
 		}
 		if len(b) > 0 && (b[0] == '5' || b[0] == '6') {
@@ -63,6 +70,38 @@ func (d *relayDecoder) Add(data any) error {
 }
 
 func (d *relayDecoder) Destroy() { d.inner.Destroy() }
+
+// emit hands a decoded packet on, unless it is for a namespace the client
+// has left: the socket.io library closes the whole connection on a packet
+// for a namespace it has no socket for, where socket.io 2 servers ignored
+// it. A socket.io-client 2.x device whose socket left "/" while its
+// manager kept the connection (the generation-2 client plugin's Proxy
+// does that) sends such packets, and closing would make the manager
+// reconnect and, on Engine.IO 3, rejoin "/" under the device's id with no
+// application behind it. A CONNECT for the namespace ends the silence.
+func (d *relayDecoder) emit(p *parser.Packet) {
+	if p.Type != parser.DISCONNECT && !d.anyLeft.Load() {
+		d.Emit("decoded", p)
+		return
+	}
+	d.mu.Lock()
+	switch {
+	case p.Type == parser.CONNECT:
+		delete(d.left, p.Nsp)
+		d.anyLeft.Store(len(d.left) > 0)
+	case d.left[p.Nsp]:
+		d.mu.Unlock()
+		return
+	case p.Type == parser.DISCONNECT:
+		if d.left == nil {
+			d.left = make(map[string]bool, 1)
+		}
+		d.left[p.Nsp] = true
+		d.anyLeft.Store(true)
+	}
+	d.mu.Unlock()
+	d.Emit("decoded", p)
+}
 
 // decodeFast decodes a plain EVENT or ACK packet of the default namespace,
 // or returns nil when the packet is anything else or anything about it is

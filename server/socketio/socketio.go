@@ -131,14 +131,10 @@ func joined(r *server.Relay, s *socket.Socket, sess *server.Session, err error, 
 	// the end of the transport at once: a DISCONNECT that the device sends
 	// just before it closes (as socket.disconnect() does) reaches the
 	// socket after the close and is lost, and the relay would take an
-	// explicit disconnect for a network drop. Engine listeners see the
-	// packet first, in order.
+	// explicit disconnect for a network drop. The gate (NewSocketServer)
+	// sees the packet first, in order, and says so.
 	var bye atomic.Bool
-	_ = s.Conn().On("data", func(args ...any) {
-		if len(args) > 0 && isRootDisconnect(args[0]) {
-			bye.Store(true)
-		}
-	})
+	_ = s.Conn().Once(eventBye, func(...any) { bye.Store(true) })
 	leave := func(args ...any) {
 		reason := "disconnect"
 		if len(args) > 0 {
@@ -169,7 +165,7 @@ func joined(r *server.Relay, s *socket.Socket, sess *server.Session, err error, 
 // written out.
 func isRootDisconnect(data any) bool {
 	b, ok := data.(*types.StringBuffer)
-	if !ok {
+	if !ok || b.Len() > 3 {
 		return false
 	}
 	p := b.Bytes()

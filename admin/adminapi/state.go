@@ -1,14 +1,9 @@
-package admin
+package adminapi
 
 import (
-	"errors"
-	"fmt"
+	"maps"
 	"sort"
 )
-
-// ErrGap is returned by State.Apply for a delta that does not follow the
-// last one applied: deltas were lost, and the subscriber must resync.
-var ErrGap = errors.New("admin: gap in the delta sequence")
 
 // State is a subscriber's copy of the relay's state: a snapshot with the
 // deltas that followed it applied in sequence order. It is not safe for
@@ -24,8 +19,12 @@ type State struct {
 	Seq     uint64
 	Stats   Stats
 	Devices map[string]*Device
-	Pairs   map[string]*Pair  // keyed by the asking side, A
-	pairOf  map[string]string // device id -> the A of its pair
+	Pairs   map[string]*Pair // keyed by the asking side, A
+	// PairRates are the pairs' messages per second as the last stats delta
+	// gave them, keyed by A; a pair without one relayed nothing in that
+	// interval, or was not yet paired when it began.
+	PairRates map[string]float64
+	pairOf    map[string]string // device id -> the A of its pair
 }
 
 // NewState returns a State holding snap.
@@ -41,6 +40,7 @@ func (s *State) Reset(snap *Snapshot) {
 	s.Stats = snap.Stats
 	s.Devices = make(map[string]*Device, len(snap.Devices))
 	s.Pairs = make(map[string]*Pair, len(snap.Pairs))
+	s.PairRates = nil
 	s.pairOf = make(map[string]string, 2*len(snap.Pairs))
 	for i := range snap.Devices {
 		d := snap.Devices[i]
@@ -57,21 +57,15 @@ func (s *State) Reset(snap *Snapshot) {
 	}
 }
 
-// Apply applies one delta. A delta numbered at or below Seq was already
-// applied and is ignored; one that skips a number returns ErrGap and
-// changes nothing.
-func (s *State) Apply(d Delta) error {
-	if d.Seq <= s.Seq {
-		return nil
-	}
-	if d.Seq != s.Seq+1 {
-		return fmt.Errorf("%w: have %d, got %d", ErrGap, s.Seq, d.Seq)
-	}
+// Apply applies one delta. Deltas must come in sequence order, each once,
+// as an adminclient.Subscription delivers them (it checks their numbers;
+// Apply does not).
+func (s *State) Apply(d Delta) {
 	s.Seq = d.Seq
 	switch d.Kind {
 	case KindDeviceConnected:
 		if d.Device == nil {
-			return nil
+			return
 		}
 		dev := *d.Device
 		s.Devices[dev.ID] = &dev
@@ -83,10 +77,24 @@ func (s *State) Apply(d Delta) error {
 		delete(s.Devices, d.ID)
 	case KindDeviceUpdated:
 		if d.Device == nil {
-			return nil
+			return
 		}
 		if dev, ok := s.Devices[d.ID]; ok {
 			dev.Transport = d.Device.Transport
+		}
+	case KindDeviceAway:
+		if dev, ok := s.Devices[d.ID]; ok {
+			dev.Away = true
+		}
+	case KindDeviceResumed:
+		// Back on a new connection, in the same pair.
+		if d.Device == nil {
+			return
+		}
+		if dev, ok := s.Devices[d.ID]; ok {
+			dev.Away = false
+			dev.Address, dev.Transport = d.Device.Address, d.Device.Transport
+			dev.Generation, dev.EngineIO = d.Device.Generation, d.Device.EngineIO
 		}
 	case KindPairRequested:
 		for _, id := range [...]string{d.ID, d.Peer} {
@@ -96,6 +104,9 @@ func (s *State) Apply(d Delta) error {
 			}
 		}
 	case KindPairCreated:
+		// A new pair's rate starts afresh, even where an earlier pair had
+		// the same asking side.
+		delete(s.PairRates, d.ID)
 		s.pairCreated(d)
 	case KindPairEnded:
 		if p, ok := s.Pairs[d.ID]; ok && p.B == d.Peer {
@@ -118,8 +129,8 @@ func (s *State) Apply(d Delta) error {
 				p.Messages = n
 			}
 		}
+		s.PairRates = maps.Clone(d.PairRates)
 	}
-	return nil
 }
 
 func (s *State) pairCreated(d Delta) {

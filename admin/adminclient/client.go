@@ -1,4 +1,8 @@
-package admin
+// Package adminclient is the Go client of a relay's admin side, as p2pctl
+// uses it: the state and the commands over HTTP, and a Subscription to the
+// admin stream over socket.io that reconnects by itself. Its types are
+// package adminapi's; it uses the socket.io client, never the relay.
+package adminclient
 
 import (
 	"context"
@@ -14,9 +18,9 @@ import (
 
 	engine "github.com/zishang520/socket.io/clients/engine/v3"
 	client "github.com/zishang520/socket.io/clients/socket/v3"
-	"github.com/zishang520/socket.io/servers/socket/v3"
 	"github.com/zishang520/socket.io/v3/pkg/types"
 
+	"github.com/p2prelay/p2prelay/admin/adminapi"
 	"github.com/p2prelay/p2prelay/internal/sioclient"
 	"github.com/p2prelay/p2prelay/protocol"
 )
@@ -82,12 +86,12 @@ func NewClient(cfg ClientConfig) (*Client, error) {
 }
 
 // State fetches GET /admin/v1/state.
-func (c *Client) State(ctx context.Context) (*Snapshot, error) {
-	body, err := c.do(ctx, http.MethodGet, c.prefix+PathState)
+func (c *Client) State(ctx context.Context) (*adminapi.Snapshot, error) {
+	body, err := c.do(ctx, http.MethodGet, c.prefix+adminapi.PathState)
 	if err != nil {
 		return nil, err
 	}
-	var snap Snapshot
+	var snap adminapi.Snapshot
 	if err := json.Unmarshal(body, &snap); err != nil {
 		return nil, fmt.Errorf("admin: decode state: %w", err)
 	}
@@ -96,18 +100,17 @@ func (c *Client) State(ctx context.Context) (*Snapshot, error) {
 
 // Kick disconnects a device (POST /admin/v1/devices/ID/kick).
 func (c *Client) Kick(ctx context.Context, id string) error {
-	return c.command(ctx, CommandKick, id)
+	return c.command(ctx, adminapi.CommandKick, id)
 }
 
 // Unpair breaks the pair device id is in
 // (POST /admin/v1/devices/ID/unpair).
 func (c *Client) Unpair(ctx context.Context, id string) error {
-	return c.command(ctx, CommandUnpair, id)
+	return c.command(ctx, adminapi.CommandUnpair, id)
 }
 
 func (c *Client) command(ctx context.Context, name, id string) error {
-	path := c.prefix + "/admin/v1/devices/" + url.PathEscape(id) + "/" + name
-	_, err := c.do(ctx, http.MethodPost, path)
+	_, err := c.do(ctx, http.MethodPost, c.prefix+adminapi.CommandPath(id, name))
 	return err
 }
 
@@ -149,9 +152,9 @@ const maxAnswer = 1 << 30
 
 // inbound is one thing that happened on an admin connection.
 type inbound struct {
-	event   string // "disconnect", EventSnapshot or EventDeltas
-	payload any
-	ack     socket.Ack
+	event   string          // "disconnect", adminapi.EventSnapshot or adminapi.EventDeltas
+	payload json.RawMessage // the event's argument, undecoded (rawParser); nil when it came decoded
+	ack     func([]any, error)
 	err     error
 }
 
@@ -171,10 +174,11 @@ func (c *Client) dial(ctx context.Context) (*conn, error) {
 	}
 	opts := client.DefaultOptions()
 	opts.SetPath(c.prefix + "/socket.io")
-	opts.SetAuth(map[string]any{AuthToken: c.cfg.Token})
+	opts.SetAuth(map[string]any{adminapi.AuthToken: c.cfg.Token})
 	// The Go client can lose packets while upgrading from polling, so the
 	// admin connection uses websocket alone.
 	opts.SetTransports(types.NewSet[engine.TransportCtor](client.WebSocket))
+	opts.SetParser(newRawParser(adminapi.EventSnapshot, adminapi.EventDeltas))
 	cn := &conn{events: make(chan inbound, 8), quit: make(chan struct{})}
 	push := func(in inbound) {
 		select {
@@ -190,16 +194,20 @@ func (c *Client) dial(ctx context.Context) (*conn, error) {
 			}
 			push(inbound{event: "disconnect", err: fmt.Errorf("%w: connection lost (%s)", ErrUnreachable, reason)})
 		})
-		for _, ev := range [...]string{EventSnapshot, EventDeltas} {
+		for _, ev := range [...]string{adminapi.EventSnapshot, adminapi.EventDeltas} {
 			_ = s.On(types.EventName(ev), func(args ...any) {
-				payload, ack := commandArgs(args)
-				push(inbound{event: ev, payload: payload, ack: ack})
+				args, ack := protocol.SplitAck(args)
+				in := inbound{event: ev, ack: ack, payload: json.RawMessage("null")}
+				if len(args) > 0 {
+					in.payload, _ = args[0].(json.RawMessage)
+				}
+				push(in)
 			})
 		}
 	}
 	cctx, cancel := context.WithTimeout(ctx, c.cfg.Timeout)
 	defer cancel()
-	s, err := sioclient.Connect(cctx, c.base.String(), sioclient.Options{Client: opts, Namespace: NamespaceName, Setup: setup})
+	s, err := sioclient.Connect(cctx, c.base.String(), sioclient.Options{Client: opts, Namespace: adminapi.NamespaceName, Setup: setup})
 	if err != nil {
 		close(cn.quit)
 		return nil, connectError(err)
@@ -236,12 +244,12 @@ func (cn *conn) command(ctx context.Context, timeout time.Duration, name, id str
 		err  error
 	}
 	res := make(chan answer, 1)
-	if err := cn.s.Emit(name, id, socket.Ack(func(args []any, err error) {
+	if err := cn.s.Emit(name, id, func(args []any, err error) {
 		select {
 		case res <- answer{args, err}:
 		default:
 		}
-	})); err != nil {
+	}); err != nil {
 		return fmt.Errorf("admin: %s: %w", name, err)
 	}
 	t := time.NewTimer(timeout)

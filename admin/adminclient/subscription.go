@@ -1,56 +1,23 @@
-package admin
+package adminclient
 
 import (
+	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"sync"
 	"time"
 
+	"github.com/p2prelay/p2prelay/admin/adminapi"
 	"github.com/p2prelay/p2prelay/protocol"
 )
-
-// Status is the state of a Subscription's connection.
-type Status int
-
-// The states of a Subscription.
-const (
-	StatusConnecting   Status = iota // connecting or reconnecting
-	StatusLive                       // connected, snapshot received, deltas flowing
-	StatusDown                       // the relay is unreachable or the connection dropped; retrying
-	StatusUnauthorized               // the relay refused the token; retrying
-)
-
-// String names the status for people.
-func (s Status) String() string {
-	switch s {
-	case StatusConnecting:
-		return "connecting"
-	case StatusLive:
-		return "live"
-	case StatusDown:
-		return "relay down"
-	case StatusUnauthorized:
-		return "token refused"
-	}
-	return "unknown"
-}
-
-// Update is one thing a Subscription delivers, in order. A Snapshot
-// replaces everything known; Deltas follow the last snapshot (or the
-// previous deltas) without gaps.
-type Update struct {
-	Status   Status
-	Err      error     // why the connection is down (StatusDown, StatusUnauthorized)
-	Snapshot *Snapshot // a (re)sync
-	Deltas   []Delta   // in sequence order, contiguous
-}
 
 // Subscription is a live admin stream that reconnects by itself. Read
 // Updates until it is closed; the caller must call Close.
 type Subscription struct {
 	c       *Client
-	updates chan Update
+	updates chan adminapi.Update
 	cancel  context.CancelFunc
 	done    chan struct{}
 
@@ -59,7 +26,7 @@ type Subscription struct {
 }
 
 // Subscribe starts a stream. Connection problems are reported as Updates
-// (StatusDown, StatusUnauthorized), never as an error: the subscription
+// (adminapi.StatusDown, adminapi.StatusUnauthorized), never as an error: the subscription
 // keeps retrying, backing off from RetryMin to RetryMax, until Close or
 // until ctx ends.
 //
@@ -68,13 +35,13 @@ type Subscription struct {
 // with a fresh snapshot when it falls too far behind.
 func (c *Client) Subscribe(ctx context.Context) *Subscription {
 	ctx, cancel := context.WithCancel(ctx)
-	sub := &Subscription{c: c, updates: make(chan Update), cancel: cancel, done: make(chan struct{})}
+	sub := &Subscription{c: c, updates: make(chan adminapi.Update), cancel: cancel, done: make(chan struct{})}
 	go sub.run(ctx)
 	return sub
 }
 
 // Updates delivers the stream. It is closed after Close.
-func (sub *Subscription) Updates() <-chan Update { return sub.updates }
+func (sub *Subscription) Updates() <-chan adminapi.Update { return sub.updates }
 
 // Close stops the subscription and waits for it to end.
 func (sub *Subscription) Close() {
@@ -84,13 +51,13 @@ func (sub *Subscription) Close() {
 
 // Kick disconnects a device over the subscription's connection.
 func (sub *Subscription) Kick(ctx context.Context, id string) error {
-	return sub.command(ctx, CommandKick, id)
+	return sub.command(ctx, adminapi.CommandKick, id)
 }
 
 // Unpair breaks the pair device id is in, over the subscription's
 // connection.
 func (sub *Subscription) Unpair(ctx context.Context, id string) error {
-	return sub.command(ctx, CommandUnpair, id)
+	return sub.command(ctx, adminapi.CommandUnpair, id)
 }
 
 func (sub *Subscription) command(ctx context.Context, name, id string) error {
@@ -108,19 +75,19 @@ func (sub *Subscription) run(ctx context.Context) {
 	defer close(sub.updates)
 	delay := sub.c.cfg.RetryMin
 	for {
-		if !sub.deliver(ctx, Update{Status: StatusConnecting}) {
+		if !sub.deliver(ctx, adminapi.Update{Status: adminapi.StatusConnecting}) {
 			return
 		}
 		live, err := sub.session(ctx)
 		if ctx.Err() != nil {
 			return
 		}
-		st := StatusDown
+		st := adminapi.StatusDown
 		if protocol.CodeOf(err) == protocol.CodeUnauthorized {
-			st = StatusUnauthorized
+			st = adminapi.StatusUnauthorized
 		}
 		sub.c.log.Debug("admin stream down", "status", st.String(), "err", err)
-		if !sub.deliver(ctx, Update{Status: st, Err: err}) {
+		if !sub.deliver(ctx, adminapi.Update{Status: st, Err: err}) {
 			return
 		}
 		if live {
@@ -138,7 +105,7 @@ func (sub *Subscription) run(ctx context.Context) {
 }
 
 // deliver hands u to the reader; false when ctx ended first.
-func (sub *Subscription) deliver(ctx context.Context, u Update) bool {
+func (sub *Subscription) deliver(ctx context.Context, u adminapi.Update) bool {
 	select {
 	case sub.updates <- u:
 		return true
@@ -176,29 +143,29 @@ func (sub *Subscription) session(ctx context.Context) (live bool, err error) {
 		switch in.event {
 		case "disconnect":
 			return live, in.err
-		case EventSnapshot:
-			var snap Snapshot
-			if err := decodeJSON(in.payload, &snap); err != nil {
-				return live, fmt.Errorf("admin: bad snapshot from the relay: %w", err)
+		case adminapi.EventSnapshot:
+			snap, err := decodeSnapshot(in.payload)
+			if err != nil {
+				return live, err
 			}
 			seq, synced, live = snap.Seq, true, true
-			if !sub.deliver(ctx, Update{Status: StatusLive, Snapshot: &snap}) {
+			if !sub.deliver(ctx, adminapi.Update{Status: adminapi.StatusLive, Snapshot: snap}) {
 				return live, ctx.Err()
 			}
-		case EventDeltas:
+		case adminapi.EventDeltas:
 			ds, err := decodeDeltas(in.payload)
 			if err != nil {
 				return live, err
 			}
-			var ok []Delta
+			var ok []adminapi.Delta
 			was := synced
 			ok, seq, synced = inOrder(ds, seq, synced)
 			if was && !synced {
 				// Lost deltas: ask for a snapshot, and drop everything until it comes.
 				sub.c.log.Debug("gap in the admin stream; asking for a resync", "after", seq)
-				_ = cn.s.Emit(CommandResync)
+				_ = cn.s.Emit(adminapi.CommandResync)
 			}
-			if len(ok) > 0 && !sub.deliver(ctx, Update{Status: StatusLive, Deltas: ok}) {
+			if len(ok) > 0 && !sub.deliver(ctx, adminapi.Update{Status: adminapi.StatusLive, Deltas: ok}) {
 				return live, ctx.Err()
 			}
 		default:
@@ -212,12 +179,13 @@ func (sub *Subscription) session(ctx context.Context) (live bool, err error) {
 
 // inOrder keeps the deltas that continue the sequence after seq, dropping
 // repeats. When a delta skips a number it stops there and reports the
-// stream out of sync; while out of sync everything is dropped.
-func inOrder(ds []Delta, seq uint64, synced bool) ([]Delta, uint64, bool) {
+// stream out of sync; while out of sync everything is dropped. It filters
+// ds in place.
+func inOrder(ds []adminapi.Delta, seq uint64, synced bool) ([]adminapi.Delta, uint64, bool) {
 	if !synced {
 		return nil, seq, false
 	}
-	out := ds[:0:0]
+	out := ds[:0]
 	for _, d := range ds {
 		switch {
 		case d.Seq <= seq:
@@ -232,13 +200,25 @@ func inOrder(ds []Delta, seq uint64, synced bool) ([]Delta, uint64, bool) {
 	return out, seq, true
 }
 
+// decodeSnapshot decodes a snapshot payload.
+func decodeSnapshot(raw json.RawMessage) (*adminapi.Snapshot, error) {
+	var snap adminapi.Snapshot
+	if raw == nil {
+		return nil, errors.New("admin: bad snapshot from the relay: not JSON text")
+	}
+	if err := json.Unmarshal(raw, &snap); err != nil {
+		return nil, fmt.Errorf("admin: bad snapshot from the relay: %w", err)
+	}
+	return &snap, nil
+}
+
 // decodeDeltas decodes a deltas payload.
-func decodeDeltas(payload any) ([]Delta, error) {
-	if _, ok := payload.([]any); !ok {
+func decodeDeltas(raw json.RawMessage) ([]adminapi.Delta, error) {
+	if t := bytes.TrimLeft(raw, " \t\r\n"); len(t) == 0 || t[0] != '[' {
 		return nil, errors.New("admin: bad deltas from the relay: not an array")
 	}
-	var ds []Delta
-	if err := decodeJSON(payload, &ds); err != nil {
+	var ds []adminapi.Delta
+	if err := json.Unmarshal(raw, &ds); err != nil {
 		return nil, fmt.Errorf("admin: bad deltas from the relay: %w", err)
 	}
 	return ds, nil

@@ -1,20 +1,8 @@
-// Package admin is the relay's control-center side: a hub that turns the
-// relay's events into an ordered stream (a snapshot, then deltas with
-// sequence numbers) for any number of subscribers, the socket.io namespace
-// and HTTP endpoints that serve it behind an admin token, Prometheus
-// metrics, and the Go client that p2pctl uses.
-//
-// The relay publishes server.Events to the Hub (a server.Observer); the Hub
-// never blocks the relay: each subscriber has a bounded buffer, and one that
-// falls behind is dropped and resynced from a fresh snapshot.
-package admin
+package adminapi
 
 import (
-	"encoding/json"
 	"fmt"
 	"time"
-
-	"github.com/p2prelay/p2prelay/server"
 )
 
 // Device is one connected device as the admin side shows it.
@@ -23,6 +11,7 @@ type Device struct {
 	Available   bool      `json:"available"`         // no peer and no pairing under way
 	Peer        string    `json:"peer"`              // the paired device, "" when none
 	Pairing     string    `json:"pairing,omitempty"` // the device a pairing handshake is under way with
+	Away        bool      `json:"away,omitempty"`    // its connection dropped; its pair waits for it (resume window)
 	ConnectedAt time.Time `json:"connected_at"`
 	Address     string    `json:"address"`
 	Transport   string    `json:"transport"`  // "polling" or "websocket"
@@ -74,19 +63,14 @@ const (
 	KindDeviceConnected    Kind = "device_connected"
 	KindDeviceDisconnected Kind = "device_disconnected"
 	KindDeviceUpdated      Kind = "device_updated" // its transport changed
+	KindDeviceAway         Kind = "device_away"    // its connection dropped; its pair waits for it (resume window)
+	KindDeviceResumed      Kind = "device_resumed" // it came back within its resume window
 	KindPairRequested      Kind = "pair_requested" // a pairing handshake began: ID asked Peer
 	KindPairCreated        Kind = "pair_created"
 	KindPairEnded          Kind = "pair_ended"
 	KindPairRefused        Kind = "pair_refused"
 	KindStats              Kind = "stats"   // once a second
 	KindCommand            Kind = "command" // an operator's kick or unpair
-)
-
-// Commands an admin subscriber may send, with an ack.
-const (
-	CommandKick   = "kick"   // (id, ack): disconnect a device
-	CommandUnpair = "unpair" // (id, ack): break the pair a device is in
-	CommandResync = "resync" // (ack): send a fresh snapshot
 )
 
 // Delta is one change after a snapshot. Seq increases by one from delta to
@@ -111,6 +95,10 @@ type Delta struct {
 	// PairMessages are the message counts of the pairs that relayed since
 	// the previous stats delta, keyed by the asking side (stats).
 	PairMessages map[string]uint64 `json:"pair_messages,omitempty"`
+	// PairRates are the messages per second of those pairs since the
+	// previous stats delta, for each that was already paired then (stats).
+	// A pair that is in neither map relayed nothing.
+	PairRates map[string]float64 `json:"pair_rates,omitempty"`
 	// Command is "kick" or "unpair" (command).
 	Command string `json:"command,omitempty"`
 	// By is the operator's address (command).
@@ -128,6 +116,13 @@ func (d Delta) Summary() string {
 		return fmt.Sprintf("%s connected from %s (%s, %s, EIO %d)", d.ID, d.Device.Address, d.Device.Transport, d.Device.Generation, d.Device.EngineIO)
 	case KindDeviceDisconnected:
 		return fmt.Sprintf("%s disconnected (%s)", d.ID, d.Reason)
+	case KindDeviceAway:
+		return fmt.Sprintf("%s away (%s); its pair with %s waits for it", d.ID, d.Reason, d.Peer)
+	case KindDeviceResumed:
+		if d.Device == nil {
+			return fmt.Sprintf("%s is back", d.ID)
+		}
+		return fmt.Sprintf("%s is back with %s, from %s (%s)", d.ID, d.Peer, d.Device.Address, d.Device.Transport)
 	case KindDeviceUpdated:
 		if d.Device == nil {
 			return fmt.Sprintf("%s changed", d.ID)
@@ -177,66 +172,4 @@ func (s Stats) TotalRefusals() uint64 {
 		n += v
 	}
 	return n
-}
-
-// deviceOf converts the relay's view of a device.
-func deviceOf(d server.Device) Device {
-	return Device{
-		ID:          d.ID,
-		Available:   d.Available(),
-		Peer:        d.Peer,
-		Pairing:     d.Pairing,
-		ConnectedAt: d.ConnectedAt,
-		Address:     d.Address,
-		Transport:   d.Transport,
-		Generation:  d.Gen.String(),
-		EngineIO:    d.EngineIO,
-	}
-}
-
-// deltaOf converts a relay event; Seq is set by the hub.
-func deltaOf(e server.Event) Delta {
-	d := Delta{Kind: Kind(e.Kind), Time: e.Time, ID: e.ID, Peer: e.Peer, Reason: e.Reason, Code: string(e.Code)}
-	if e.Device != nil {
-		dev := deviceOf(*e.Device)
-		d.Device = &dev
-	}
-	return d
-}
-
-// statsOf converts the relay's counters; rates and subscribers are the
-// hub's to fill in.
-func statsOf(st server.Stats, now time.Time) Stats {
-	out := Stats{
-		Time:        now,
-		Devices:     st.Devices,
-		Pairs:       st.Pairs,
-		Connects:    st.Connects,
-		Disconnects: st.Disconnects,
-		Messages:    st.Messages,
-		Acks:        st.Acks,
-		Paired:      st.Paired,
-		Refusals:    make(map[string]uint64, len(st.Refusals)),
-		PairFailed:  make(map[string]uint64, len(st.PairFailed)),
-	}
-	for c, n := range st.Refusals {
-		out.Refusals[string(c)] = n
-	}
-	for c, n := range st.PairFailed {
-		out.PairFailed[string(c)] = n
-	}
-	return out
-}
-
-// decodeJSON converts a decoded socket.io value (maps and slices) into a
-// typed value by way of JSON.
-func decodeJSON(v any, out any) error {
-	b, err := json.Marshal(v)
-	if err != nil {
-		return fmt.Errorf("admin: re-encode payload: %w", err)
-	}
-	if err := json.Unmarshal(b, out); err != nil {
-		return fmt.Errorf("admin: decode payload: %w", err)
-	}
-	return nil
 }

@@ -1,0 +1,48 @@
+// Package adminapi is the admin side's contract, shared by the hub (package
+// admin), its Go client (package adminclient) and the dashboard (package
+// tui): the wire types of the admin stream and HTTP endpoints, the names
+// they travel under, the State a subscriber builds from a snapshot and its
+// deltas, and the Updates a subscription delivers.
+//
+// It imports neither the relay core nor socket.io, so that the dashboard
+// builds without either.
+package adminapi
+
+import (
+	"net/url"
+	"strings"
+)
+
+// Where the admin side is served, as p2pd mounts it.
+const (
+	// NamespaceName is the socket.io namespace of the admin stream.
+	NamespaceName = "/admin"
+	// PathState is GET /admin/v1/state: the snapshot as JSON.
+	PathState = "/admin/v1/state"
+	// PathCommand is the ServeMux pattern of the HTTP commands:
+	// POST /admin/v1/devices/ID/kick and POST /admin/v1/devices/ID/unpair.
+	PathCommand = "/admin/v1/devices/{id}/{command}"
+)
+
+// CommandPath returns the path of an HTTP command (CommandKick,
+// CommandUnpair) on device id: PathCommand with the id escaped.
+func CommandPath(id, command string) string {
+	return strings.NewReplacer("{id}", url.PathEscape(id), "{command}", command).Replace(PathCommand)
+}
+
+// Stream events the hub emits to a subscriber; each carries an ack that the
+// subscriber must call once it has taken the payload in.
+const (
+	EventSnapshot = "snapshot" // (Snapshot, ack)
+	EventDeltas   = "deltas"   // ([]Delta, ack)
+)
+
+// AuthToken is the handshake auth key of the admin token.
+const AuthToken = "token"
+
+// Commands an admin subscriber may send, with an ack.
+const (
+	CommandKick   = "kick"   // (id, ack): disconnect a device
+	CommandUnpair = "unpair" // (id, ack): break the pair a device is in
+	CommandResync = "resync" // (ack): send a fresh snapshot
+)

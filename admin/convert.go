@@ -1,0 +1,61 @@
+package admin
+
+import (
+	"time"
+
+	"github.com/p2prelay/p2prelay/admin/adminapi"
+	"github.com/p2prelay/p2prelay/server"
+)
+
+// The relay's types (package server) become the admin side's own (package
+// adminapi) here, on their way into the stream.
+
+// deviceOf converts the relay's view of a device.
+func deviceOf(d server.Device) adminapi.Device {
+	return adminapi.Device{
+		ID:          d.ID,
+		Available:   d.Available(),
+		Peer:        d.Peer,
+		Pairing:     d.Pairing,
+		Away:        d.Away,
+		ConnectedAt: d.ConnectedAt,
+		Address:     d.Address,
+		Transport:   d.Transport,
+		Generation:  d.Gen.String(),
+		EngineIO:    d.EngineIO,
+	}
+}
+
+// deltaOf converts a relay event; Seq is set by the hub.
+func deltaOf(e server.Event) adminapi.Delta {
+	d := adminapi.Delta{Kind: adminapi.Kind(e.Kind), Time: e.Time, ID: e.ID, Peer: e.Peer, Reason: e.Reason, Code: string(e.Code)}
+	if e.Device != nil {
+		dev := deviceOf(*e.Device)
+		d.Device = &dev
+	}
+	return d
+}
+
+// statsOf converts the relay's counters; rates and subscribers are the
+// hub's to fill in.
+func statsOf(st server.Stats, now time.Time) adminapi.Stats {
+	out := adminapi.Stats{
+		Time:        now,
+		Devices:     st.Devices,
+		Pairs:       st.Pairs,
+		Connects:    st.Connects,
+		Disconnects: st.Disconnects,
+		Messages:    st.Messages,
+		Acks:        st.Acks,
+		Paired:      st.Paired,
+		Refusals:    make(map[string]uint64, len(st.Refusals)),
+		PairFailed:  make(map[string]uint64, len(st.PairFailed)),
+	}
+	for c, n := range st.Refusals {
+		out.Refusals[string(c)] = n
+	}
+	for c, n := range st.PairFailed {
+		out.PairFailed[string(c)] = n
+	}
+	return out
+}

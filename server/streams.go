@@ -1,0 +1,65 @@
+package server
+
+import (
+	"github.com/p2prelay/p2prelay/protocol"
+)
+
+// handleRegisterStream answers P2P_REGISTER_STREAM: (targetID, ack) from a
+// device asks its peer, with (ack) alone, whether it takes a stream; only
+// the peer's true opens one. A generation-1 peer has no streams.
+func (r *Relay) handleRegisterStream(s *device, args protocol.Args, ack Ack) {
+	if ack == nil {
+		r.refuse(s, protocol.Errorf(protocol.CodeBadRequest, "P2P_REGISTER_STREAM needs an ack callback"), nil, ackFalse)
+		return
+	}
+	first, _ := args.First()
+	target, _ := first.(string)
+	peer, ok := r.store.Peer(s.id)
+	if !ok || target != peer {
+		r.refuse(s, protocol.Errorf(protocol.CodeNotPaired, "device %q is not your peer", truncate(target, 64)), ack, ackFalse)
+		return
+	}
+	t := r.device(peer)
+	switch {
+	case t == nil:
+		r.refuse(s, protocol.Errorf(protocol.CodeOffline, "device %q is offline", peer), ack, ackFalse)
+		return
+	case t.generation() == protocol.Gen1:
+		r.refuse(s, protocol.Errorf(protocol.CodeRefused, "device %q speaks generation 1, which has no streams", peer), ack, ackFalse)
+		return
+	}
+	p := &pendingAck{src: s, ack: ack, shape: ackFalse}
+	r.ask(t, p, protocol.EventRegisterStream, protocol.Args{}, r.cfg.PairTimeout, false, func(answer protocol.Args) {
+		if answer.FirstIsTrue() {
+			ack.answer(true)
+			return
+		}
+		r.refuse(s, protocol.Errorf(protocol.CodeRefused, "device %q did not open a stream", peer), ack, ackFalse)
+	}, func() {
+		r.refuse(s, protocol.Errorf(protocol.CodeTimeout, "device %q did not answer the stream request within %s", peer, r.cfg.PairTimeout), ack, ackFalse)
+	})
+}
+
+// endStreams fails the stream chunks still waiting between the two sides
+// of an ended pair: their writers' acks get NOT_PAIRED.
+func (r *Relay) endStreams(p Pair) {
+	for _, side := range [...]string{p.A, p.B} {
+		t := r.device(side)
+		if t == nil {
+			continue
+		}
+		other := p.Other(side)
+		t.mu.Lock()
+		var held []*pendingAck
+		for id, a := range t.acks {
+			if a.stream && a.src.id == other {
+				held = append(held, a)
+				delete(t.acks, id)
+			}
+		}
+		t.mu.Unlock()
+		for _, a := range held {
+			r.failAck(a, protocol.Errorf(protocol.CodeNotPaired, "the pair with %q ended", side))
+		}
+	}
+}
