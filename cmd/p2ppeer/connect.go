@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"strings"
+	"syscall"
 
 	"github.com/chzyer/readline"
 
@@ -35,7 +36,9 @@ otherwise a string`
 // Run is the connect command. At a terminal it shows a prompt; otherwise it
 // reads the same commands from stdin, one per line, and exits after quit
 // or the end of input, once the acknowledgements under way are answered.
-// Then the exit status is that of the first command that failed.
+// The exit status is the session's: a command that fails at the prompt is
+// reported and forgotten (it was seen, and maybe typed again), while a
+// script exits with the status of its first command that failed.
 func (c *ConnectCmd) Run(g *Globals, env *Env, pr *printer) error {
 	id, err := g.requireID()
 	if err != nil {
@@ -120,10 +123,15 @@ func (s *session) commands(in lineReader) error {
 		select {
 		case <-s.env.Ctx.Done():
 			s.leave()
-			return s.failed()
+			return context.Cause(s.env.Ctx)
 		case <-s.p.Done():
 			return s.ended()
 		case r := <-lines:
+			var ie interrupted
+			if errors.As(r.err, &ie) {
+				s.leave()
+				return r.err
+			}
 			if r.err != nil {
 				s.leave()
 				return s.failed()
@@ -139,8 +147,15 @@ func (s *session) commands(in lineReader) error {
 
 // exec runs one command line; it reports whether to quit.
 func (s *session) exec(line string) bool {
-	words := splitLine(line)
-	if len(words) == 0 || strings.HasPrefix(words[0].text, "#") {
+	if strings.HasPrefix(strings.TrimSpace(line), "#") {
+		return false
+	}
+	words, err := splitLine(line)
+	if err != nil {
+		s.fail(err)
+		return false
+	}
+	if len(words) == 0 {
 		return false
 	}
 	ctx := s.env.Ctx
@@ -162,7 +177,7 @@ func (s *session) exec(line string) bool {
 		}
 		if cmd == "emit" {
 			if err := s.p.Emit(ctx, event, args...); err != nil {
-				s.fail(err)
+				s.fail(requestError{cmd, event, err})
 				return false
 			}
 			s.pr.sent(event, args)
@@ -176,7 +191,7 @@ func (s *session) exec(line string) bool {
 			defer s.acks.Done()
 			a := <-answer
 			if a.Err != nil {
-				s.fail(a.Err)
+				s.fail(requestError{cmd, event, a.Err})
 				return
 			}
 			s.pr.ack(event, a.Args)
@@ -287,14 +302,15 @@ func newPrompt(s *session, pr *printer) (*prompt, error) {
 	return &prompt{rl: rl}, nil
 }
 
-// ReadLine returns the next line; Ctrl-C on an empty line or Ctrl-D ends.
+// ReadLine returns the next line; Ctrl-D ends (io.EOF), Ctrl-C clears the
+// line being typed, and on an empty line interrupts.
 func (p *prompt) ReadLine() (string, error) {
 	for {
 		line, err := p.rl.Readline()
 		switch {
 		case errors.Is(err, readline.ErrInterrupt):
 			if line == "" {
-				return "", io.EOF
+				return "", interrupted{syscall.SIGINT}
 			}
 			continue
 		case err != nil:

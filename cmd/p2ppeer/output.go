@@ -264,12 +264,18 @@ func errParts(err error) (string, string) {
 	return "ERROR", oneLine(err)
 }
 
-// reason says why err happened, on one line: the relay's "CODE: message"
-// when it refused something, else the error's text.
+// reason says why err happened, on one line, without the peer package's
+// account of which request it was: the relay's "CODE: message" when it
+// refused something, else the error's text.
 func reason(err error) string {
 	var pe *protocol.Error
-	if errors.As(err, &pe) && pe.Code != "" {
+	switch {
+	case errors.As(err, &pe) && pe.Code != "":
 		return pe.Error()
+	case errors.Is(err, peer.ErrNotConnected):
+		return peer.ErrNotConnected.Error() + " (reconnecting)"
+	case errors.Is(err, peer.ErrClosed):
+		return peer.ErrClosed.Error()
 	}
 	return oneLine(err)
 }

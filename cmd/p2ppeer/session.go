@@ -223,12 +223,13 @@ func (s *session) leave() {
 // or nil.
 func (s *session) ended() error {
 	if err := s.p.Err(); err != nil {
-		return fmt.Errorf("the relay closed the connection: %w", err)
+		return closedError{err}
 	}
 	return nil
 }
 
-// fail records a command's error for the exit status and prints it.
+// fail prints a command's error and, in a script, records it for the exit
+// status.
 func (s *session) fail(err error) {
 	var pe pairError
 	if errors.As(err, &pe) {
@@ -237,7 +238,7 @@ func (s *session) fail(err error) {
 		s.pr.error(err)
 	}
 	s.mu.Lock()
-	if s.firstErr == nil {
+	if s.firstErr == nil && !s.env.Interactive {
 		s.firstErr = err
 	}
 	s.mu.Unlock()
@@ -266,7 +267,11 @@ func (f AnswerFlags) session(id string) (sessionConfig, error) {
 	if err != nil {
 		return sessionConfig{}, err
 	}
-	return sessionConfig{id: id, accept: accept, reply: parseReply(f.Reply)}, nil
+	reply, err := parseReply(f.Reply)
+	if err != nil {
+		return sessionConfig{}, err
+	}
+	return sessionConfig{id: id, accept: accept, reply: reply}, nil
 }
 
 // parseAccept reads --accept: any, none, or ids separated by commas.
@@ -289,13 +294,26 @@ func parseAccept(v string) (peer.AcceptPolicy, error) {
 }
 
 // parseReply reads --reply: empty echoes, anything else is the answer.
-func parseReply(v string) *any {
+func parseReply(v string) (*any, error) {
 	if v == "" {
-		return nil
+		return nil, nil
 	}
-	r := parseArg(v)
-	return &r
+	r, err := parseArg(v)
+	if err != nil {
+		return nil, usageError{fmt.Errorf("--reply %q: %w", v, err)}
+	}
+	return &r, nil
 }
+
+// requestError is a failed emit or ack: the verb as the user typed it, the
+// event, and why.
+type requestError struct {
+	verb, event string
+	err         error
+}
+
+func (e requestError) Error() string { return fmt.Sprintf("%s %q: %s", e.verb, e.event, reason(e.err)) }
+func (e requestError) Unwrap() error { return e.err }
 
 // validTarget checks a target id given on the command line.
 func validTarget(flag, id string) error {
