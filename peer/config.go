@@ -16,6 +16,13 @@ const (
 	DefaultReconnectDelay    = 500 * time.Millisecond
 	DefaultReconnectDelayMax = 5 * time.Second
 	DefaultPairRetry         = time.Second
+	DefaultStreamChunk       = 256 << 10
+	DefaultStreamWindow      = 1
+	DefaultStreamBuffer      = 1 << 20
+	// DefaultStreamRate keeps a device's chunks under p2pd's default
+	// request rate (200 a second, bursts of 400), with room for a few
+	// other requests.
+	DefaultStreamRate = 190
 )
 
 // AcceptPolicy decides a pair request from device from while this device is
@@ -55,6 +62,27 @@ type Config struct {
 	OnEvent func(Event)
 	// OnNotice receives the changes of the peer's state, in order.
 	OnNotice func(Notice)
+	// OnStream receives the streams the peer opens (see Stream), in order
+	// with events and notices; it must not block (read on a goroutine of
+	// its own). nil refuses streams, as the original client does until it
+	// listens for them.
+	OnStream func(*Stream)
+	// StreamChunk is the largest chunk a stream writer sends, in bytes;
+	// each chunk is one relayed message, bounded by the relay's
+	// --max-payload (1 MiB by default). Default DefaultStreamChunk.
+	StreamChunk int
+	// StreamWindow is how many chunks a stream writer sends before the
+	// first one is acknowledged. Default DefaultStreamWindow (1), as the
+	// original: one chunk in flight.
+	StreamWindow int
+	// StreamBuffer is how many bytes a stream reader buffers before it
+	// holds the writer back. Default DefaultStreamBuffer.
+	StreamBuffer int
+	// StreamRate bounds the chunks this device's streams send a second,
+	// in bursts of twice as many, so as to stay within the relay's
+	// request rate (--rate, --burst): a chunk the relay refuses ends its
+	// stream. Default DefaultStreamRate; negative for no bound.
+	StreamRate float64
 	// Timeout bounds connecting and every request whose context has no
 	// deadline. Default DefaultTimeout.
 	Timeout time.Duration
@@ -128,6 +156,21 @@ func (c Config) withDefaults(dial bool) (Config, error) {
 	}
 	if c.PairRetry == 0 {
 		c.PairRetry = DefaultPairRetry
+	}
+	if c.StreamChunk < 0 || c.StreamWindow < 0 || c.StreamBuffer < 0 {
+		return c, fmt.Errorf("peer: config: stream sizes must not be negative")
+	}
+	if c.StreamChunk == 0 {
+		c.StreamChunk = DefaultStreamChunk
+	}
+	if c.StreamWindow == 0 {
+		c.StreamWindow = DefaultStreamWindow
+	}
+	if c.StreamBuffer == 0 {
+		c.StreamBuffer = DefaultStreamBuffer
+	}
+	if c.StreamRate == 0 {
+		c.StreamRate = DefaultStreamRate
 	}
 	if c.ReconnectDelayMax < c.ReconnectDelay {
 		c.ReconnectDelayMax = c.ReconnectDelay

@@ -11,6 +11,7 @@ import (
 
 	client "github.com/zishang520/socket.io/clients/socket/v3"
 	sio "github.com/zishang520/socket.io/servers/socket/v3"
+	"golang.org/x/time/rate"
 
 	"github.com/p2prelay/p2prelay/internal/sioclient"
 	"github.com/p2prelay/p2prelay/protocol"
@@ -28,6 +29,15 @@ type Peer struct {
 	halt  context.CancelFunc
 
 	pairMu sync.Mutex // serialises Pair and Unpair
+	// wmu serialises what the Peer writes on its sockets. The library
+	// writes a packet with binary data as several frames, one at a time: a
+	// packet written from another goroutine at the same moment can come
+	// between them, and the relay closes a connection whose frames do not
+	// follow each other.
+	wmu sync.Mutex
+	// chunks paces the chunks of every stream (Config.StreamRate); nil
+	// for no bound.
+	chunks *rate.Limiter
 
 	mu        sync.Mutex     // guards every field below
 	sock      *client.Socket // the current connection's socket
@@ -37,14 +47,15 @@ type Peer struct {
 	// peer is the current peer, "" when unpaired. It is kept while the
 	// connection is down (held): the relay may keep the pair.
 	peer       string
-	held       bool               // the connection dropped while paired; P2P_STATUS says if the pair was kept
-	gonePeer   string             // the peer whose P2P_DISCONNECT was the relay's last word
-	repairPeer string             // the device to pair again with once connected (Config.Repair)
-	pairing    string             // the target of the Pair under way
-	unpairing  bool               // an Unpair is under way: the relay's P2P_UNREGISTER is its echo
-	pairErr    *protocol.Error    // the relay's reason while pairing
-	endRepair  context.CancelFunc // ends the repair under way (Config.Repair), if any
-	connErr    *protocol.Error    // the relay's last word about the connection
+	held       bool                 // the connection dropped while paired; P2P_STATUS says if the pair was kept
+	gonePeer   string               // the peer whose P2P_DISCONNECT was the relay's last word
+	repairPeer string               // the device to pair again with once connected (Config.Repair)
+	pairing    string               // the target of the Pair under way
+	unpairing  bool                 // an Unpair is under way: the relay's P2P_UNREGISTER is its echo
+	pairErr    *protocol.Error      // the relay's reason while pairing
+	endRepair  context.CancelFunc   // ends the repair under way (Config.Repair), if any
+	connErr    *protocol.Error      // the relay's last word about the connection
+	streams    map[*Stream]struct{} // the open stream ends chunks go to
 	handlers   map[string]func(Event)
 	closed     bool
 	err        error // why the peer stopped
@@ -143,7 +154,12 @@ func New(sock *client.Socket, cfg Config) (*Peer, error) {
 
 func newPeer(cfg Config, owned bool) *Peer {
 	ctx, halt := context.WithCancel(context.Background())
+	var chunks *rate.Limiter
+	if cfg.StreamRate > 0 {
+		chunks = rate.NewLimiter(rate.Limit(cfg.StreamRate), max(int(2*cfg.StreamRate), 1))
+	}
 	return &Peer{
+		chunks:     chunks,
 		cfg:        cfg,
 		log:        cfg.Logger.With("id", cfg.ID),
 		owned:      owned,
@@ -195,6 +211,25 @@ func (p *Peer) adopt(s *client.Socket) {
 	s.OnAny(l.any)
 	_ = s.On("connect", l.connect)
 	_ = s.On("disconnect", l.disconnect)
+}
+
+// emit writes an event on socket s, alone (see wmu).
+func (p *Peer) emit(s *client.Socket, event string, args ...any) error {
+	p.wmu.Lock()
+	defer p.wmu.Unlock()
+	return s.Emit(event, args...)
+}
+
+// guarded returns ack writing its answer alone (see wmu); nil for nil.
+func (p *Peer) guarded(ack sio.Ack) sio.Ack {
+	if ack == nil {
+		return nil
+	}
+	return func(vals []any, err error) {
+		p.wmu.Lock()
+		defer p.wmu.Unlock()
+		ack(vals, err)
+	}
 }
 
 // socket returns the current socket.
@@ -277,7 +312,7 @@ func (p *Peer) leave() {
 	p.upSock = nil // the relay's disconnect that follows is no news
 	p.mu.Unlock()
 	done := make(chan struct{})
-	if err := s.Emit(protocol.EventLeave, sio.Ack(func([]any, error) { close(done) })); err != nil {
+	if err := p.emit(s, protocol.EventLeave, sio.Ack(func([]any, error) { close(done) })); err != nil {
 		return
 	}
 	t := time.NewTimer(p.cfg.Timeout)
@@ -300,6 +335,7 @@ func (p *Peer) stop(err error) {
 	s, l := p.sock, p.listeners
 	p.mu.Unlock()
 	p.halt()
+	p.endStreams(fmt.Errorf("%w: %w", ErrStreamEnded, ErrClosed))
 	if s != nil {
 		if p.owned {
 			s.Disconnect()
@@ -382,7 +418,7 @@ func (p *Peer) send(hook func([]any), what, event string, args ...any) (<-chan a
 		}
 		ch <- ackResult{vals, err}
 	}))
-	if err := p.socket().Emit(event, all...); err != nil {
+	if err := p.emit(p.socket(), event, all...); err != nil {
 		return nil, fmt.Errorf("peer: %s: %w", what, err)
 	}
 	return ch, nil
@@ -487,7 +523,7 @@ func (p *Peer) pairOnce(ctx context.Context, target string) error {
 			p.mu.Unlock()
 			if err == nil && len(vals) > 0 && vals[0] == true {
 				p.log.Debug("pairing answered after the caller gave up: unpairing", "target", target)
-				_ = p.socket().Emit(protocol.EventUnregister, sio.Ack(func([]any, error) {}))
+				_ = p.emit(p.socket(), protocol.EventUnregister, sio.Ack(func([]any, error) {}))
 			}
 			return
 		}
@@ -519,7 +555,7 @@ func (p *Peer) pairOnce(ctx context.Context, target string) error {
 		result <- res
 		p.mu.Unlock()
 	})
-	if err := p.socket().Emit(protocol.EventRegister, target, ack); err != nil {
+	if err := p.emit(p.socket(), protocol.EventRegister, target, ack); err != nil {
 		p.mu.Lock()
 		p.pairing = ""
 		p.mu.Unlock()

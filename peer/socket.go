@@ -22,7 +22,8 @@ func (p *Peer) onAny(args ...any) {
 		return
 	}
 	name, _ := args[0].(string)
-	rest, ack := protocol.SplitAck(args[1:])
+	rest, answer := protocol.SplitAck(args[1:])
+	ack := p.guarded(answer)
 	if name != protocol.EventDisconnect && name != protocol.EventServerError {
 		p.mu.Lock()
 		p.gonePeer = "" // the relay said something else since
@@ -45,6 +46,10 @@ func (p *Peer) onAny(args ...any) {
 		}
 	case protocol.EventDisconnect:
 		p.endPair(ReasonPeerGone)
+	case protocol.EventRegisterStream:
+		p.onStreamRequest(ack)
+	case protocol.EventEmitStream:
+		p.onChunk(rest, ack)
 	case protocol.EventServerError:
 		p.onServerError(rest)
 	default:
@@ -95,6 +100,7 @@ func (p *Peer) endPair(why Reason) {
 	}
 	p.mu.Unlock()
 	if old != "" {
+		p.endStreams(fmt.Errorf("%w: the pair with %q ended (%s)", ErrStreamEnded, old, why))
 		p.notify(Notice{Kind: Unpaired, Peer: old, Reason: string(why)})
 	}
 }
@@ -248,6 +254,7 @@ func (p *Peer) onDisconnect(s *client.Socket, args ...any) {
 	}
 	p.mu.Unlock()
 	p.stopRepair()
+	p.endStreams(fmt.Errorf("%w: the connection dropped (%s)", ErrStreamEnded, reason))
 
 	var err error
 	if connErr != nil {
