@@ -58,6 +58,7 @@ type Peer struct {
 	streams    map[*Stream]struct{} // the open stream ends chunks go to
 	handlers   map[string]func(Event)
 	closed     bool
+	leaving    bool  // Close told the relay the device is leaving
 	err        error // why the peer stopped
 	retryDelay time.Duration
 }
@@ -182,7 +183,7 @@ func (p *Peer) adopt(s *client.Socket) {
 	current := func() bool {
 		p.mu.Lock()
 		defer p.mu.Unlock()
-		return p.sock == s && !p.closed
+		return p.sock == s && !p.closed && !p.leaving
 	}
 	l := &listeners{
 		any: func(args ...any) {
@@ -309,7 +310,9 @@ func (p *Peer) leave() {
 		p.mu.Unlock()
 		return
 	}
-	p.upSock = nil // the relay's disconnect that follows is no news
+	// What the relay says from now on (its disconnect, the end of the
+	// pair) is no news.
+	p.upSock, p.leaving = nil, true
 	p.mu.Unlock()
 	done := make(chan struct{})
 	if err := p.emit(s, protocol.EventLeave, sio.Ack(func([]any, error) { close(done) })); err != nil {

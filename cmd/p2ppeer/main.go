@@ -33,6 +33,7 @@ type CLI struct {
 	Connect ConnectCmd       `cmd:"" help:"Register, pair with a target, then send and receive events at a prompt (or from stdin)."`
 	Listen  ListenCmd        `cmd:"" help:"Wait for pair requests and print every event; answer acknowledgements."`
 	Emit    EmitCmd          `cmd:"" help:"Connect, pair, send one event (and wait for the answer with --ack), unpair, exit."`
+	Stream  StreamCmd        `cmd:"" help:"Copy stdin to the peer and the peer's stream to stdout, with back-pressure."`
 	Devices DevicesCmd       `cmd:"" help:"List the devices connected to the relay."`
 	Version kong.VersionFlag `help:"Print the version and exit."`
 }
@@ -76,6 +77,8 @@ type Env struct {
 	Interactive bool
 	// Colour: stdout is a terminal that wants colour.
 	Colour bool
+	// ErrTerminal: stderr is a terminal, where progress may redraw a line.
+	ErrTerminal bool
 }
 
 // Exit codes. A command interrupted by a signal exits 128 + the signal's
@@ -255,6 +258,7 @@ func main() {
 		Stdout:      os.Stdout,
 		Stderr:      os.Stderr,
 		Interactive: readline.IsTerminal(int(os.Stdin.Fd())),
+		ErrTerminal: readline.IsTerminal(int(os.Stderr.Fd())),
 		Colour:      readline.IsTerminal(int(os.Stdout.Fd())) && !noColour && !strings.EqualFold(os.Getenv("TERM"), "dumb"),
 	}
 	status := run(env, os.Args[1:])

@@ -286,3 +286,32 @@ func TestKickedAndInterrupted(t *testing.T) {
 		t.Fatalf("interrupted: code %d, stdout %q, stderr %q", res.code, res.out, res.errs)
 	}
 }
+
+// TestStreamCommand: stdin on one side comes out on the other's stdout,
+// both ways; stdout carries nothing else.
+func TestStreamCommand(t *testing.T) {
+	r := testkit.StartRelay(t, socketio.ServiceConfig{})
+	ab := strings.Repeat("from A to B ", 100_000)
+	ba := strings.Repeat("back ", 1000)
+	type result struct {
+		out, errs string
+		code      int
+	}
+	done := make(chan result, 1)
+	go func() {
+		out, errs, code := runCLI(context.Background(), ba, "--url", r.URL, "--id", "B", "stream")
+		done <- result{out, errs, code}
+	}()
+	waitDevice(t, r, "B")
+	out, errs, code := runCLI(context.Background(), ab, "--url", r.URL, "--id", "A", "stream", "--target", "B", "--chunk", "65536")
+	if code != 0 || out != ba {
+		t.Fatalf("A: code %d, %d bytes out (want %d), stderr %q", code, len(out), len(ba), errs)
+	}
+	if !strings.HasPrefix(errs, "done      sent 1.1 MiB") {
+		t.Fatalf("A's summary: %q", errs)
+	}
+	res := <-done
+	if res.code != 0 || res.out != ab {
+		t.Fatalf("B: code %d, %d bytes out (want %d), stderr %q", res.code, len(res.out), len(ab), res.errs)
+	}
+}

@@ -25,6 +25,9 @@ type session struct {
 	p   *peer.Peer
 	// reply answers acknowledgements; nil echoes the event's arguments.
 	reply *any
+	// ready is closed once "connected" is printed: what the device hears
+	// (a pair request may come at once) prints after it.
+	ready chan struct{}
 	acks  sync.WaitGroup // the ack commands under way
 
 	mu       sync.Mutex // guards the fields below
@@ -58,11 +61,21 @@ type sessionConfig struct {
 	wait bool
 	// repair: after a reconnect that lost the pair, pair again.
 	repair bool
+	// onStream takes the streams the peer opens; nil refuses them.
+	onStream func(*peer.Stream)
+	// stream sets the stream sizes; zero values are the peer package's.
+	stream streamConfig
+}
+
+// streamConfig is how a session's streams send.
+type streamConfig struct {
+	chunk, window int
+	rate          float64
 }
 
 // openSession connects the device and prints that it did.
 func openSession(env *Env, g *Globals, pr *printer, sc sessionConfig) (*session, error) {
-	s := &session{g: g, env: env, pr: pr, reply: sc.reply}
+	s := &session{g: g, env: env, pr: pr, reply: sc.reply, ready: make(chan struct{})}
 	p, err := peer.Dial(env.Ctx, peer.Config{
 		URL:           g.URL,
 		ID:            sc.id,
@@ -71,15 +84,21 @@ func openSession(env *Env, g *Globals, pr *printer, sc sessionConfig) (*session,
 		Timeout:       g.Timeout,
 		WaitForTarget: sc.wait,
 		Repair:        sc.repair,
+		OnStream:      sc.onStream,
+		StreamChunk:   sc.stream.chunk,
+		StreamWindow:  sc.stream.window,
+		StreamRate:    sc.stream.rate,
 		OnEvent:       s.onEvent,
 		OnNotice:      s.onNotice,
 		Logger:        slog.New(slog.DiscardHandler),
 	})
 	if err != nil {
+		close(s.ready)
 		return nil, err
 	}
 	s.p = p
 	pr.connected(sc.id, g.URL, false)
+	close(s.ready)
 	return s, nil
 }
 
@@ -94,6 +113,7 @@ func (s *session) close() {
 
 // onEvent prints an event from the peer and answers it when asked.
 func (s *session) onEvent(ev peer.Event) {
+	<-s.ready
 	var reply []any
 	replied := false
 	if ev.WantsAck() {
@@ -108,6 +128,7 @@ func (s *session) onEvent(ev peer.Event) {
 
 // onNotice prints a change of state.
 func (s *session) onNotice(n peer.Notice) {
+	<-s.ready
 	s.mu.Lock()
 	setPrompt := s.setPrompt
 	s.mu.Unlock()
