@@ -46,14 +46,22 @@ func CheckSecret(secret string) error {
 	return nil
 }
 
-// Verify checks that token is a valid, unexpired HS256 JWT for device id.
-// It returns an UNAUTHORIZED *protocol.Error saying what is wrong.
-func (v *Verifier) Verify(token, id string) error {
+// Verify checks that token is a valid, unexpired HS256 JWT for device id,
+// and returns when it expires. It returns an UNAUTHORIZED *protocol.Error
+// saying what is wrong.
+func (v *Verifier) Verify(token, id string) (time.Time, error) {
+	var claims jwt.RegisteredClaims
+	if err := v.verify(token, id, &claims); err != nil {
+		return time.Time{}, err
+	}
+	return claims.ExpiresAt.Time, nil // required: verify refuses a token without
+}
+
+func (v *Verifier) verify(token, id string, claims *jwt.RegisteredClaims) error {
 	if token == "" {
 		return protocol.Errorf(protocol.CodeUnauthorized, "a device token is required")
 	}
-	var claims jwt.RegisteredClaims
-	_, err := v.parser.ParseWithClaims(token, &claims, func(*jwt.Token) (any, error) { return v.secret, nil })
+	_, err := v.parser.ParseWithClaims(token, claims, func(*jwt.Token) (any, error) { return v.secret, nil })
 	switch {
 	case err == nil:
 	case errors.Is(err, jwt.ErrTokenExpired):

@@ -15,12 +15,13 @@ func TestMintVerify(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	tok, err := Mint(secret, "dev-1", time.Hour, time.Now())
+	now := time.Now()
+	tok, err := Mint(secret, "dev-1", time.Hour, now)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := v.Verify(tok, "dev-1"); err != nil {
-		t.Fatalf("valid token: %v", err)
+	if exp, err := v.Verify(tok, "dev-1"); err != nil || exp.Unix() != now.Add(time.Hour).Unix() {
+		t.Fatalf("valid token: expires %v, %v", exp, err)
 	}
 	for _, tc := range []struct{ token, id, want string }{
 		{"", "dev-1", "required"},
@@ -29,13 +30,13 @@ func TestMintVerify(t *testing.T) {
 		{"a.b.c", "dev-1", "malformed"},
 		{strings.Repeat("x", 5000), "dev-1", "malformed"},
 	} {
-		err := v.Verify(tc.token, tc.id)
+		_, err := v.Verify(tc.token, tc.id)
 		if protocol.CodeOf(err) != protocol.CodeUnauthorized || !strings.Contains(err.Error(), tc.want) {
 			t.Errorf("Verify(%.20q, %q) = %v, want UNAUTHORIZED mentioning %q", tc.token, tc.id, err, tc.want)
 		}
 	}
 	old, _ := Mint(secret, "dev-1", time.Minute, time.Now().Add(-time.Hour))
-	if err := v.Verify(old, "dev-1"); err == nil || !strings.Contains(err.Error(), "expired") {
+	if _, err := v.Verify(old, "dev-1"); err == nil || !strings.Contains(err.Error(), "expired") {
 		t.Errorf("expired token: %v", err)
 	}
 }
@@ -63,7 +64,7 @@ func FuzzVerify(f *testing.F) {
 	f.Add("a.b.c", "")
 	v, _ := NewVerifier(secret)
 	f.Fuzz(func(t *testing.T, token, id string) {
-		err := v.Verify(token, id)
+		_, err := v.Verify(token, id)
 		if err != nil && protocol.CodeOf(err) != protocol.CodeUnauthorized {
 			t.Fatalf("error without UNAUTHORIZED: %v", err)
 		}

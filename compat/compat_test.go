@@ -32,6 +32,8 @@ import (
 const (
 	pairTimeout    = 2 * time.Second
 	ackTimeout     = 2 * time.Second
+	resumeWindow   = 3 * time.Second
+	reclaimCheck   = time.Second
 	maxMessage     = 64 << 10 // Engine.IO message limit
 	maxPayload     = 16 << 10 // relay payload limit
 	rate           = 50
@@ -105,6 +107,19 @@ func suites() []suite {
 			files:   []string{"operator"},
 			cfg:     socketio.ServiceConfig{Relay: server.Config{DuplicateID: server.DuplicateTakeover}},
 			control: true,
+		},
+		{
+			name:    "resume",
+			files:   []string{"resume"},
+			cfg:     socketio.ServiceConfig{Relay: server.Config{ResumeWindow: resumeWindow}},
+			env:     []string{"P2P_RESUME_WINDOW_MS=" + strconv.FormatInt(resumeWindow.Milliseconds(), 10)},
+			control: true,
+		},
+		{
+			name:  "reclaim",
+			files: []string{"reclaim"},
+			cfg:   socketio.ServiceConfig{Relay: server.Config{ReclaimCheck: reclaimCheck}},
+			env:   []string{"P2P_RECLAIM_CHECK_MS=" + strconv.FormatInt(reclaimCheck.Milliseconds(), 10)},
 		},
 		{
 			name:    "shutdown",
@@ -318,6 +333,11 @@ func mountControl(t *testing.T, r *testkit.Relay) {
 	}))
 	r.Handle("POST /compat/kick", http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
 		reply(w, r.Relay.Kick(req.URL.Query().Get("id")))
+	}))
+	r.Handle("GET /compat/device", http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
+		d, ok := r.Relay.Store().Get(req.URL.Query().Get("id"))
+		w.Header().Set("Content-Type", "application/json")
+		_ = json.NewEncoder(w).Encode(map[string]any{"ok": ok, "away": d.Away, "peer": d.Peer})
 	}))
 	r.Handle("POST /compat/shutdown", http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
 		reply(w, nil)

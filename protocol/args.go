@@ -183,23 +183,34 @@ func hasBinary(v any, depth int) bool {
 // maxBytes <= 0: no limit), and a BAD_REQUEST one when they nest deeper
 // than MaxArgsDepth. It stops measuring as soon as a limit is passed.
 func (a Args) Check(maxBytes int) *Error {
-	z := sizer{limit: maxBytes}
-	z.walk(a.Wire(), 0)
-	switch {
-	case z.deep:
-		return Errorf(CodeBadRequest, "arguments nest deeper than %d levels", MaxArgsDepth)
-	case z.over():
-		return Errorf(CodeTooLarge, "arguments exceed the %d-byte limit", maxBytes)
-	}
-	return nil
+	_, err := a.Measure(maxBytes)
+	return err
 }
 
 // Size returns how many bytes the arguments take, counted as Check counts
 // them.
 func (a Args) Size() int {
-	z := sizer{}
-	z.walk(a.Wire(), 0)
-	return z.size
+	n, _ := a.Measure(0)
+	return n
+}
+
+// Measure is Check and Size at once: the size, and the refusal when a
+// limit is passed (then the size is where measuring stopped).
+func (a Args) Measure(maxBytes int) (int, *Error) {
+	z := sizer{limit: maxBytes}
+	if a.raw != nil {
+		z.raw(a.raw, 1)
+		z.size += 3 // as for the one element of a list
+	} else {
+		z.list(a.vals, 0)
+	}
+	switch {
+	case z.deep:
+		return z.size, Errorf(CodeBadRequest, "arguments nest deeper than %d levels", MaxArgsDepth)
+	case z.over():
+		return z.size, Errorf(CodeTooLarge, "arguments exceed the %d-byte limit", maxBytes)
+	}
+	return z.size, nil
 }
 
 // MarshalJSON encodes the elements as a JSON array, raw ones as they came.
@@ -240,6 +251,22 @@ type sizer struct {
 
 func (z *sizer) over() bool { return z.limit > 0 && z.size > z.limit }
 
+// list measures a list of values at depth, as JSON counts an array.
+func (z *sizer) list(vals []any, depth int) {
+	z.size += 2 + len(vals)
+	for _, e := range vals {
+		z.walk(e, depth+1)
+	}
+}
+
+// raw measures raw JSON elements whose list is at depth.
+func (z *sizer) raw(elems []byte, depth int) {
+	z.size += len(elems)
+	if depth+rawjson.Depth(elems) > MaxArgsDepth {
+		z.deep = true
+	}
+}
+
 func (z *sizer) walk(v any, depth int) {
 	if z.deep || z.over() {
 		return
@@ -258,10 +285,7 @@ func (z *sizer) walk(v any, depth int) {
 	case float64:
 		z.size += len(strconv.FormatFloat(x, 'g', -1, 64))
 	case []any:
-		z.size += 2 + len(x)
-		for _, e := range x {
-			z.walk(e, depth+1)
-		}
+		z.list(x, depth)
 	case map[string]any:
 		z.size += 2 + len(x)
 		for k, e := range x {
@@ -270,13 +294,10 @@ func (z *sizer) walk(v any, depth int) {
 		}
 	case Args:
 		if x.raw != nil {
-			z.size += len(x.raw)
-			if depth+rawjson.Depth(x.raw) > MaxArgsDepth {
-				z.deep = true
-			}
+			z.raw(x.raw, depth)
 			return
 		}
-		z.walk(x.vals, depth)
+		z.list(x.vals, depth)
 	case []byte:
 		z.size += len(x)
 	case interface{ Len() int }: // a binary attachment buffer

@@ -42,9 +42,10 @@ const (
 )
 
 // TokenVerifier checks that a device token proves the device's id
-// (auth.Verifier implements it). It returns an UNAUTHORIZED *protocol.Error.
+// (auth.Verifier implements it), and says when the token expires (zero:
+// never). It returns an UNAUTHORIZED *protocol.Error.
 type TokenVerifier interface {
-	Verify(token, id string) error
+	Verify(token, id string) (expires time.Time, err error)
 }
 
 // MaxDepth is how deeply relayed arguments may nest (BAD_REQUEST beyond).

@@ -3,11 +3,13 @@ package server_test
 import (
 	"encoding/json"
 	"fmt"
+	"log/slog"
 	"reflect"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/p2prelay/p2prelay/internal/testkit"
 	"github.com/p2prelay/p2prelay/protocol"
 	"github.com/p2prelay/p2prelay/server"
 	"github.com/p2prelay/p2prelay/server/relaytest"
@@ -311,6 +313,25 @@ func TestFlows(t *testing.T) {
 			g.send("B", protocol.EventRegister, true, "A")
 			g.expect("A", `P2P_REGISTER "B" +ack`)
 		}},
+		{"a late yes tells no one who is paired meanwhile", server.Config{PairTimeout: time.Second}, func(g *rig) {
+			g.join("A", gen2)
+			g.join("B", gen2)
+			g.join("C", gen2)
+			g.send("A", protocol.EventRegister, true, "B")
+			g.expect("B", `P2P_REGISTER "A" +ack`)
+			q := g.devs["B"].asked[protocol.EventRegister][0]
+			g.devs["B"].asked[protocol.EventRegister] = nil
+			g.clock.Advance(time.Second)
+			g.answers("A", "false error:TIMEOUT")
+			g.expect("A", "SERVER_ERROR TIMEOUT")
+			g.pair("C", "B")
+			q.Answer(true) // B's yes to A, late: B is C's peer now
+			g.expect("B")
+			g.expect("A")
+			if p, _ := g.r.Store().Peer("B"); p != "C" {
+				t.Errorf("B's peer %q", p)
+			}
+		}},
 		{"pairing refused at once, with codes", server.Config{}, func(g *rig) {
 			g.join("A", gen2)
 			g.join("B", gen2)
@@ -528,6 +549,54 @@ func TestFlows(t *testing.T) {
 			g.expect("A", "SERVER_ERROR TIMEOUT")
 			g.answer("B", protocol.EventRegisterStream, true)
 			g.answers("A")
+		}},
+		{"an operator watches a device and reads its detail", server.Config{}, func(g *rig) {
+			g.join("A", gen2)
+			g.join("B", gen2)
+			g.pair("A", "B")
+			var seen []string
+			stop, err := g.r.Watch("B", 3, func(tr server.Traffic) {
+				seen = append(seen, fmt.Sprintf("%s %s %s %d ack=%v rtt=%s %s", tr.ID, tr.Dir, tr.Event, tr.Size, tr.Ack, tr.RTT, tr.Code))
+			})
+			if err != nil {
+				t.Fatal(err)
+			}
+			g.send("A", protocol.EventEmitAck, true, relayTo("B", "q", "abc"))
+			g.expect("B", `q "abc" +ack`)
+			g.clock.Advance(40 * time.Millisecond)
+			g.answer("B", "q", 1.0)
+			g.answers("A", "1")
+			g.send("B", protocol.EventEmit, true, relayTo("Z", "nope"))
+			g.answers("B", "error:NOT_PAIRED")
+			g.expect("B", "SERVER_ERROR NOT_PAIRED")
+			g.send("A", protocol.EventEmit, false, relayTo("B", "over the rate"))
+			g.expect("B", "over the rate")
+			want := []string{
+				"B out q 8 ack=false rtt=0s ",
+				"B in q 4 ack=true rtt=40ms ",
+				"B in  0 ack=false rtt=0s NOT_PAIRED",
+			}
+			if !reflect.DeepEqual(seen, want) {
+				t.Errorf("traffic %q, want %q", seen, want)
+			}
+			d, ok := g.r.Detail("B")
+			if !ok || d.MessagesOut != 2 || d.MessagesIn != 0 || d.BytesOut == 0 || d.Refusals[protocol.CodeNotPaired] != 1 || !d.Watched || d.Dropped != 1 || d.Peer != "A" {
+				t.Errorf("detail %+v", d)
+			}
+			stop()
+			g.send("A", protocol.EventEmitAck, true, relayTo("B", "q2"))
+			g.expect("B", "q2 +ack")
+			if d, _ := g.r.Detail("A"); d.AcksAwaited != 1 || d.MessagesIn != 3 {
+				t.Errorf("A's detail %+v", d)
+			}
+			if d, _ := g.r.Detail("B"); d.AcksOwed != 1 || d.Watched || len(seen) != 3 {
+				t.Errorf("B's detail %+v after the watch stopped, %d seen", d, len(seen))
+			}
+			g.answer("B", "q2")
+			g.answers("A", "")
+			if _, err := g.r.Watch("Z", 0, func(server.Traffic) {}); protocol.CodeOf(err) != protocol.CodeOffline {
+				t.Errorf("watch of nobody: %v", err)
+			}
 		}},
 		{"a disconnect tells the peer", server.Config{}, func(g *rig) {
 			g.join("A", gen2)
@@ -830,4 +899,24 @@ func eventTexts(sent []relaytest.Sent) []string {
 		out = append(out, eventText(s))
 	}
 	return out
+}
+
+func TestRefusalsAreLoggedSampled(t *testing.T) {
+	var logs testkit.SyncBuffer
+	g := newRig(t, server.Config{Rate: server.Unlimited, Logger: slog.New(slog.NewTextHandler(&logs, nil))})
+	g.join("A", protocol.Gen2)
+	for range 50 {
+		g.send("A", "NOPE", false)
+	}
+	g.clock.Advance(time.Second)
+	g.send("A", "NOPE", false)
+	lines := strings.Count(logs.String(), `msg="request refused"`)
+	if lines != 6 || !strings.Contains(logs.String(), "unlogged_since=45") {
+		t.Fatalf("%d refusal lines for 51 refusals:\n%s", lines, logs.String())
+	}
+	if st := g.r.Stats(); st.Refusals[protocol.CodeUnknownEvent] != 51 {
+		t.Fatalf("counted %d refusals", st.Refusals[protocol.CodeUnknownEvent])
+	}
+	g.devs["A"].conn.Take()
+	g.done()
 }

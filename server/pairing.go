@@ -100,13 +100,28 @@ func (d *device) gone() bool {
 // event answer; the first one counts.
 func (r *Relay) askTarget(hs Handshake) {
 	t := r.device(hs.Dst)
-	if t == nil || !r.sendTo(t, protocol.EventRegister, protocol.NewArgs(hs.Src), func(answer protocol.Args) {
-		r.targetAnswered(t, hs, answer.FirstIsTrue())
-	}) {
+	if t == nil {
 		r.settleShake(hs.ID, false, protocol.Errorf(protocol.CodeOffline, "device %q is offline", hs.Dst))
 		return
 	}
-	r.log.Debug("asked target to pair", "src", hs.Src, "dst", hs.Dst)
+	r.log.Debug("asking target to pair", "src", hs.Src, "dst", hs.Dst)
+	if t.generation() == protocol.Gen1 {
+		// Generation 1 answers by event and ignores the ack callback the
+		// protocol sends it: nothing waits on it.
+		if !r.sendTo(t, message{event: protocol.EventRegister, args: protocol.NewArgs(hs.Src), blind: true}) {
+			r.settleShake(hs.ID, false, protocol.Errorf(protocol.CodeOffline, "device %q is offline", hs.Dst))
+		}
+		return
+	}
+	// The source's own timer (timeoutShake) refuses a silent target; a
+	// failure to reach it is settled here. The answer is awaited longer
+	// than the handshake lasts, so that a late yes is told the pair did not
+	// form (targetAnswered); later still, it is dropped.
+	p := &pendingAck{answered: func(answer protocol.Args) { r.targetAnswered(t, hs, answer.FirstIsTrue()) }, timedOut: func() {}}
+	p.onEnd = func() {
+		r.settleShake(hs.ID, false, protocol.Errorf(protocol.CodeOffline, "device %q is offline", hs.Dst))
+	}
+	r.ask(t, p, protocol.EventRegister, protocol.NewArgs(hs.Src), -1, lateAnswers*r.cfg.PairTimeout)
 }
 
 func (r *Relay) handleGen1Answer(s *device, accept bool, ack Ack) {
@@ -117,7 +132,7 @@ func (r *Relay) handleGen1Answer(s *device, accept bool, ack Ack) {
 		// peer is answered with P2P_DISCONNECT: it may have taken the
 		// source as its target, and must learn the pair did not form.
 		r.log.Debug("pairing answer with no request under way", "id", s.id, "accept", accept)
-		if _, paired := r.store.Peer(s.id); accept && !paired {
+		if accept && s.peerOf() == nil {
 			r.emit(s, protocol.EventDisconnect)
 		}
 		ack.answer()
@@ -128,14 +143,16 @@ func (r *Relay) handleGen1Answer(s *device, accept bool, ack Ack) {
 }
 
 // targetAnswered settles handshake hs with the target's answer. A "yes"
-// that comes too late is answered with P2P_DISCONNECT, so a target that
-// took the source as its peer learns the pair did not form, unless the two
-// are paired anyway (both asked each other at once).
+// that comes too late is answered with P2P_DISCONNECT, so that a target
+// that took the source as its peer learns the pair did not form, but only
+// while the target has no peer: a target paired meanwhile (with anyone,
+// the source included) is told nothing, as the news would end the pair it
+// is in, in its own eyes.
 func (r *Relay) targetAnswered(t *device, hs Handshake, accept bool) {
 	if r.settleShake(hs.ID, accept, nil) || !accept || t.gone() {
 		return
 	}
-	if peer, ok := r.store.Peer(t.id); ok && peer == hs.Src {
+	if t.peerOf() != nil {
 		return
 	}
 	r.log.Debug("late pairing answer", "id", t.id, "src", hs.Src)
@@ -195,6 +212,7 @@ func (r *Relay) paired(p Pair) {
 			d.pairSent.Store(0)
 		}
 	}
+	r.linkPair(p)
 	r.stats.pairOutcome("")
 	r.publish(Event{Kind: PairCreated, ID: p.A, Peer: p.B})
 }
@@ -226,6 +244,9 @@ func (r *Relay) handleUnregister(d *device, ack Ack) {
 	r.tellUnpaired(t, &pendingAck{src: d, onEnd: done})
 }
 
+// lateAnswers is how many pairing timeouts a target's answer is awaited.
+const lateAnswers = 3
+
 // unregisterWait bounds how long a requester's unregister waits for its
 // peer's answer: a live peer answers within a round trip; one that does
 // not is a dead connection not yet noticed, and waiting cannot free it.
@@ -245,11 +266,11 @@ func (r *Relay) tellUnpaired(d *device, w *pendingAck) {
 		return
 	}
 	if w == nil {
-		r.sendTo(d, protocol.EventUnregister, protocol.Args{}, func(protocol.Args) {})
-		return
+		w = &pendingAck{onEnd: func() {}}
 	}
-	r.ask(d, w, protocol.EventUnregister, protocol.Args{}, min(unregisterWait, r.cfg.PairTimeout), false,
-		func(protocol.Args) { w.onEnd() }, w.onEnd)
+	w.answered = func(protocol.Args) { w.onEnd() }
+	w.timedOut = w.onEnd
+	r.ask(d, w, protocol.EventUnregister, protocol.Args{}, -1, min(unregisterWait, r.cfg.PairTimeout))
 }
 
 // unpair ends id's pair and publishes it. A side that is away has nothing
@@ -261,6 +282,7 @@ func (r *Relay) unpair(id, reason string) (Pair, bool) {
 		r.order.Unlock()
 		return p, false
 	}
+	r.unlinkPair(p)
 	r.publish(Event{Kind: PairEnded, ID: p.A, Peer: p.B, Reason: reason})
 	type left struct {
 		d  *device

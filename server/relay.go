@@ -44,7 +44,8 @@ type Conn interface {
 	// Emit sends an event with arguments.
 	Emit(event string, args protocol.Args)
 	// EmitWithAck sends an event and asks for an answer; ack runs at most
-	// once, with the values the device answered.
+	// once, with the values the device answered. The connection may keep
+	// ack until the device answers or leaves: the relay makes it small.
 	EmitWithAck(event string, args protocol.Args, ack func(protocol.Args))
 	// Disconnect ends the device's session for good, after what was sent
 	// before it: socket.io clients do not reconnect by themselves. The
@@ -107,6 +108,9 @@ type device struct {
 
 	sent     atomic.Uint64 // messages this device relayed
 	pairSent atomic.Uint64 // messages relayed since its current pair began
+	counters deviceCounters
+	watch    atomic.Pointer[watcher]  // nil unless an operator watches it
+	peer     atomic.Pointer[peerLink] // its peer, nil when unpaired; set with order held
 
 	limit     *rate.Limiter // requests; nil when unlimited
 	pairLimit *rate.Limiter // pairing requests; nil when unlimited
@@ -115,10 +119,45 @@ type device struct {
 	acks      map[uint64]*pendingAck
 	nextAck   uint64
 	asking    *asking // its own pairing request awaiting the answer
-	held      []heldMsg
+	held      []message
 	heldBytes int
 	awayTimer Timer // runs out its resume window while it is away
 	ended     bool
+}
+
+// peerLink is a device's peer, as routing needs it: the Store is the truth
+// about pairs, and each change of a pair updates the links of its local
+// sides (with order held, see linkPair), so routing a message reads one
+// pointer instead of asking the Store.
+type peerLink struct {
+	id  string
+	dev *device
+}
+
+// peerOf returns d's peer, nil when it has none.
+func (d *device) peerOf() *peerLink { return d.peer.Load() }
+
+// linkPair records a new pair on its local sides. r.order must be held.
+func (r *Relay) linkPair(p Pair) {
+	a, b := r.device(p.A), r.device(p.B)
+	if a != nil {
+		a.peer.Store(&peerLink{id: p.B, dev: b})
+	}
+	if b != nil {
+		b.peer.Store(&peerLink{id: p.A, dev: a})
+	}
+}
+
+// unlinkPair forgets an ended pair on its local sides. r.order must be
+// held.
+func (r *Relay) unlinkPair(p Pair) {
+	for _, id := range [...]string{p.A, p.B} {
+		if d := r.device(id); d != nil {
+			if l := d.peer.Load(); l != nil && l.id == p.Other(id) {
+				d.peer.Store(nil)
+			}
+		}
+	}
 }
 
 // Session is one connection of a device to the relay. The binding gets it
@@ -127,6 +166,10 @@ type Session struct {
 	dev    *device
 	conn   Conn
 	connID string
+	// stale counts the requests whose answer the relay stopped waiting
+	// for and the device has not given: the connection keeps an ack for
+	// each. Too many, and the device is taken for gone.
+	stale atomic.Int32
 }
 
 // ID returns the device id.
@@ -137,13 +180,19 @@ func (s *Session) Generation() protocol.Generation { return s.dev.generation() }
 
 func (d *device) generation() protocol.Generation { return protocol.Generation(d.gen.Load()) }
 
-// heldMsg is a message for a device that is away, delivered in order when
-// it returns.
-type heldMsg struct {
+// message is what the relay sends a device: an event with its arguments,
+// and, for a request, the number of the device's pending ack that takes
+// the answer. Held for a device that is away, it goes out in order when the
+// device returns.
+type message struct {
 	event string
 	args  protocol.Args
-	ack   func(protocol.Args) // nil for none
-	size  int
+	ackID uint64 // the pending ack that takes the answer; 0: none
+	// blind sends an ack callback that nobody waits for: to a device that
+	// is asked with a callback it does not call (generation 1 and
+	// P2P_REGISTER).
+	blind bool
+	size  int // what it counts for in the hold
 }
 
 // asking is a device's own pairing request under way: the handshake the
@@ -158,13 +207,16 @@ type asking struct {
 // awaiting its answer: a relayed P2P_EMIT_ACKNOWLEDGE, a stream request,
 // or the peer's side of an unregister.
 type pendingAck struct {
-	src    *device
-	ack    Ack
-	timer  Timer    // nil when it has no timeout (stream chunks)
-	via    *Session // the connection it went out on; nil while held
-	shape  ackShape // how a failure answers ack
-	stream bool     // a stream chunk: the end of its pair fails it
-	onEnd  func()   // when set, what a failure does instead of answering ack
+	src      *device
+	ack      Ack
+	answered func(protocol.Args) // what the answer does
+	timedOut func()              // what its timeout does
+	onEnd    func()              // when set, what a failure does instead of answering ack
+	timer    Timer               // nil when it has no timeout (stream chunks)
+	via      *Session            // the connection it went out on; nil while held
+	start    int64               // when it went out (Unix ns), if a watched device is in it
+	shape    ackShape            // how a failure answers ack
+	stream   bool                // a stream chunk: the end of its pair fails it
 }
 
 // stopTimer stops p's timeout, if it has one.
@@ -198,12 +250,12 @@ func (r *Relay) device(id string) *device {
 	return nil
 }
 
-// send delivers an event to the device: on its connection, or, while it
-// is away, into its hold, in order. ack, when set, answers a request. It
-// reports false when the device has ended or its hold is full.
-func (d *device) send(event string, args protocol.Args, ack func(protocol.Args), maxHeld, maxHeldBytes int) bool {
+// sendTo delivers m to d: on its connection, or, while it is away, into
+// its hold, in order. It reports false when d has ended or its hold is
+// full.
+func (r *Relay) sendTo(d *device, m message) bool {
 	if s := d.cur.Load(); s != nil {
-		s.deliver(event, args, ack)
+		r.deliver(s, m)
 		return true
 	}
 	d.mu.Lock()
@@ -211,45 +263,55 @@ func (d *device) send(event string, args protocol.Args, ack func(protocol.Args),
 		// It came back meanwhile: its held messages went out before cur
 		// was set, so this one goes after them.
 		d.mu.Unlock()
-		s.deliver(event, args, ack)
+		r.deliver(s, m)
 		return true
 	}
 	defer d.mu.Unlock()
 	if d.ended {
 		return false
 	}
-	size := len(event) + args.Size()
-	if len(d.held) >= maxHeld || d.heldBytes+size > maxHeldBytes {
+	m.size = len(m.event) + m.args.Size()
+	if len(d.held) >= r.cfg.ResumeHold || d.heldBytes+m.size > r.cfg.ResumeHoldBytes {
 		return false
 	}
-	d.held = append(d.held, heldMsg{event: event, args: args, ack: ack, size: size})
-	d.heldBytes += size
+	d.held = append(d.held, m)
+	d.heldBytes += m.size
 	return true
 }
 
-func (s *Session) deliver(event string, args protocol.Args, ack func(protocol.Args)) {
-	if ack != nil {
-		s.conn.EmitWithAck(event, args, ack)
-		return
+// noAnswer takes the answer nobody waits for.
+func noAnswer(protocol.Args) {}
+
+// deliver writes m on connection s. The ack it leaves with the connection,
+// which the socket.io library keeps until the device answers or leaves,
+// holds nothing but the ack's number: the request's state is in the
+// device's acks, and gone once the relay stops waiting.
+func (r *Relay) deliver(s *Session, m message) {
+	switch {
+	case m.ackID != 0:
+		d, id := s.dev, m.ackID
+		s.conn.EmitWithAck(m.event, m.args, func(answer protocol.Args) { r.ackAnswered(d, s, id, answer) })
+	case m.blind && int(s.stale.Add(1)) <= r.staleLimit():
+		// Kept by the connection until the device leaves, as every
+		// unanswered callback is, and counted with them: past the bound the
+		// device is asked without one, which it does not read anyway.
+		s.conn.EmitWithAck(m.event, m.args, noAnswer)
+	default:
+		s.conn.Emit(m.event, m.args)
 	}
-	s.conn.Emit(event, args)
 }
 
 // emit sends the device a relay-made event; it is dropped if the device
 // is away with a full hold.
 func (r *Relay) emit(d *device, event string, vals ...any) {
-	r.sendTo(d, event, protocol.NewArgs(vals...), nil)
-}
-
-func (r *Relay) sendTo(d *device, event string, args protocol.Args, ack func(protocol.Args)) bool {
-	return d.send(event, args, ack, r.cfg.ResumeHold, r.cfg.ResumeHoldBytes)
+	r.sendTo(d, message{event: event, args: protocol.NewArgs(vals...)})
 }
 
 // admit decides whether a device may connect, whether it takes over an id
 // in use, and whether the holder of the id must first be checked: with
 // device tokens, a valid token always takes over; without, the
 // duplicate-id policy says, and a holder that no longer answers gives way.
-func (r *Relay) admit(info ConnInfo) (takeover bool, check *Session, err error) {
+func (r *Relay) admit(info ConnInfo, rec *Device) (takeover bool, check *Session, err error) {
 	if r.closing.Load() {
 		return false, nil, protocol.Errorf(protocol.CodeShuttingDown, "the relay is shutting down")
 	}
@@ -259,9 +321,11 @@ func (r *Relay) admit(info ConnInfo) (takeover bool, check *Session, err error) 
 	case r.cfg.Tokens != nil && info.Token == "" && inUse:
 		return false, nil, protocol.Errorf(protocol.CodeIDInUse, "device id %q is already connected; present its token to reclaim it", info.DeviceID)
 	case r.cfg.Tokens != nil:
-		if err := r.cfg.Tokens.Verify(info.Token, info.DeviceID); err != nil {
+		exp, err := r.cfg.Tokens.Verify(info.Token, info.DeviceID)
+		if err != nil {
 			return false, nil, err
 		}
+		rec.TokenExpires = exp
 		takeover = true
 	case r.cfg.DuplicateID == DuplicateTakeover:
 		takeover = true
@@ -311,7 +375,7 @@ func (r *Relay) join(info ConnInfo, c Conn, mayCheck bool) (*Session, error) {
 		ConnectedAt: r.clock.Now(),
 	}
 	r.order.Lock()
-	takeover, holder, err := r.admit(info)
+	takeover, holder, err := r.admit(info, &rec)
 	if holder != nil {
 		r.order.Unlock()
 		if !mayCheck || !r.holderGone(holder) {
@@ -413,7 +477,7 @@ func (r *Relay) resume(d *device, s *Session) {
 	held := d.held
 	d.held, d.heldBytes = nil, 0
 	for _, m := range held {
-		s.deliver(m.event, m.args, m.ack)
+		r.deliver(s, m)
 	}
 	for _, p := range d.acks {
 		if p.via == nil {
@@ -550,6 +614,7 @@ func (r *Relay) removeLocked(d *device, connID, reason, pairReason string) *Tear
 func (r *Relay) publishTeardown(td *Teardown, reason, pairReason string) {
 	id := td.Device.ID
 	if td.Pair != nil {
+		r.unlinkPair(*td.Pair)
 		r.publish(Event{Kind: PairEnded, ID: td.Pair.A, Peer: td.Pair.B, Reason: pairReason})
 	}
 	r.publishShakes(td)
@@ -656,8 +721,14 @@ func (r *Relay) TransportChanged(s *Session) {
 // with a SERVER_ERROR and its ack, if any, answered.
 func (r *Relay) Handle(s *Session, event string, args protocol.Args, ack Ack) {
 	d := s.dev
-	answer := event == protocol.EventRegisterSuccess || event == protocol.EventRegisterFailed
-	if !answer && d.limit != nil && !d.limit.AllowN(r.clock.Now(), 1) {
+	if d.limit != nil && !d.limit.AllowN(r.clock.Now(), 1) {
+		if event == protocol.EventRegisterSuccess || event == protocol.EventRegisterFailed {
+			// An answer, not a request: an honest device sends one per
+			// question. A flood of them is dropped, counted, unanswered.
+			r.stats.refusal(protocol.CodeRateLimited)
+			d.counters.refused(protocol.CodeRateLimited)
+			return
+		}
 		shape := ackError
 		if answersFalse(event) {
 			shape = ackFalse
@@ -702,7 +773,7 @@ func (r *Relay) handleLeave(s *Session, ack Ack) {
 }
 
 // ackShape says how a refused request's ack is answered.
-type ackShape int
+type ackShape uint8
 
 const (
 	ackError ackShape = iota // relay requests and the rest: {"error": {...}}
@@ -723,7 +794,15 @@ func answersFalse(event string) bool {
 // refuse tells d why its request was refused and answers its ack.
 func (r *Relay) refuse(d *device, err *protocol.Error, ack Ack, shape ackShape) {
 	r.stats.refusal(err.Code)
-	r.log.Info("request refused", "id", d.id, "code", string(err.Code), "reason", err.Message)
+	d.counters.refused(err.Code)
+	r.tap(d, Traffic{Dir: DirIn, Code: err.Code, Reason: err.Message})
+	if n, ok := d.counters.logRefusal(r.clock.Now()); ok {
+		if n > 0 {
+			r.log.Info("request refused", "id", d.id, "code", string(err.Code), "reason", err.Message, "unlogged_since", n)
+		} else {
+			r.log.Info("request refused", "id", d.id, "code", string(err.Code), "reason", err.Message)
+		}
+	}
 	r.emit(d, protocol.EventServerError, err.Error())
 	switch shape {
 	case ackFalse:

@@ -27,30 +27,31 @@ func (r *Relay) handleEmit(s *device, args protocol.Args, ack Ack, withAck bool)
 		r.refuse(s, protocol.Errorf(protocol.CodeReservedEvent, "%s is relayed only with P2P_EMIT_ACKNOWLEDGE: its reader answers every chunk", req.Event), ack, ackError)
 		return
 	}
-	if perr := req.Args.Check(r.cfg.MaxPayload); perr != nil {
+	size, perr := req.Args.Measure(r.cfg.MaxPayload)
+	if perr != nil {
 		r.refuse(s, perr, ack, ackError)
 		return
 	}
-	peer, ok := r.store.Peer(s.id)
-	if !ok || peer != req.Target {
+	link := s.peerOf()
+	if link == nil || link.id != req.Target {
 		r.refuse(s, protocol.Errorf(protocol.CodeNotPaired, "device %q is not your peer", req.Target), ack, ackError)
 		return
 	}
-	t := r.device(peer)
+	t := link.dev
 	if t == nil {
-		r.refuse(s, protocol.Errorf(protocol.CodeOffline, "device %q is offline", peer), ack, ackError)
+		r.refuse(s, protocol.Errorf(protocol.CodeOffline, "device %q is offline", link.id), ack, ackError)
 		return
 	}
 	if !withAck {
-		if !r.sendTo(t, req.Event, req.Args, nil) {
+		if !r.sendTo(t, message{event: req.Event, args: req.Args}) {
 			r.refuse(s, offline(t), ack, ackError)
 			return
 		}
-		r.countRelayed(s)
+		r.countRelayed(s, t, req.Event, size)
 		ack.answer()
 		return
 	}
-	r.forwardWithAck(s, t, req, ack)
+	r.forwardWithAck(s, t, req, size, ack)
 }
 
 // offline is the refusal of a message for a device that left, or is away
@@ -65,32 +66,45 @@ func offline(t *device) *protocol.Error {
 // forwardWithAck relays a request whose answer is piped back to the source.
 // A stream chunk's answer is the reader's "send more", which may be long
 // in coming: it has no timeout.
-func (r *Relay) forwardWithAck(s, t *device, req protocol.RelayRequest, ack Ack) {
+func (r *Relay) forwardWithAck(s, t *device, req protocol.RelayRequest, size int, ack Ack) {
 	p := &pendingAck{src: s, ack: ack, stream: req.Event == protocol.EventEmitStream}
 	timeout := r.cfg.AckTimeout
 	if p.stream {
 		timeout = 0
 	}
 	event := req.Event
-	r.ask(t, p, event, req.Args, timeout, true, func(answer protocol.Args) {
-		if perr := answer.Check(r.cfg.MaxPayload); perr != nil {
+	if watched(s, t) {
+		p.start = r.clock.Now().UnixNano()
+	}
+	p.answered = func(answer protocol.Args) {
+		answerSize, perr := answer.Measure(r.cfg.MaxPayload)
+		if perr != nil {
 			perr.Message = "the answer of " + strconv.Quote(t.id) + ": " + perr.Message
 			r.failAck(p, perr)
 			return
 		}
 		r.stats.acks.Add(1)
+		if p.start != 0 {
+			rtt := time.Duration(r.clock.Now().UnixNano() - p.start)
+			r.tap(t, Traffic{Dir: DirIn, Event: event, Size: answerSize, Ack: true, RTT: rtt})
+			r.tap(s, Traffic{Dir: DirOut, Event: event, Size: answerSize, Ack: true, RTT: rtt})
+		}
 		p.ack(answer)
-	}, func() {
+	}
+	p.timedOut = func() {
 		r.failAck(p, protocol.Errorf(protocol.CodeTimeout, "device %q did not answer %q within %s", t.id, event, r.cfg.AckTimeout))
-	})
+	}
+	r.ask(t, p, event, req.Args, size, timeout)
 }
 
 // ask sends t a request on p.src's behalf and records it in t's acks until
-// t answers (answered), timeout passes (timedOut; 0: no timeout), or t
-// leaves (p fails OFFLINE). relayed counts it as a message p.src relayed,
-// and holds it to --max-pending-acks. A request that cannot be sent
-// fails at once, OFFLINE (or RATE_LIMITED over the bound).
-func (r *Relay) ask(t *device, p *pendingAck, event string, args protocol.Args, timeout time.Duration, relayed bool, answered func(protocol.Args), timedOut func()) {
+// t answers (p.answered), timeout passes (p.timedOut; 0: no timeout), or
+// t leaves (p fails OFFLINE). A relayed request (size >= 0, its
+// arguments' size) counts as a message p.src relayed, and is held to
+// --max-pending-acks; the relay's own (size < 0) are not. A request that
+// cannot be sent fails at once, OFFLINE (or RATE_LIMITED over the bound).
+func (r *Relay) ask(t *device, p *pendingAck, event string, args protocol.Args, size int, timeout time.Duration) {
+	relayed := size >= 0
 	t.mu.Lock()
 	if t.ended {
 		t.mu.Unlock()
@@ -108,20 +122,10 @@ func (r *Relay) ask(t *device, p *pendingAck, event string, args protocol.Args, 
 	p.via = t.cur.Load()
 	t.acks[id] = p
 	if timeout > 0 {
-		p.timer = r.after(timeout, func() {
-			if t.takeAck(id) != nil {
-				timedOut()
-			}
-		})
+		p.timer = r.after(timeout, func() { r.ackTimedOut(t, id) })
 	}
 	t.mu.Unlock()
-	if !r.sendTo(t, event, args, func(answer protocol.Args) {
-		if t.takeAck(id) == nil {
-			return
-		}
-		p.stopTimer()
-		answered(answer)
-	}) {
+	if !r.sendTo(t, message{event: event, args: args, ackID: id}) {
 		if t.takeAck(id) != nil {
 			p.stopTimer()
 			r.failAck(p, offline(t))
@@ -129,16 +133,60 @@ func (r *Relay) ask(t *device, p *pendingAck, event string, args protocol.Args, 
 		return
 	}
 	if relayed {
-		r.countRelayed(p.src)
+		r.countRelayed(p.src, t, event, size)
 	}
 }
 
-// countRelayed counts a message s sent that the relay passes on; refused
-// ones count as refusals only.
-func (r *Relay) countRelayed(s *device) {
+// ackAnswered takes t's answer to its pending ack id, which came on s.
+func (r *Relay) ackAnswered(t *device, s *Session, id uint64, answer protocol.Args) {
+	p := t.takeAck(id)
+	if p == nil {
+		// Too late: the relay stopped waiting. The connection forgot this
+		// one as it handed it over.
+		if s.stale.Add(-1) < 0 {
+			s.stale.Add(1)
+		}
+		return
+	}
+	p.stopTimer()
+	p.answered(answer)
+}
+
+// ackTimedOut gives up waiting for t's answer to its pending ack id. The
+// connection it went out on keeps the ack until t answers or leaves: a
+// device that leaves more than staleLimit of them unanswered is not
+// listening, and its connection is closed (with a pair, it may come back
+// within its resume window).
+func (r *Relay) ackTimedOut(t *device, id uint64) {
+	p := t.takeAck(id)
+	if p == nil {
+		return
+	}
+	if s := p.via; s != nil && int(s.stale.Add(1)) > r.staleLimit() {
+		r.log.Info("device leaves too many requests unanswered: closing its connection", "id", t.id, "unanswered", s.stale.Load())
+		r.drop(s, "unresponsive")
+		s.conn.Close()
+	}
+	p.timedOut()
+}
+
+// staleLimit is how many requests a connection may leave unanswered past
+// their timeout.
+func (r *Relay) staleLimit() int {
+	return max(r.cfg.MaxPendingAcks, DefaultMaxPendingAcks)
+}
+
+// countRelayed counts a message s sent that the relay passed on to t;
+// refused ones count as refusals only.
+func (r *Relay) countRelayed(s, t *device, event string, size int) {
 	s.sent.Add(1)
 	s.pairSent.Add(1)
 	r.stats.messages.Add(1)
+	s.counters.bytesIn.Add(uint64(size))
+	t.counters.msgsOut.Add(1)
+	t.counters.bytesOut.Add(uint64(size))
+	r.tap(s, Traffic{Dir: DirIn, Event: event, Size: size})
+	r.tap(t, Traffic{Dir: DirOut, Event: event, Size: size})
 }
 
 // takeAck returns the pending ack id that s owes and forgets it, or nil
@@ -176,8 +224,8 @@ func (r *Relay) handleStatus(d *device, ack Ack) {
 		return
 	}
 	var peer any
-	if p, ok := r.store.Peer(d.id); ok {
-		peer = p
+	if l := d.peerOf(); l != nil {
+		peer = l.id
 	}
 	ack.answer(map[string]any{"id": d.id, "peer": peer})
 }

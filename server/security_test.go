@@ -346,9 +346,9 @@ func selfSigned(t *testing.T, dir string) (certFile, keyFile string, pool *x509.
 // slowVerifier accepts every token after a wait.
 type slowVerifier struct{ wait time.Duration }
 
-func (v slowVerifier) Verify(token, id string) error {
+func (v slowVerifier) Verify(token, id string) (time.Time, error) {
 	time.Sleep(v.wait)
-	return nil
+	return time.Time{}, nil
 }
 
 // TestConnectionLostDuringAdmission: a connection that ends while the

@@ -21,6 +21,9 @@ type Device struct {
 	// Away is set while a paired device whose connection dropped is kept
 	// for its resume window: its pair stands, its id waits for it.
 	Away bool `json:"away,omitempty"`
+	// TokenExpires is when the device token it connected with expires;
+	// zero without device tokens.
+	TokenExpires time.Time `json:"token_expires,omitzero"`
 }
 
 // Available reports whether the device can be asked to pair: it has no

@@ -14,12 +14,12 @@ func (r *Relay) handleRegisterStream(s *device, args protocol.Args, ack Ack) {
 	}
 	first, _ := args.First()
 	target, _ := first.(string)
-	peer, ok := r.store.Peer(s.id)
-	if !ok || target != peer {
+	link := s.peerOf()
+	if link == nil || target != link.id {
 		r.refuse(s, protocol.Errorf(protocol.CodeNotPaired, "device %q is not your peer", truncate(target, 64)), ack, ackFalse)
 		return
 	}
-	t := r.device(peer)
+	peer, t := link.id, link.dev
 	switch {
 	case t == nil:
 		r.refuse(s, protocol.Errorf(protocol.CodeOffline, "device %q is offline", peer), ack, ackFalse)
@@ -29,15 +29,17 @@ func (r *Relay) handleRegisterStream(s *device, args protocol.Args, ack Ack) {
 		return
 	}
 	p := &pendingAck{src: s, ack: ack, shape: ackFalse}
-	r.ask(t, p, protocol.EventRegisterStream, protocol.Args{}, r.cfg.PairTimeout, false, func(answer protocol.Args) {
+	p.answered = func(answer protocol.Args) {
 		if answer.FirstIsTrue() {
 			ack.answer(true)
 			return
 		}
 		r.refuse(s, protocol.Errorf(protocol.CodeRefused, "device %q did not open a stream", peer), ack, ackFalse)
-	}, func() {
+	}
+	p.timedOut = func() {
 		r.refuse(s, protocol.Errorf(protocol.CodeTimeout, "device %q did not answer the stream request within %s", peer, r.cfg.PairTimeout), ack, ackFalse)
-	})
+	}
+	r.ask(t, p, protocol.EventRegisterStream, protocol.Args{}, -1, r.cfg.PairTimeout)
 }
 
 // endStreams fails the stream chunks still waiting between the two sides

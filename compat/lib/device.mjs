@@ -179,6 +179,22 @@ export class Device {
   close() {
     this.socket.close();
   }
+
+  /**
+   * drop closes the device's transport without a word, as a network that
+   * fails does; a device made with reconnection comes back by itself.
+   * It resolves once the socket has seen the connection end.
+   */
+  async drop() {
+    const gone = new Promise((resolve) => this.socket.once('disconnect', resolve));
+    this.socket.io.engine.close();
+    return gone;
+  }
+
+  /** reconnected resolves the next time the socket connects. */
+  reconnected() {
+    return new Promise((resolve) => this.socket.once('connect', resolve));
+  }
 }
 
 /** Gen1Device behaves as a generation-1 device of the original plugin. */
@@ -256,13 +272,14 @@ export class Gen2Device extends Device {
  * on socket.io-client `version` over `transport`. consent(src) decides
  * whether to accept a pairing request the device is free to accept
  * (default: yes); it may return a promise. query adds or overrides
- * handshake query keys; auth is the handshake auth (4.x only). It rejects
+ * handshake query keys; auth is the handshake auth (4.x only); with
+ * reconnection, the client reconnects by itself as its defaults say. It rejects
  * with ConnectRefused when the relay refuses the connection. The caller
  * must close the device.
  */
-export async function connectDevice(url, { gen = 2, id, version = 4, transport = 'websocket', consent, query = {}, auth }) {
+export async function connectDevice(url, { gen = 2, id, version = 4, transport = 'websocket', consent, query = {}, auth, reconnection = false }) {
   const Cls = gen === 1 ? Gen1Device : Gen2Device;
-  const socket = openSocket(url, { version, transport, auth, query: { [Cls.queryKey]: id, ...query } });
+  const socket = openSocket(url, { version, transport, auth, reconnection, query: { [Cls.queryKey]: id, ...query } });
   const dev = new Cls(socket, { id, version, transport }, { consent });
   await awaitConnect(socket, version);
   return dev;
