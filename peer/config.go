@@ -1,6 +1,7 @@
 package peer
 
 import (
+	"cmp"
 	"fmt"
 	"log/slog"
 	"net/url"
@@ -145,33 +146,17 @@ func (c Config) withDefaults(dial bool) (Config, error) {
 	if c.Timeout < 0 || c.ReconnectDelay < 0 || c.ReconnectDelayMax < 0 || c.PairRetry < 0 {
 		return c, fmt.Errorf("peer: config: durations must not be negative")
 	}
-	if c.Timeout == 0 {
-		c.Timeout = DefaultTimeout
-	}
-	if c.ReconnectDelay == 0 {
-		c.ReconnectDelay = DefaultReconnectDelay
-	}
-	if c.ReconnectDelayMax == 0 {
-		c.ReconnectDelayMax = DefaultReconnectDelayMax
-	}
-	if c.PairRetry == 0 {
-		c.PairRetry = DefaultPairRetry
-	}
+	c.Timeout = cmp.Or(c.Timeout, DefaultTimeout)
+	c.ReconnectDelay = cmp.Or(c.ReconnectDelay, DefaultReconnectDelay)
+	c.ReconnectDelayMax = cmp.Or(c.ReconnectDelayMax, DefaultReconnectDelayMax)
+	c.PairRetry = cmp.Or(c.PairRetry, DefaultPairRetry)
 	if c.StreamChunk < 0 || c.StreamWindow < 0 || c.StreamBuffer < 0 {
 		return c, fmt.Errorf("peer: config: stream sizes must not be negative")
 	}
-	if c.StreamChunk == 0 {
-		c.StreamChunk = DefaultStreamChunk
-	}
-	if c.StreamWindow == 0 {
-		c.StreamWindow = DefaultStreamWindow
-	}
-	if c.StreamBuffer == 0 {
-		c.StreamBuffer = DefaultStreamBuffer
-	}
-	if c.StreamRate == 0 {
-		c.StreamRate = DefaultStreamRate
-	}
+	c.StreamChunk = cmp.Or(c.StreamChunk, DefaultStreamChunk)
+	c.StreamWindow = cmp.Or(c.StreamWindow, DefaultStreamWindow)
+	c.StreamBuffer = cmp.Or(c.StreamBuffer, DefaultStreamBuffer)
+	c.StreamRate = cmp.Or(c.StreamRate, DefaultStreamRate)
 	if c.ReconnectDelayMax < c.ReconnectDelay {
 		c.ReconnectDelayMax = c.ReconnectDelay
 	}

@@ -585,14 +585,11 @@ func (p *Peer) pairOnce(ctx context.Context, target string) error {
 // it is offline or busy, until stopRepair or Close; a refusal is reported
 // as a PairFailed notice.
 func (p *Peer) repair(target string) {
+	p.stopRepair()
 	ctx, cancel := context.WithCancel(p.ctx)
 	p.mu.Lock()
-	prev := p.endRepair
 	p.endRepair = cancel
 	p.mu.Unlock()
-	if prev != nil {
-		prev()
-	}
 	go func() {
 		defer cancel()
 		err := p.pair(ctx, target, true)

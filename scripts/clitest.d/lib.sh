@@ -60,9 +60,10 @@ start_relay() {
 	URL="http://127.0.0.1:$PORT"
 }
 
-# stop PID: end a background process with SIGTERM; STATUS is its exit code.
+# stop PID [SIGNAL]: end a background process with SIGNAL (TERM); STATUS is
+# its exit code.
 stop() {
-	kill -TERM "$1" 2>/dev/null || true
+	kill "-${2:-TERM}" "$1" 2>/dev/null || true
 	STATUS=0
 	wait "$1" || STATUS=$?
 }

@@ -119,9 +119,7 @@ for sig in INT TERM; do
 	W_PID=$!
 	PIDS+=("$W_PID")
 	wait_for "W$sig to wait" 5 grep -q "msg=\"request refused\" id=W$sig code=OFFLINE" "$WORK/p2pd-0.log"
-	kill "-$sig" "$W_PID"
-	STATUS=0
-	wait "$W_PID" || STATUS=$?
+	stop "$W_PID" "$sig"
 	want=130
 	[ "$sig" = TERM ] && want=143
 	[ "$STATUS" -eq "$want" ] || fail "emit --wait after SIG$sig exited $STATUS, want $want"
@@ -131,9 +129,7 @@ done
 peer L --id L listen
 L_PID=$LAST_PID
 wait_for "L to connect" 10 has "$WORK/L.out" "connected L"
-kill -INT "$L_PID"
-STATUS=0
-wait "$L_PID" || STATUS=$?
+stop "$L_PID" INT
 [ "$STATUS" -eq 0 ] || fail "listen after SIGINT exited $STATUS, want 0"
 
 # 1: anything else, e.g. an event name the relay does not relay.

@@ -82,10 +82,8 @@ p2ppeer: emit "y": NOT_PAIRED: this device has no peer' ] || fail "error texts: 
 piped_peer F --id F --json connect --target B
 F_PID=$LAST_PID
 wait_for "F to pair" 10 has "$WORK/F.out" '"type":"paired","peer":"B"'
-kill -INT "$F_PID"
-status=0
-wait "$F_PID" || status=$?
-[ "$status" -eq 130 ] || fail "an interrupted script exited $status, want 130"
+stop "$F_PID" INT
+[ "$STATUS" -eq 130 ] || fail "an interrupted script exited $STATUS, want 130"
 [ ! -s "$WORK/F.err" ] || fail "an interrupted script wrote: $(cat "$WORK/F.err")"
 expect_json "$WORK/F.out" 'objs.map(o => o.type)' '["connected","paired","unpaired"]'
 
