@@ -203,11 +203,19 @@ func openManager(ctx context.Context, url string, o Options) (*client.Manager, e
 	}
 }
 
+// closeManager closes a manager that did not open. The manager's connect
+// timer (neverTimeout) is stopped only when the manager hears of an error
+// or an open; an error its transport reported before it listened (a
+// refused websocket dial, say) never reaches it, and the timer's goroutine
+// would be left waiting for good. The error it is told here stops it.
 func closeManager(mgr *client.Manager) {
 	if e := mgr.Engine(); e != nil {
+		e.Emit("error", errGivenUp)
 		e.Close()
 	}
 }
+
+var errGivenUp = errors.New("connection attempt given up")
 
 // joinNamespace creates the socket on an open manager and waits until the
 // relay accepts or refuses it.

@@ -7,6 +7,7 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"runtime"
 	"strings"
 	"sync/atomic"
 	"syscall"
@@ -141,5 +142,34 @@ func TestConnectRetriesUnavailable(t *testing.T) {
 	}
 	if hits.Load() < 2 {
 		t.Fatalf("%d attempts, want several", hits.Load())
+	}
+}
+
+// TestFailedAttemptsLeaveNothing: attempts that fail leave no goroutine
+// behind (the library's connect timer of each is stopped).
+func TestFailedAttemptsLeaveNothing(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	url := "http://" + ln.Addr().String()
+	ln.Close()
+	attempt := func() {
+		if _, err := Connect(context.Background(), url, websocketOnly()); !Permanent(err) {
+			t.Fatalf("err = %v, want a refused connection", err)
+		}
+	}
+	attempt() // the library's own goroutines start with the first
+	before := runtime.NumGoroutine()
+	for range 50 {
+		attempt()
+	}
+	// Closed attempts end their goroutines soon after; none is left for good.
+	deadline := time.Now().Add(5 * time.Second)
+	for runtime.NumGoroutine() > before+5 {
+		if time.Now().After(deadline) {
+			t.Fatalf("%d goroutines after 50 failed attempts, %d before", runtime.NumGoroutine(), before)
+		}
+		runtime.Gosched()
 	}
 }
