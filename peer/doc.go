@@ -44,6 +44,13 @@
 // shutting down. A Peer gives up (Closed) when the relay refuses it for
 // good: kicked by an operator, its id taken over, or not authorised.
 //
+// # Streams
+//
+// OpenStream asks the peer for a stream, and Config.OnStream receives
+// those the peer opens: a Stream is a byte stream both ends may write,
+// carried as the original plugin's generation-2 stream chunks, with
+// back-pressure, and an empty chunk as its end (see Stream).
+//
 // Close tells the relay the device is leaving (P2P_LEAVE) and returns once
 // the relay has let the id go, so that the same id may connect again at
 // once.

@@ -134,7 +134,9 @@ func (p *Peer) connect(ctx context.Context) error {
 // connected (or connecting) to a relay with ?clientId= set to cfg.ID. The
 // socket stays the caller's: Close detaches the Peer without disconnecting
 // it, and its reconnection is the socket's own (Config's URL, Token,
-// NoReconnect, ReconnectDelay* and Transports are not used).
+// NoReconnect, ReconnectDelay* and Transports are not used). As with Dial,
+// a pair is held while the socket is disconnected, and settled once it
+// connects again.
 func New(sock *client.Socket, cfg Config) (*Peer, error) {
 	if sock == nil {
 		return nil, errors.New("peer: New needs a socket")
