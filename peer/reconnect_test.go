@@ -91,11 +91,13 @@ func TestRelayRestart(t *testing.T) {
 }
 
 // TestConnectionDrops: the network under one device fails while the relay
-// still holds its old connection; the device retries through ID_IN_USE
-// until the relay's heartbeat lets the old connection go. With the resume
-// window off, the pair does not survive.
+// still holds its old connection, which stays silent; the device comes
+// back under its id once the relay has checked the old connection
+// (ReclaimCheck) and let it go. With the resume window off, the pair does
+// not survive. (The relay's heartbeat is left long: a short one can drop a
+// device of a loaded machine before the network fails.)
 func TestConnectionDrops(t *testing.T) {
-	r := testkit.StartRelay(t, socketio.ServiceConfig{PingInterval: 100 * time.Millisecond, PingTimeout: 200 * time.Millisecond, Relay: server.Config{ResumeWindow: -1}})
+	r := testkit.StartRelay(t, socketio.ServiceConfig{Relay: server.Config{ResumeWindow: -1, ReclaimCheck: 500 * time.Millisecond}})
 	px := startProxy(t, strings.TrimPrefix(r.URL, "http://"))
 	a := dial(t, px.URL(), "A", func(c *peer.Config) { c.Transports = []string{"websocket"} })
 	b := dial(t, r.URL, "B")
