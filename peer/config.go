@@ -1,6 +1,7 @@
 package peer
 
 import (
+	"cmp"
 	"fmt"
 	"log/slog"
 	"net/url"
@@ -15,6 +16,14 @@ const (
 	DefaultTimeout           = 10 * time.Second
 	DefaultReconnectDelay    = 500 * time.Millisecond
 	DefaultReconnectDelayMax = 5 * time.Second
+	DefaultPairRetry         = time.Second
+	DefaultStreamChunk       = 256 << 10
+	DefaultStreamWindow      = 1
+	DefaultStreamBuffer      = 1 << 20
+	// DefaultStreamRate keeps a device's chunks under p2pd's default
+	// request rate (200 a second, bursts of 400), with room for a few
+	// other requests.
+	DefaultStreamRate = 190
 )
 
 // AcceptPolicy decides a pair request from device from while this device is
@@ -54,6 +63,27 @@ type Config struct {
 	OnEvent func(Event)
 	// OnNotice receives the changes of the peer's state, in order.
 	OnNotice func(Notice)
+	// OnStream receives the streams the peer opens (see Stream), in order
+	// with events and notices; it must not block (read on a goroutine of
+	// its own). nil refuses streams, as the original client does until it
+	// listens for them.
+	OnStream func(*Stream)
+	// StreamChunk is the largest chunk a stream writer sends, in bytes;
+	// each chunk is one relayed message, bounded by the relay's
+	// --max-payload (1 MiB by default). Default DefaultStreamChunk.
+	StreamChunk int
+	// StreamWindow is how many chunks a stream writer sends before the
+	// first one is acknowledged. Default DefaultStreamWindow (1), as the
+	// original: one chunk in flight.
+	StreamWindow int
+	// StreamBuffer is how many bytes a stream reader buffers before it
+	// holds the writer back. Default DefaultStreamBuffer.
+	StreamBuffer int
+	// StreamRate bounds the chunks this device's streams send a second,
+	// in bursts of twice as many, so as to stay within the relay's
+	// request rate (--rate, --burst): a chunk the relay refuses ends its
+	// stream. Default DefaultStreamRate; negative for no bound.
+	StreamRate float64
 	// Timeout bounds connecting and every request whose context has no
 	// deadline. Default DefaultTimeout.
 	Timeout time.Duration
@@ -64,6 +94,24 @@ type Config struct {
 	// Defaults DefaultReconnectDelay and DefaultReconnectDelayMax.
 	ReconnectDelay    time.Duration
 	ReconnectDelayMax time.Duration
+	// WaitForTarget makes Pair wait for a target that is offline or busy
+	// (or while the relay limits pairing requests): it asks again every
+	// PairRetry until the pair forms, the target refuses, or Pair's context
+	// ends. Each request is bounded by Timeout; the wait only by the
+	// context, so give it a deadline (or cancel it) to bound the wait.
+	WaitForTarget bool
+	// PairRetry is how long a waiting Pair, or a repair, waits before
+	// asking an offline or busy target again. Default DefaultPairRetry; the
+	// relay limits pairing requests per device (2 a second by default).
+	PairRetry time.Duration
+	// Repair makes the peer pair again by itself after a reconnect, when
+	// the relay did not keep its pair (the connection stayed down past the
+	// relay's resume window, or the relay restarted): with the device it
+	// was paired with, waiting for it while it is offline or busy (every
+	// PairRetry, without a deadline) until the pair forms, the device
+	// refuses (a PairFailed notice), the connection drops again, or Pair or
+	// Unpair is called.
+	Repair bool
 	// Transports lists the transports to try, "websocket" and/or
 	// "polling" (Dial only). Default websocket alone: with the Go
 	// socket.io client, a connection that starts on polling can lose its
@@ -95,18 +143,20 @@ func (c Config) withDefaults(dial bool) (Config, error) {
 			c.Transports = []string{"websocket"}
 		}
 	}
-	if c.Timeout < 0 || c.ReconnectDelay < 0 || c.ReconnectDelayMax < 0 {
+	if c.Timeout < 0 || c.ReconnectDelay < 0 || c.ReconnectDelayMax < 0 || c.PairRetry < 0 {
 		return c, fmt.Errorf("peer: config: durations must not be negative")
 	}
-	if c.Timeout == 0 {
-		c.Timeout = DefaultTimeout
+	c.Timeout = cmp.Or(c.Timeout, DefaultTimeout)
+	c.ReconnectDelay = cmp.Or(c.ReconnectDelay, DefaultReconnectDelay)
+	c.ReconnectDelayMax = cmp.Or(c.ReconnectDelayMax, DefaultReconnectDelayMax)
+	c.PairRetry = cmp.Or(c.PairRetry, DefaultPairRetry)
+	if c.StreamChunk < 0 || c.StreamWindow < 0 || c.StreamBuffer < 0 {
+		return c, fmt.Errorf("peer: config: stream sizes must not be negative")
 	}
-	if c.ReconnectDelay == 0 {
-		c.ReconnectDelay = DefaultReconnectDelay
-	}
-	if c.ReconnectDelayMax == 0 {
-		c.ReconnectDelayMax = DefaultReconnectDelayMax
-	}
+	c.StreamChunk = cmp.Or(c.StreamChunk, DefaultStreamChunk)
+	c.StreamWindow = cmp.Or(c.StreamWindow, DefaultStreamWindow)
+	c.StreamBuffer = cmp.Or(c.StreamBuffer, DefaultStreamBuffer)
+	c.StreamRate = cmp.Or(c.StreamRate, DefaultStreamRate)
 	if c.ReconnectDelayMax < c.ReconnectDelay {
 		c.ReconnectDelayMax = c.ReconnectDelay
 	}

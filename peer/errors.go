@@ -25,6 +25,9 @@ var (
 	// ErrNotPaired: the request needs a peer and this device has none.
 	ErrNotPaired = &protocol.Error{Code: protocol.CodeNotPaired, Message: "not paired"}
 
+	// errNoPeer: a request that needs a peer, on a device without one.
+	errNoPeer = protocol.Errorf(protocol.CodeNotPaired, "this device has no peer")
+
 	// ErrConnect wraps every failure to connect to the relay; the relay's
 	// own refusal (UNAUTHORIZED, ID_IN_USE, ...) is wrapped too.
 	ErrConnect = errors.New("could not connect to the relay")

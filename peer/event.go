@@ -62,16 +62,27 @@ const (
 	// PairRequest: Notice.Peer asked to pair; Notice.Accepted says the
 	// answer.
 	PairRequest
-	// Disconnected: the connection dropped (Notice.Reason, Notice.Err);
-	// the peer is reconnecting unless Closed follows.
+	// Disconnected: the connection dropped (Notice.Reason, Notice.Err) and
+	// the peer is reconnecting. A pair is kept meanwhile: the relay holds
+	// it for a while (its resume window), and says whether it did once the
+	// device is back (Resumed or Unpaired).
 	Disconnected
-	// Reconnected: the device is connected and registered again, unpaired;
-	// Notice.Peer is the device whose pair ended because a connection
-	// dropped (this one's, the peer's, or the relay's shutdown), if any.
+	// Reconnected: the device is connected and registered again.
+	// Notice.Peer is the device it was paired with when the connection
+	// dropped (Resumed or Unpaired follows), or whose pair the relay ended
+	// as it shut down, if any.
 	Reconnected
 	// Closed: the peer stopped for good; Notice.Err says why (nil after
-	// Close).
+	// Close): the relay closed it (KICKED, TAKEN_OVER), refused it as it
+	// reconnected (UNAUTHORIZED, BAD_ID), or the connection dropped with
+	// NoReconnect set.
 	Closed
+	// Resumed: after a reconnect, the relay said it kept the pair with
+	// Notice.Peer; what the peer sent meanwhile is delivered, in order.
+	Resumed
+	// PairFailed: pairing again with Notice.Peer by itself (Config.Repair)
+	// failed for Notice.Err; the peer stays unpaired.
+	PairFailed
 )
 
 // String names the kind.
@@ -89,6 +100,10 @@ func (k NoticeKind) String() string {
 		return "reconnected"
 	case Closed:
 		return "closed"
+	case Resumed:
+		return "resumed"
+	case PairFailed:
+		return "pair_failed"
 	}
 	return "unknown"
 }
@@ -106,7 +121,8 @@ const (
 	// ReasonPeerGone: the peer disconnected, or the relay ended the pair
 	// (P2P_DISCONNECT).
 	ReasonPeerGone Reason = "peer_gone"
-	// ReasonConnectionLost: this device's connection dropped.
+	// ReasonConnectionLost: this device's connection dropped and the relay
+	// did not keep the pair (or the peer stopped for good).
 	ReasonConnectionLost Reason = "connection_lost"
 )
 
@@ -116,7 +132,7 @@ type Notice struct {
 	Peer     string // the other device, when there is one
 	Reason   string // Unpaired: a Reason; Disconnected: the transport's reason
 	Accepted bool   // PairRequest: the answer
-	Err      error  // Disconnected, Closed: the relay's refusal, if any
+	Err      error  // Disconnected, Closed: the relay's refusal, if any; PairFailed: why
 }
 
 // dispatcher runs callbacks one at a time, in order, on its own goroutine,

@@ -7,11 +7,13 @@ import (
 	"io"
 	"net"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/p2prelay/p2prelay/internal/testkit"
 	"github.com/p2prelay/p2prelay/peer"
+	"github.com/p2prelay/p2prelay/protocol"
 	"github.com/p2prelay/p2prelay/server"
 	"github.com/p2prelay/p2prelay/server/socketio"
 )
@@ -43,6 +45,7 @@ func tryDial(t *testing.T, relayURL, id string, mods ...func(*peer.Config)) (*de
 		Timeout:           testkit.Wait,
 		ReconnectDelay:    20 * time.Millisecond,
 		ReconnectDelayMax: 200 * time.Millisecond,
+		PairRetry:         20 * time.Millisecond,
 		OnEvent:           func(ev peer.Event) { d.events <- ev },
 		OnNotice:          func(n peer.Notice) { d.notices <- n },
 	}
@@ -133,11 +136,78 @@ func start(t *testing.T, cfg server.Config) *testkit.Relay {
 	return testkit.StartRelay(t, socketio.ServiceConfig{Relay: cfg})
 }
 
+// startWatched starts a relay whose events (server.Event) come on the
+// returned channel; cfg.Observer is replaced.
+func startWatched(t *testing.T, cfg socketio.ServiceConfig) (*testkit.Relay, <-chan server.Event) {
+	t.Helper()
+	events := make(chan server.Event, 1024)
+	cfg.Relay.Observer = server.ObserverFunc(func(e server.Event) {
+		select {
+		case events <- e:
+		default:
+			t.Errorf("relay event %s dropped: the test does not read them", e.Kind)
+		}
+	})
+	return testkit.StartRelay(t, cfg), events
+}
+
+// relayEvent waits for the relay's next event of kind about device id.
+func relayEvent(t *testing.T, events <-chan server.Event, kind server.EventKind, id string) server.Event {
+	t.Helper()
+	timeout := time.After(testkit.Wait)
+	for {
+		select {
+		case e := <-events:
+			if e.Kind == kind && e.ID == id {
+				return e
+			}
+		case <-timeout:
+			t.Fatalf("the relay said no %s about %s within %s", kind, id, testkit.Wait)
+		}
+	}
+}
+
+// refusal waits until the relay refuses a pairing request of id with
+// code, skipping other events.
+func refusal(t *testing.T, events <-chan server.Event, id string, code protocol.Code) {
+	t.Helper()
+	timeout := time.After(testkit.Wait)
+	for {
+		select {
+		case e := <-events:
+			if e.Kind == server.PairRefused && e.ID == id && e.Code == code {
+				return
+			}
+		case <-timeout:
+			t.Fatalf("the relay did not refuse %s with %s within %s", id, code, testkit.Wait)
+		}
+	}
+}
+
+// quiet checks that d got no notice and no event other than a marker its
+// peer sends now: the relay delivers in order and handlers run in order,
+// so anything sent to d before the marker has been handled by then.
+func (d *device) quiet(t *testing.T, peer *device) {
+	t.Helper()
+	if err := peer.Emit(context.Background(), "marker"); err != nil {
+		t.Fatalf("%s: marker: %v", peer.ID(), err)
+	}
+	if ev := d.event(t); ev.Name != "marker" {
+		t.Fatalf("%s: unexpected event %q %v", d.ID(), ev.Name, ev.Args)
+	}
+	select {
+	case n := <-d.notices:
+		t.Fatalf("%s: unexpected notice %s(%s) %s", d.ID(), n.Kind, n.Peer, n.Reason)
+	default:
+	}
+}
+
 // proxy forwards TCP connections to a relay, and can cut them to play a
-// network failure.
+// network failure, and refuse new ones to keep a device away.
 type proxy struct {
 	ln     net.Listener
 	target string
+	down   atomic.Bool // new connections are closed at once
 
 	mu    sync.Mutex // guards links
 	links []*link
@@ -181,6 +251,10 @@ func (p *proxy) serve() {
 		c, err := p.ln.Accept()
 		if err != nil {
 			return
+		}
+		if p.down.Load() {
+			_ = c.Close()
+			continue
 		}
 		up, err := net.Dial("tcp", p.target)
 		if err != nil {

@@ -11,6 +11,7 @@ import (
 
 	client "github.com/zishang520/socket.io/clients/socket/v3"
 	sio "github.com/zishang520/socket.io/servers/socket/v3"
+	"golang.org/x/time/rate"
 
 	"github.com/p2prelay/p2prelay/internal/sioclient"
 	"github.com/p2prelay/p2prelay/protocol"
@@ -28,20 +29,36 @@ type Peer struct {
 	halt  context.CancelFunc
 
 	pairMu sync.Mutex // serialises Pair and Unpair
+	// wmu serialises what the Peer writes on its sockets. The library
+	// writes a packet with binary data as several frames, one at a time: a
+	// packet written from another goroutine at the same moment can come
+	// between them, and the relay closes a connection whose frames do not
+	// follow each other.
+	wmu sync.Mutex
+	// chunks paces the chunks of every stream (Config.StreamRate); nil
+	// for no bound.
+	chunks *rate.Limiter
 
-	mu         sync.Mutex      // guards every field below
-	sock       *client.Socket  // the current connection's socket
-	upSock     *client.Socket  // the socket onConnect ran for: connected while set
-	listeners  *listeners      // installed on sock
-	everUp     bool            // connected at least once
-	peer       string          // the current peer, "" when unpaired
-	lastPeer   string          // the peer whose pair a dropped connection ended
-	pairing    string          // the target of the Pair under way
-	unpairing  bool            // an Unpair is under way: the relay's P2P_UNREGISTER is its echo
-	pairErr    *protocol.Error // the relay's reason while pairing
-	connErr    *protocol.Error // the relay's last word about the connection
+	mu        sync.Mutex     // guards every field below
+	sock      *client.Socket // the current connection's socket
+	upSock    *client.Socket // the socket onConnect ran for: connected while set
+	listeners *listeners     // installed on sock
+	everUp    bool           // connected at least once
+	// peer is the current peer, "" when unpaired. It is kept while the
+	// connection is down (held): the relay may keep the pair.
+	peer       string
+	held       bool                 // the connection dropped while paired; P2P_STATUS says if the pair was kept
+	gonePeer   string               // the peer whose P2P_DISCONNECT was the relay's last word
+	repairPeer string               // the device to pair again with once connected (Config.Repair)
+	pairing    string               // the target of the Pair under way
+	unpairing  bool                 // an Unpair is under way: the relay's P2P_UNREGISTER is its echo
+	pairErr    *protocol.Error      // the relay's reason while pairing
+	endRepair  context.CancelFunc   // ends the repair under way (Config.Repair), if any
+	connErr    *protocol.Error      // the relay's last word about the connection
+	streams    map[*Stream]struct{} // the open stream ends chunks go to
 	handlers   map[string]func(Event)
 	closed     bool
+	leaving    bool  // Close told the relay the device is leaving
 	err        error // why the peer stopped
 	retryDelay time.Duration
 }
@@ -117,7 +134,9 @@ func (p *Peer) connect(ctx context.Context) error {
 // connected (or connecting) to a relay with ?clientId= set to cfg.ID. The
 // socket stays the caller's: Close detaches the Peer without disconnecting
 // it, and its reconnection is the socket's own (Config's URL, Token,
-// NoReconnect, ReconnectDelay* and Transports are not used).
+// NoReconnect, ReconnectDelay* and Transports are not used). As with Dial,
+// a pair is held while the socket is disconnected, and settled once it
+// connects again.
 func New(sock *client.Socket, cfg Config) (*Peer, error) {
 	if sock == nil {
 		return nil, errors.New("peer: New needs a socket")
@@ -138,7 +157,12 @@ func New(sock *client.Socket, cfg Config) (*Peer, error) {
 
 func newPeer(cfg Config, owned bool) *Peer {
 	ctx, halt := context.WithCancel(context.Background())
+	var chunks *rate.Limiter
+	if cfg.StreamRate > 0 {
+		chunks = rate.NewLimiter(rate.Limit(cfg.StreamRate), max(int(2*cfg.StreamRate), 1))
+	}
 	return &Peer{
+		chunks:     chunks,
 		cfg:        cfg,
 		log:        cfg.Logger.With("id", cfg.ID),
 		owned:      owned,
@@ -161,11 +185,15 @@ func (p *Peer) adopt(s *client.Socket) {
 	current := func() bool {
 		p.mu.Lock()
 		defer p.mu.Unlock()
-		return p.sock == s && !p.closed
+		return p.sock == s && !p.closed && !p.leaving
 	}
 	l := &listeners{
 		any: func(args ...any) {
 			if current() {
+				// Events that came with the connection (what the relay held
+				// while the device was away) are emitted before "connect":
+				// the device is up once they come.
+				p.onConnect(s)
 				p.onAny(args...)
 			}
 		},
@@ -186,6 +214,25 @@ func (p *Peer) adopt(s *client.Socket) {
 	s.OnAny(l.any)
 	_ = s.On("connect", l.connect)
 	_ = s.On("disconnect", l.disconnect)
+}
+
+// emit writes an event on socket s, alone (see wmu).
+func (p *Peer) emit(s *client.Socket, event string, args ...any) error {
+	p.wmu.Lock()
+	defer p.wmu.Unlock()
+	return s.Emit(event, args...)
+}
+
+// guarded returns ack writing its answer alone (see wmu); nil for nil.
+func (p *Peer) guarded(ack sio.Ack) sio.Ack {
+	if ack == nil {
+		return nil
+	}
+	return func(vals []any, err error) {
+		p.wmu.Lock()
+		defer p.wmu.Unlock()
+		ack(vals, err)
+	}
 }
 
 // socket returns the current socket.
@@ -240,10 +287,14 @@ func (p *Peer) Err() error {
 }
 
 // Close stops the peer: it disconnects a socket Dial made (the relay frees
-// the pair and tells the peer) or detaches from one given to New. No
-// handler is called for what happens after Close; the calls already queued
-// still run. It does not wait for them: see Done.
+// the pair and tells the peer) or detaches from one given to New. A
+// connected peer tells the relay it is leaving and returns once the relay
+// has let its id go (Config.Timeout at most), so that a program run again
+// at once with the same id is let in. No handler is called for what
+// happens after Close; the calls already queued still run. It does not
+// wait for them: see Done.
 func (p *Peer) Close() error {
+	p.halt() // no more reconnecting or pairing again
 	p.leave()
 	p.stop(ErrClosed)
 	return nil
@@ -261,10 +312,12 @@ func (p *Peer) leave() {
 		p.mu.Unlock()
 		return
 	}
-	p.upSock = nil // the relay's disconnect that follows is no news
+	// What the relay says from now on (its disconnect, the end of the
+	// pair) is no news.
+	p.upSock, p.leaving = nil, true
 	p.mu.Unlock()
 	done := make(chan struct{})
-	if err := s.Emit(protocol.EventLeave, sio.Ack(func([]any, error) { close(done) })); err != nil {
+	if err := p.emit(s, protocol.EventLeave, sio.Ack(func([]any, error) { close(done) })); err != nil {
 		return
 	}
 	t := time.NewTimer(p.cfg.Timeout)
@@ -287,6 +340,7 @@ func (p *Peer) stop(err error) {
 	s, l := p.sock, p.listeners
 	p.mu.Unlock()
 	p.halt()
+	p.endStreams(fmt.Errorf("%w: %w", ErrStreamEnded, ErrClosed))
 	if s != nil {
 		if p.owned {
 			s.Disconnect()
@@ -369,7 +423,7 @@ func (p *Peer) send(hook func([]any), what, event string, args ...any) (<-chan a
 		}
 		ch <- ackResult{vals, err}
 	}))
-	if err := p.socket().Emit(event, all...); err != nil {
+	if err := p.emit(p.socket(), event, all...); err != nil {
 		return nil, fmt.Errorf("peer: %s: %w", what, err)
 	}
 	return ch, nil
@@ -391,13 +445,65 @@ func await(ctx context.Context, what string, ch <-chan ackResult) ([]any, error)
 // Pair asks the relay to pair this device with target and waits for the
 // answer. It returns nil once paired (at once when already paired with
 // target), or an error matching ErrOffline, ErrSelf, ErrBusy, ErrRefused or
-// ErrTimeout (protocol.CodeOf gives the code). A device paired with
-// another one must Unpair first (ErrBusy). If ctx ends before the relay
-// answers and the pair forms later, the Peer unpairs at once.
+// ErrTimeout (protocol.CodeOf gives the code). With Config.WaitForTarget
+// it waits while the target is offline or busy, until ctx ends. A device
+// paired with another one must Unpair first (ErrBusy). If ctx ends before
+// the relay answers and the pair forms later, the Peer unpairs at once.
+// Pair ends a repair under way (Config.Repair).
 func (p *Peer) Pair(ctx context.Context, target string) error {
 	if err := protocol.ValidateID(target); err != nil {
 		return fmt.Errorf("peer: pair with %q: %w", target, err)
 	}
+	p.stopRepair()
+	return p.pair(ctx, target, p.cfg.WaitForTarget)
+}
+
+// pair pairs with target; with wait it asks again, every
+// Config.PairRetry, while the target is offline or busy, until ctx ends.
+func (p *Peer) pair(ctx context.Context, target string, wait bool) error {
+	if !wait {
+		return p.pairOnce(ctx, target)
+	}
+	what := fmt.Sprintf("pair with %q", target)
+	var last error // the last refusal that may pass
+	for {
+		actx, cancel := context.WithTimeout(ctx, p.cfg.Timeout)
+		err := p.pairOnce(actx, target)
+		cancel()
+		if mayPass(err) {
+			last = err
+		}
+		switch {
+		case err == nil:
+			return nil
+		case ctx.Err() == nil && !mayPass(err), ctx.Err() != nil && last == nil:
+			return err
+		case ctx.Err() == nil:
+			p.log.Debug("waiting for the target", "target", target, "err", err)
+			select {
+			case <-ctx.Done():
+			case <-p.ctx.Done():
+				return fmt.Errorf("peer: %s: %w", what, ErrClosed)
+			case <-time.After(p.cfg.PairRetry):
+				continue
+			}
+		}
+		return fmt.Errorf("%w; the last answer: %s", timeoutError(ctx, what), protocol.AsError(last).Error())
+	}
+}
+
+// mayPass reports whether a pairing refusal may not hold a moment later:
+// the target is offline or busy, or the relay limits pairing requests.
+func mayPass(err error) bool {
+	switch protocol.CodeOf(err) {
+	case protocol.CodeOffline, protocol.CodeBusy, protocol.CodeRateLimited:
+		return true
+	}
+	return false
+}
+
+// pairOnce asks the relay once.
+func (p *Peer) pairOnce(ctx context.Context, target string) error {
 	p.pairMu.Lock()
 	defer p.pairMu.Unlock()
 	if err := p.ready(); err != nil {
@@ -422,7 +528,7 @@ func (p *Peer) Pair(ctx context.Context, target string) error {
 			p.mu.Unlock()
 			if err == nil && len(vals) > 0 && vals[0] == true {
 				p.log.Debug("pairing answered after the caller gave up: unpairing", "target", target)
-				_ = p.socket().Emit(protocol.EventUnregister, sio.Ack(func([]any, error) {}))
+				_ = p.emit(p.socket(), protocol.EventUnregister, sio.Ack(func([]any, error) {}))
 			}
 			return
 		}
@@ -432,7 +538,7 @@ func (p *Peer) Pair(ctx context.Context, target string) error {
 		case err != nil:
 			res = fmt.Errorf("peer: %s: %w (%w)", what, ErrNotConnected, err)
 		case len(vals) > 0 && vals[0] == true:
-			p.peer, p.lastPeer = target, ""
+			p.peer, p.held, p.gonePeer = target, false, ""
 			p.notify(Notice{Kind: Paired, Peer: target})
 		default:
 			refusal := p.pairErr
@@ -454,7 +560,7 @@ func (p *Peer) Pair(ctx context.Context, target string) error {
 		result <- res
 		p.mu.Unlock()
 	})
-	if err := p.socket().Emit(protocol.EventRegister, target, ack); err != nil {
+	if err := p.emit(p.socket(), protocol.EventRegister, target, ack); err != nil {
 		p.mu.Lock()
 		p.pairing = ""
 		p.mu.Unlock()
@@ -477,40 +583,75 @@ func (p *Peer) Pair(ctx context.Context, target string) error {
 	}
 }
 
+// repair pairs again with target by itself (Config.Repair), waiting while
+// it is offline or busy, until stopRepair or Close; a refusal is reported
+// as a PairFailed notice.
+func (p *Peer) repair(target string) {
+	p.stopRepair()
+	ctx, cancel := context.WithCancel(p.ctx)
+	p.mu.Lock()
+	p.endRepair = cancel
+	p.mu.Unlock()
+	go func() {
+		defer cancel()
+		err := p.pair(ctx, target, true)
+		if err != nil && ctx.Err() == nil {
+			p.notify(Notice{Kind: PairFailed, Peer: target, Err: err})
+		}
+	}()
+}
+
+// stopRepair ends the repair under way, if any.
+func (p *Peer) stopRepair() {
+	p.mu.Lock()
+	cancel := p.endRepair
+	p.endRepair = nil
+	p.mu.Unlock()
+	if cancel != nil {
+		cancel()
+	}
+}
+
 // Unpair ends this device's pair. It fails with ErrNotPaired when the
-// relay says there is none.
+// relay says there is none. It ends a repair under way (Config.Repair).
 func (p *Peer) Unpair(ctx context.Context) error {
+	p.stopRepair()
 	p.pairMu.Lock()
 	defer p.pairMu.Unlock()
-	p.mu.Lock()
-	p.unpairing = true
-	p.mu.Unlock()
-	defer func() {
-		p.mu.Lock()
-		p.unpairing = false
-		p.mu.Unlock()
-	}()
+	p.setUnpairing(true)
+	defer p.setUnpairing(false)
 	vals, err := p.requestThen(ctx, func([]any) {
 		// Whatever the answer, the relay holds no pair for this device now.
 		p.endPair(ReasonUnregistered)
+		p.setUnpairing(false)
 	}, "unpair", protocol.EventUnregister)
 	if err != nil {
 		return err
 	}
 	if len(vals) == 0 || vals[0] != true {
-		return fmt.Errorf("peer: unpair: %w", protocol.Errorf(protocol.CodeNotPaired, "not paired"))
+		if pe := protocol.ParseAckError(vals[min(1, len(vals)):]); pe != nil {
+			return fmt.Errorf("peer: unpair: %w", pe)
+		}
+		return fmt.Errorf("peer: unpair: %w", errNoPeer)
 	}
 	return nil
 }
 
+// setUnpairing marks an Unpair under way, or over.
+func (p *Peer) setUnpairing(on bool) {
+	p.mu.Lock()
+	p.unpairing = on
+	p.mu.Unlock()
+}
+
 // relayPayload is the {targetClientId, event, args} of a relay request to
-// the current peer, or ErrNotPaired.
-func (p *Peer) relayPayload(event string, args []any) (map[string]any, error) {
+// the current peer, or ErrNotPaired. what names the request in errors.
+func (p *Peer) relayPayload(what, event string, args []any) (map[string]any, error) {
 	p.mu.Lock()
 	peer := p.peer
 	p.mu.Unlock()
 	if peer == "" {
-		return nil, fmt.Errorf("peer: emit %q: %w", event, protocol.Errorf(protocol.CodeNotPaired, "not paired: pair first"))
+		return nil, fmt.Errorf("peer: %s: %w", what, errNoPeer)
 	}
 	if args == nil {
 		args = []any{}
@@ -521,11 +662,11 @@ func (p *Peer) relayPayload(event string, args []any) (map[string]any, error) {
 // Emit sends event with args to the peer and waits until the relay has
 // forwarded it (or refused it: NOT_PAIRED, RESERVED_EVENT, TOO_LARGE, ...).
 func (p *Peer) Emit(ctx context.Context, event string, args ...any) error {
-	payload, err := p.relayPayload(event, args)
+	what := fmt.Sprintf("emit %q", event)
+	payload, err := p.relayPayload(what, event, args)
 	if err != nil {
 		return err
 	}
-	what := fmt.Sprintf("emit %q", event)
 	vals, err := p.request(ctx, what, protocol.EventEmit, payload)
 	if err != nil {
 		return err
@@ -581,11 +722,11 @@ type ackCall struct {
 
 // sendAck sends a relayed event with an ack.
 func (p *Peer) sendAck(ctx context.Context, event string, args []any) (*ackCall, error) {
-	payload, err := p.relayPayload(event, args)
+	what := fmt.Sprintf("emit %q with ack", event)
+	payload, err := p.relayPayload(what, event, args)
 	if err != nil {
 		return nil, err
 	}
-	what := fmt.Sprintf("emit %q with ack", event)
 	ctx, cancel := p.bound(ctx)
 	ch, err := p.send(nil, what, protocol.EventEmitAck, payload)
 	if err != nil {

@@ -492,3 +492,75 @@ func TestWrapsCallersSocket(t *testing.T) {
 		t.Fatal("New with a bad id succeeded")
 	}
 }
+
+// TestWaitForTarget: with Config.WaitForTarget, Pair waits while the
+// target is offline or busy, and pairs once it is free; a wait that
+// outlasts its context says what it waited for; a refusal ends it.
+func TestWaitForTarget(t *testing.T) {
+	r, events := startWatched(t, socketio.ServiceConfig{Relay: server.Config{PairRate: server.Unlimited}})
+	a := dial(t, r.URL, "A", func(c *peer.Config) { c.WaitForTarget = true })
+	ctx := context.Background()
+
+	// Offline until the wait ends.
+	err := a.Pair(ctxTimeout(t, 200*time.Millisecond), "LATE")
+	if !isTimeout(err) || !errors.Is(err, context.DeadlineExceeded) || !strings.Contains(err.Error(), "OFFLINE") {
+		t.Fatalf("pair with an absent target: %v, want a timeout naming OFFLINE", err)
+	}
+
+	// Offline, then online.
+	res := make(chan error, 1)
+	go func() { res <- a.Pair(ctxTimeout(t, testkit.Wait), "LATE") }()
+	refusal(t, events, "A", protocol.CodeOffline)
+	late := dial(t, r.URL, "LATE")
+	if err := <-res; err != nil {
+		t.Fatalf("waiting for LATE: %v", err)
+	}
+	if got, _ := late.Peer.Peer(); got != "A" {
+		t.Fatalf("LATE paired with %q", got)
+	}
+	if err := a.Unpair(ctx); err != nil {
+		t.Fatal(err)
+	}
+
+	// Busy, then free.
+	x := dial(t, r.URL, "X")
+	c := dial(t, r.URL, "C")
+	pair(t, c, x)
+	go func() { res <- a.Pair(ctxTimeout(t, testkit.Wait), "X") }()
+	refusal(t, events, "A", protocol.CodeBusy)
+	if err := c.Unpair(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if err := <-res; err != nil {
+		t.Fatalf("waiting for X: %v", err)
+	}
+	if err := a.Unpair(ctx); err != nil {
+		t.Fatal(err)
+	}
+
+	// A refusal does not wait.
+	dial(t, r.URL, "NO", func(c *peer.Config) { c.Accept = peer.AcceptNone() })
+	if err := a.Pair(ctx, "NO"); !errors.Is(err, peer.ErrRefused) {
+		t.Fatalf("pair with a refusing target: %v", err)
+	}
+}
+
+// TestCloseFreesTheID: a device that closes and connects again at once
+// with the same id, over and over, is let in every time.
+func TestCloseFreesTheID(t *testing.T) {
+	r := start(t, server.Config{PairRate: server.Unlimited})
+	b := dial(t, r.URL, "B")
+	for i := range 20 {
+		a, err := peer.Dial(context.Background(), peer.Config{URL: r.URL, ID: "A", Timeout: testkit.Wait})
+		if err != nil {
+			t.Fatalf("round %d: %v", i, err)
+		}
+		if err := a.Pair(context.Background(), "B"); err != nil {
+			t.Fatalf("round %d: pair: %v", i, err)
+		}
+		_ = a.Close()
+		if n := b.notice(t, peer.Unpaired); n.Peer != "A" {
+			t.Fatalf("round %d: B %+v", i, n)
+		}
+	}
+}

@@ -22,7 +22,13 @@ func (p *Peer) onAny(args ...any) {
 		return
 	}
 	name, _ := args[0].(string)
-	rest, ack := protocol.SplitAck(args[1:])
+	rest, answer := protocol.SplitAck(args[1:])
+	ack := p.guarded(answer)
+	if name != protocol.EventDisconnect && name != protocol.EventServerError {
+		p.mu.Lock()
+		p.gonePeer = "" // the relay said something else since
+		p.mu.Unlock()
+	}
 	switch name {
 	case protocol.EventRegister:
 		p.onPairRequest(rest, ack)
@@ -40,6 +46,10 @@ func (p *Peer) onAny(args ...any) {
 		}
 	case protocol.EventDisconnect:
 		p.endPair(ReasonPeerGone)
+	case protocol.EventRegisterStream:
+		p.onStreamRequest(ack)
+	case protocol.EventEmitStream:
+		p.onChunk(rest, ack)
 	case protocol.EventServerError:
 		p.onServerError(rest)
 	default:
@@ -67,7 +77,7 @@ func (p *Peer) onPairRequest(args []any, ack sio.Ack) {
 		fresh = accept
 	}
 	if fresh {
-		p.peer, p.lastPeer = src, ""
+		p.peer, p.held, p.gonePeer = src, false, ""
 	}
 	p.mu.Unlock()
 	ack([]any{accept}, nil)
@@ -78,20 +88,19 @@ func (p *Peer) onPairRequest(args []any, ack sio.Ack) {
 	}
 }
 
-// endPair forgets the peer, if any, and says why. A pair that ended
-// because a connection dropped is remembered for the Reconnected notice.
+// endPair forgets the peer, if any, and says why. A peer that went away
+// is remembered until the relay says anything else: if the relay is
+// shutting down, it is the device to pair again with (Config.Repair).
 func (p *Peer) endPair(why Reason) {
 	p.mu.Lock()
 	old := p.peer
-	p.peer = ""
-	if old != "" {
-		p.lastPeer = ""
-		if why == ReasonPeerGone || why == ReasonConnectionLost {
-			p.lastPeer = old
-		}
+	p.peer, p.held, p.gonePeer = "", false, ""
+	if why == ReasonPeerGone {
+		p.gonePeer = old
 	}
 	p.mu.Unlock()
 	if old != "" {
+		p.endStreams(fmt.Errorf("%w: the pair with %q ended (%s)", ErrStreamEnded, old, why))
 		p.notify(Notice{Kind: Unpaired, Peer: old, Reason: string(why)})
 	}
 }
@@ -152,7 +161,8 @@ func (p *Peer) onEvent(name string, args []any, ack sio.Ack) {
 }
 
 // onConnect runs when the relay accepted connection s (the relay has
-// registered the device by then), once per socket.
+// registered the device by then), once per socket. After a reconnect it
+// asks the relay whether it kept the pair, or pairs again (Config.Repair).
 func (p *Peer) onConnect(s *client.Socket) {
 	p.mu.Lock()
 	if p.upSock == s || p.sock != s || p.closed {
@@ -164,17 +174,66 @@ func (p *Peer) onConnect(s *client.Socket) {
 	p.everUp = true
 	p.connErr = nil
 	p.retryDelay = p.cfg.ReconnectDelay
-	last := p.lastPeer
-	p.lastPeer = ""
+	held, was := p.held, p.peer
+	if !held {
+		was = p.repairPeer
+	}
+	p.repairPeer = ""
 	p.mu.Unlock()
 	p.log.Debug("connected", "again", again)
-	if again {
-		p.notify(Notice{Kind: Reconnected, Peer: last})
+	if !again {
+		return
+	}
+	p.notify(Notice{Kind: Reconnected, Peer: was})
+	switch {
+	case held:
+		// The answer is handled in order with the packets around it.
+		if _, err := p.send(func(vals []any) { p.settlePair(was, vals) }, "status", protocol.EventStatus); err != nil {
+			p.log.Debug("status", "err", err)
+		}
+	case was != "" && p.cfg.Repair:
+		p.repair(was)
+	}
+}
+
+// settlePair takes the relay's answer to P2P_STATUS after a reconnect: the
+// pair with was resumed, or it ended while the device was away.
+func (p *Peer) settlePair(was string, vals []any) {
+	kept := ""
+	if len(vals) > 0 {
+		if m, ok := vals[0].(map[string]any); ok {
+			kept, _ = m["peer"].(string)
+		}
+	}
+	p.mu.Lock()
+	if !p.held || p.peer != was {
+		p.mu.Unlock()
+		return // the pair changed since
+	}
+	p.held = false
+	p.mu.Unlock()
+	if kept == was {
+		p.log.Debug("pair resumed", "peer", was)
+		p.notify(Notice{Kind: Resumed, Peer: was})
+		return
+	}
+	p.endPair(ReasonConnectionLost)
+	if kept != "" {
+		// Paired with another device meanwhile (not what p2pd does).
+		p.mu.Lock()
+		p.peer = kept
+		p.mu.Unlock()
+		p.notify(Notice{Kind: Paired, Peer: kept})
+		return
+	}
+	if p.cfg.Repair {
+		p.repair(was)
 	}
 }
 
 // onDisconnect runs when connection s, the current one, closed. One that
-// was never up is a failed attempt, which Dial or reconnect handles.
+// was never up is a failed attempt, which Dial or reconnect handles. A
+// pair is held while the device reconnects: the relay may keep it.
 func (p *Peer) onDisconnect(s *client.Socket, args ...any) {
 	reason := firstString(args)
 	p.mu.Lock()
@@ -184,28 +243,36 @@ func (p *Peer) onDisconnect(s *client.Socket, args ...any) {
 	}
 	p.upSock = nil // a socket given to New connects again itself
 	connErr := p.connErr
+	refused := connErr != nil && permanentRefusal(connErr.Code)
+	final := p.owned && (refused || p.cfg.NoReconnect)
+	if !refused && !final {
+		p.held = p.peer != ""
+		p.repairPeer = p.peer
+		if p.repairPeer == "" && connErr != nil && connErr.Code == protocol.CodeShuttingDown {
+			p.repairPeer = p.gonePeer
+		}
+	}
 	p.mu.Unlock()
+	p.stopRepair()
+	p.endStreams(fmt.Errorf("%w: the connection dropped (%s)", ErrStreamEnded, reason))
 
-	p.endPair(ReasonConnectionLost)
 	var err error
 	if connErr != nil {
 		err = connErr
 	}
 	p.log.Debug("disconnected", "reason", reason, "err", err)
-	p.notify(Notice{Kind: Disconnected, Reason: reason, Err: err})
-	if !p.owned {
-		// The caller's socket reconnects, or not, by its own settings.
-		return
+	if refused || final {
+		p.endPair(ReasonConnectionLost)
 	}
-	switch {
-	case connErr != nil && permanentRefusal(connErr.Code):
-		p.stop(connErr)
-	case p.cfg.NoReconnect:
+	if final {
 		if err == nil {
 			err = fmt.Errorf("connection lost: %s", reason)
 		}
 		p.stop(err)
-	default:
+		return
+	}
+	p.notify(Notice{Kind: Disconnected, Reason: reason, Err: err})
+	if p.owned {
 		go p.reconnect()
 	}
 }

@@ -57,25 +57,28 @@ func (c *EmitCmd) Run(g *Globals, env *Env, pr *printer) error {
 	if err := validTarget("--target", c.Target); err != nil {
 		return err
 	}
+	args, err := parseArgs(c.Args)
+	if err != nil {
+		return err
+	}
 	pr.quiet = !g.JSON
-	s, err := openSession(env, g, pr, sessionConfig{id: id, accept: peer.AcceptNone()})
+	s, err := openSession(env, g, pr, sessionConfig{id: id, accept: peer.AcceptNone(), wait: c.Wait})
 	if err != nil {
 		return err
 	}
 	defer s.close()
-	if err := s.pair(env.Ctx, c.Target, c.Wait); err != nil {
+	if err := s.pair(env.Ctx, c.Target); err != nil {
 		return pairError{target: c.Target, err: err}
 	}
-	args := parseArgs(c.Args)
 	if c.Ack {
 		answer, err := s.p.EmitAck(env.Ctx, c.Event, args...)
 		if err != nil {
-			return err
+			return requestError{"emit", c.Event, err}
 		}
 		pr.ack(c.Event, answer)
 	} else {
 		if err := s.p.Emit(env.Ctx, c.Event, args...); err != nil {
-			return err
+			return requestError{"emit", c.Event, err}
 		}
 		pr.sent(c.Event, args)
 	}

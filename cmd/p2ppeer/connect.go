@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"strings"
+	"syscall"
 
 	"github.com/chzyer/readline"
 
@@ -35,7 +36,9 @@ otherwise a string`
 // Run is the connect command. At a terminal it shows a prompt; otherwise it
 // reads the same commands from stdin, one per line, and exits after quit
 // or the end of input, once the acknowledgements under way are answered.
-// Then the exit status is that of the first command that failed.
+// The exit status is the session's: a command that fails at the prompt is
+// reported and forgotten (it was seen, and maybe typed again), while a
+// script exits with the status of its first command that failed.
 func (c *ConnectCmd) Run(g *Globals, env *Env, pr *printer) error {
 	id, err := g.requireID()
 	if err != nil {
@@ -50,27 +53,18 @@ func (c *ConnectCmd) Run(g *Globals, env *Env, pr *printer) error {
 	if err != nil {
 		return err
 	}
+	// A pair lost while the connection was down is made again.
+	sc.wait, sc.repair = c.Wait, true
 	s, err := openSession(env, g, pr, sc)
 	if err != nil {
 		return err
 	}
 	defer s.close()
 	if c.Target != "" {
-		if err := s.pair(env.Ctx, c.Target, c.Wait); err != nil {
+		if err := s.pair(env.Ctx, c.Target); err != nil {
 			return pairError{target: c.Target, err: err}
 		}
 	}
-	// The relay ends a pair when a connection drops: pair again once back.
-	s.setHooks(func(last string) {
-		if last == "" {
-			return
-		}
-		ctx, cancel := context.WithTimeout(env.Ctx, g.Timeout)
-		defer cancel()
-		if err := s.pair(ctx, last, true); err != nil {
-			pr.pairFailed(last, err)
-		}
-	}, nil)
 
 	var in lineReader
 	if env.Interactive {
@@ -129,10 +123,15 @@ func (s *session) commands(in lineReader) error {
 		select {
 		case <-s.env.Ctx.Done():
 			s.leave()
-			return s.failed()
+			return context.Cause(s.env.Ctx)
 		case <-s.p.Done():
 			return s.ended()
 		case r := <-lines:
+			var ie interrupted
+			if errors.As(r.err, &ie) {
+				s.leave()
+				return r.err
+			}
 			if r.err != nil {
 				s.leave()
 				return s.failed()
@@ -148,8 +147,15 @@ func (s *session) commands(in lineReader) error {
 
 // exec runs one command line; it reports whether to quit.
 func (s *session) exec(line string) bool {
-	words := splitLine(line)
-	if len(words) == 0 || strings.HasPrefix(words[0].text, "#") {
+	if strings.HasPrefix(strings.TrimSpace(line), "#") {
+		return false
+	}
+	words, err := splitLine(line)
+	if err != nil {
+		s.fail(err)
+		return false
+	}
+	if len(words) == 0 {
 		return false
 	}
 	ctx := s.env.Ctx
@@ -171,7 +177,7 @@ func (s *session) exec(line string) bool {
 		}
 		if cmd == "emit" {
 			if err := s.p.Emit(ctx, event, args...); err != nil {
-				s.fail(err)
+				s.fail(requestError{cmd, event, err})
 				return false
 			}
 			s.pr.sent(event, args)
@@ -185,7 +191,7 @@ func (s *session) exec(line string) bool {
 			defer s.acks.Done()
 			a := <-answer
 			if a.Err != nil {
-				s.fail(a.Err)
+				s.fail(requestError{cmd, event, a.Err})
 				return
 			}
 			s.pr.ack(event, a.Args)
@@ -230,7 +236,10 @@ func (s *session) pairCommand(ctx context.Context, target string) {
 			return
 		}
 	}
-	if err := s.pair(ctx, target, false); err != nil {
+	// With --wait it waits for the target, --timeout at most.
+	ctx, cancel := context.WithTimeout(ctx, s.g.Timeout)
+	defer cancel()
+	if err := s.pair(ctx, target); err != nil {
 		s.fail(pairError{target: target, err: err})
 	}
 }
@@ -289,18 +298,19 @@ func newPrompt(s *session, pr *printer) (*prompt, error) {
 	}
 	current, _ := s.p.Peer()
 	setPrompt(current)
-	s.setHooks(nil, setPrompt)
+	s.setPromptHook(setPrompt)
 	return &prompt{rl: rl}, nil
 }
 
-// ReadLine returns the next line; Ctrl-C on an empty line or Ctrl-D ends.
+// ReadLine returns the next line; Ctrl-D ends (io.EOF), Ctrl-C clears the
+// line being typed, and on an empty line interrupts.
 func (p *prompt) ReadLine() (string, error) {
 	for {
 		line, err := p.rl.Readline()
 		switch {
 		case errors.Is(err, readline.ErrInterrupt):
 			if line == "" {
-				return "", io.EOF
+				return "", interrupted{syscall.SIGINT}
 			}
 			continue
 		case err != nil:

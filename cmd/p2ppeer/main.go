@@ -33,6 +33,7 @@ type CLI struct {
 	Connect ConnectCmd       `cmd:"" help:"Register, pair with a target, then send and receive events at a prompt (or from stdin)."`
 	Listen  ListenCmd        `cmd:"" help:"Wait for pair requests and print every event; answer acknowledgements."`
 	Emit    EmitCmd          `cmd:"" help:"Connect, pair, send one event (and wait for the answer with --ack), unpair, exit."`
+	Stream  StreamCmd        `cmd:"" help:"Copy stdin to the peer and the peer's stream to stdout, with back-pressure."`
 	Devices DevicesCmd       `cmd:"" help:"List the devices connected to the relay."`
 	Version kong.VersionFlag `help:"Print the version and exit."`
 }
@@ -67,7 +68,8 @@ func (g *Globals) requireID() (string, error) {
 
 // Env is what a command runs with.
 type Env struct {
-	Ctx    context.Context // ends on SIGINT or SIGTERM
+	// Ctx ends on SIGINT or SIGTERM, with an interrupted cause.
+	Ctx    context.Context
 	Stdin  io.Reader
 	Stdout io.Writer
 	Stderr io.Writer
@@ -75,9 +77,12 @@ type Env struct {
 	Interactive bool
 	// Colour: stdout is a terminal that wants colour.
 	Colour bool
+	// ErrTerminal: stderr is a terminal, where progress may redraw a line.
+	ErrTerminal bool
 }
 
-// Exit codes.
+// Exit codes. A command interrupted by a signal exits 128 + the signal's
+// number (130 for SIGINT), as shells report it.
 const (
 	exitOK      = 0
 	exitFailure = 1 // anything else
@@ -85,7 +90,32 @@ const (
 	exitPairing = 3 // offline, busy, refused, self
 	exitTimeout = 4
 	exitConnect = 5 // could not connect, or not authorised
+	exitClosed  = 6 // the relay closed the device for good: kicked, id taken over
 )
+
+// interrupted is why a command stopped early: a signal, or Ctrl-C at the
+// prompt.
+type interrupted struct{ sig syscall.Signal }
+
+func (e interrupted) Error() string { return "interrupted (" + e.sig.String() + ")" }
+
+// status is the exit status of a command interrupted by e.
+func (e interrupted) status() int { return 128 + int(e.sig) }
+
+// closedError is the relay closing the device for good.
+type closedError struct{ err error }
+
+func (e closedError) Unwrap() error { return e.err }
+
+func (e closedError) Error() string {
+	switch protocol.CodeOf(e.err) {
+	case protocol.CodeKicked:
+		return "kicked by an operator (" + reason(e.err) + ")"
+	case protocol.CodeTakenOver:
+		return "another connection took this device's id (" + reason(e.err) + ")"
+	}
+	return "the relay closed the connection: " + reason(e.err)
+}
 
 // usageError is bad input on the command line or at the prompt.
 type usageError struct{ error }
@@ -110,12 +140,17 @@ func (e reportedError) Unwrap() error { return e.error }
 func exitCode(err error) int {
 	var ue usageError
 	var pe pairError
+	var ie interrupted
 	code := protocol.CodeOf(err)
 	switch {
 	case err == nil:
 		return exitOK
+	case errors.As(err, &ie):
+		return ie.status()
 	case errors.As(err, &ue):
 		return exitUsage
+	case code == protocol.CodeKicked || code == protocol.CodeTakenOver:
+		return exitClosed
 	case errors.As(err, &pe):
 		if code == protocol.CodeTimeout || errors.Is(err, context.DeadlineExceeded) {
 			return exitTimeout
@@ -177,8 +212,14 @@ func run(env *Env, args []string) int {
 	err = kctx.Run(&cli.Globals, env, pr)
 	var rep reportedError
 	var pe pairError
+	var ie interrupted
+	if err != nil && errors.As(context.Cause(env.Ctx), &ie) && !errors.As(err, &ie) {
+		// Whatever failed, failed because of the signal: say nothing.
+		err = ie
+	}
 	switch {
 	case err == nil:
+	case errors.As(err, &ie):
 	case errors.As(err, &rep):
 	case errors.As(err, &pe):
 		pr.pairFailed(pe.target, pe.err)
@@ -188,8 +229,28 @@ func run(env *Env, args []string) int {
 	return exitCode(err)
 }
 
+// interruptible returns a context that ends, with an interrupted cause, on
+// the first SIGINT or SIGTERM; a second one ends the process at once.
+func interruptible() (context.Context, func()) {
+	ctx, cancel := context.WithCancelCause(context.Background())
+	sigs := make(chan os.Signal, 1)
+	signal.Notify(sigs, os.Interrupt, syscall.SIGTERM)
+	go func() {
+		select {
+		case sig := <-sigs:
+			signal.Stop(sigs)
+			cancel(interrupted{sig.(syscall.Signal)})
+		case <-ctx.Done():
+		}
+	}()
+	return ctx, func() {
+		signal.Stop(sigs)
+		cancel(nil)
+	}
+}
+
 func main() {
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	ctx, stop := interruptible()
 	_, noColour := os.LookupEnv("NO_COLOR")
 	env := &Env{
 		Ctx:         ctx,
@@ -197,6 +258,7 @@ func main() {
 		Stdout:      os.Stdout,
 		Stderr:      os.Stderr,
 		Interactive: readline.IsTerminal(int(os.Stdin.Fd())),
+		ErrTerminal: readline.IsTerminal(int(os.Stderr.Fd())),
 		Colour:      readline.IsTerminal(int(os.Stdout.Fd())) && !noColour && !strings.EqualFold(os.Getenv("TERM"), "dumb"),
 	}
 	status := run(env, os.Args[1:])

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"slices"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -191,6 +192,8 @@ func TestUsage(t *testing.T) {
 		{[]string{"--id", "A", "listen", "--accept", "a,,b"}, exitUsage},
 		{[]string{"--id", "A", "emit", "x"}, exitUsage},
 		{[]string{"--id", "A", "emit", "--target", "bad\nid", "x"}, exitUsage},
+		{[]string{"--id", "A", "emit", "--target", "B", "x", `{"x": [1`}, exitUsage},
+		{[]string{"--id", "A", "listen", "--reply", `"open`}, exitUsage},
 		{[]string{"--id", "A", "--timeout", "-1s", "devices"}, exitUsage},
 		{[]string{"--bogus"}, exitUsage},
 		{[]string{"frobnicate"}, exitUsage},
@@ -222,6 +225,12 @@ func TestExitCode(t *testing.T) {
 		{protocol.Errorf(protocol.CodeTimeout, "no answer"), exitTimeout},
 		{protocol.Errorf(protocol.CodeNotPaired, "no"), exitFailure},
 		{reportedError{usageError{errors.New("x")}}, exitUsage},
+		{closedError{protocol.Errorf(protocol.CodeKicked, "by an operator")}, exitClosed},
+		{closedError{protocol.Errorf(protocol.CodeTakenOver, "new connection")}, exitClosed},
+		{closedError{protocol.Errorf(protocol.CodeUnauthorized, "expired")}, exitConnect},
+		{interrupted{syscall.SIGINT}, 130},
+		{interrupted{syscall.SIGTERM}, 143},
+		{requestError{"ack", "x", protocol.Errorf(protocol.CodeTimeout, "late")}, exitTimeout},
 		{errors.New("other"), exitFailure},
 	} {
 		if got := exitCode(tc.err); got != tc.want {
@@ -237,5 +246,72 @@ func TestJSONObjectsKeepTheirOrder(t *testing.T) {
 	}
 	if want := `{"type":"event","event":"e","args":[1],"from":"B","reply":null}`; string(b) != want {
 		t.Fatalf("got %s, want %s", b, want)
+	}
+}
+
+// TestKickedAndInterrupted: a device an operator kicks says so on one line
+// and exits 6; one interrupted while it waits for a target exits 130 and
+// says nothing.
+func TestKickedAndInterrupted(t *testing.T) {
+	r := testkit.StartRelay(t, socketio.ServiceConfig{Relay: server.Config{PairRate: server.Unlimited}})
+	type result struct {
+		out, errs string
+		code      int
+	}
+	done := make(chan result, 1)
+	go func() {
+		out, errs, code := runCLI(context.Background(), "", "--url", r.URL, "--id", "K", "--json", "listen")
+		done <- result{out, errs, code}
+	}()
+	waitDevice(t, r, "K")
+	if err := r.Relay.Kick("K"); err != nil {
+		t.Fatal(err)
+	}
+	res := <-done
+	if res.code != exitClosed || res.errs != "p2ppeer: kicked by an operator (KICKED: disconnected by an operator)\n" {
+		t.Fatalf("kicked: code %d, stderr %q", res.code, res.errs)
+	}
+	if got := types(jsonLines(t, res.out)); !slices.Equal(got, []string{"connected", "error"}) {
+		t.Fatalf("kicked printed %v", got)
+	}
+
+	ctx, cancel := context.WithCancelCause(context.Background())
+	go func() {
+		out, errs, code := runCLI(ctx, "", "--url", r.URL, "--id", "W", "emit", "--wait", "--target", "NOBODY", "x")
+		done <- result{out, errs, code}
+	}()
+	waitDevice(t, r, "W")
+	cancel(interrupted{syscall.SIGINT})
+	if res := <-done; res.code != 130 || res.errs != "" || res.out != "" {
+		t.Fatalf("interrupted: code %d, stdout %q, stderr %q", res.code, res.out, res.errs)
+	}
+}
+
+// TestStreamCommand: stdin on one side comes out on the other's stdout,
+// both ways; stdout carries nothing else.
+func TestStreamCommand(t *testing.T) {
+	r := testkit.StartRelay(t, socketio.ServiceConfig{})
+	ab := strings.Repeat("from A to B ", 100_000)
+	ba := strings.Repeat("back ", 1000)
+	type result struct {
+		out, errs string
+		code      int
+	}
+	done := make(chan result, 1)
+	go func() {
+		out, errs, code := runCLI(context.Background(), ba, "--url", r.URL, "--id", "B", "stream")
+		done <- result{out, errs, code}
+	}()
+	waitDevice(t, r, "B")
+	out, errs, code := runCLI(context.Background(), ab, "--url", r.URL, "--id", "A", "stream", "--target", "B", "--chunk", "65536")
+	if code != 0 || out != ba {
+		t.Fatalf("A: code %d, %d bytes out (want %d), stderr %q", code, len(out), len(ba), errs)
+	}
+	if !strings.HasPrefix(errs, "done      sent 1.1 MiB") {
+		t.Fatalf("A's summary: %q", errs)
+	}
+	res := <-done
+	if res.code != 0 || res.out != ab {
+		t.Fatalf("B: code %d, %d bytes out (want %d), stderr %q", res.code, len(res.out), len(ab), res.errs)
 	}
 }

@@ -5,8 +5,10 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"strings"
 	"sync"
+	"time"
 
 	"github.com/charmbracelet/lipgloss"
 
@@ -132,6 +134,11 @@ func (p *printer) disconnected(reason string, err error) {
 	p.emit(o, line+"; reconnecting", false)
 }
 
+// resumed says the relay kept the pair while the connection was down.
+func (p *printer) resumed(with string) {
+	p.emit(newObj("resumed", "peer", with), label(p.st.Good, "resumed")+" "+with+" "+p.st.Dim.Render("(the pair was kept)"), false)
+}
+
 func (p *printer) paired(with string) {
 	p.emit(newObj("paired", "peer", with), label(p.st.Good, "paired")+" "+with, false)
 }
@@ -198,6 +205,59 @@ func (p *printer) ack(event string, args []any) {
 	p.emit(newObj("ack", "event", event, "args", nonNil(args)), line, true)
 }
 
+// streamOpen says a stream with peer is open.
+func (p *printer) streamOpen(with string) {
+	p.emit(newObj("stream", "peer", with), label(p.st.Good, "stream")+" with "+with, false)
+}
+
+// progress redraws a terminal's progress line.
+func (p *printer) progress(sent, received int64, took time.Duration) {
+	if p.json {
+		return
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	_, _ = fmt.Fprintf(p.err, "\r\033[Ksent %s (%s), received %s (%s)",
+		mib(sent), rate(sent, took), mib(received), rate(received, took))
+}
+
+// streamDone says how much went each way, and how fast; on a terminal it
+// replaces the progress line.
+func (p *printer) streamDone(with string, sent int64, sendTook time.Duration, received int64, receiveTook time.Duration, terminal bool) {
+	o := newObj("stream_end", "peer", with,
+		"sent", sent, "sent_seconds", seconds(sendTook), "sent_mib_per_s", mibPerSecond(sent, sendTook),
+		"received", received, "received_seconds", seconds(receiveTook), "received_mib_per_s", mibPerSecond(received, receiveTook))
+	line := fmt.Sprintf("%s sent %s in %.2fs (%s), received %s in %.2fs (%s)", label(p.st.Good, "done"),
+		mib(sent), sendTook.Seconds(), rate(sent, sendTook), mib(received), receiveTook.Seconds(), rate(received, receiveTook))
+	if terminal && !p.json {
+		line = "\r\033[K" + line
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.json {
+		_, _ = fmt.Fprintln(p.out, compactJSON(o))
+		return
+	}
+	_, _ = fmt.Fprintln(p.err, line)
+}
+
+// mib shows a byte count in MiB.
+func mib(n int64) string { return fmt.Sprintf("%.1f MiB", float64(n)/(1<<20)) }
+
+func mibPerSecond(n int64, took time.Duration) float64 {
+	if took <= 0 {
+		return 0
+	}
+	return math.Round(float64(n)/(1<<20)/took.Seconds()*10) / 10
+}
+
+// rate shows a throughput in MiB/s.
+func rate(n int64, took time.Duration) string {
+	return fmt.Sprintf("%.1f MiB/s", mibPerSecond(n, took))
+}
+
+func seconds(d time.Duration) float64 { return math.Round(d.Seconds()*1000) / 1000 }
+
 func (p *printer) devices(list []protocol.DeviceEntry) {
 	entries := make([]obj, len(list))
 	var b strings.Builder
@@ -259,12 +319,18 @@ func errParts(err error) (string, string) {
 	return "ERROR", oneLine(err)
 }
 
-// reason says why err happened, on one line: the relay's "CODE: message"
-// when it refused something, else the error's text.
+// reason says why err happened, on one line, without the peer package's
+// account of which request it was: the relay's "CODE: message" when it
+// refused something, else the error's text.
 func reason(err error) string {
 	var pe *protocol.Error
-	if errors.As(err, &pe) && pe.Code != "" {
+	switch {
+	case errors.As(err, &pe) && pe.Code != "":
 		return pe.Error()
+	case errors.Is(err, peer.ErrNotConnected):
+		return peer.ErrNotConnected.Error() + " (reconnecting)"
+	case errors.Is(err, peer.ErrClosed):
+		return peer.ErrClosed.Error()
 	}
 	return oneLine(err)
 }

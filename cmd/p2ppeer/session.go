@@ -13,10 +13,6 @@ import (
 	"github.com/p2prelay/p2prelay/protocol"
 )
 
-// pairRetry is how often --wait asks again for a target that is offline or
-// busy (the relay limits pairing requests per device).
-const pairRetry = time.Second
-
 // noticeWait bounds how long a command waits for its own notice to print.
 const noticeWait = 2 * time.Second
 
@@ -29,29 +25,24 @@ type session struct {
 	p   *peer.Peer
 	// reply answers acknowledgements; nil echoes the event's arguments.
 	reply *any
+	// ready is closed once "connected" is printed: what the device hears
+	// (a pair request may come at once) prints after it.
+	ready chan struct{}
 	acks  sync.WaitGroup // the ack commands under way
 
 	mu       sync.Mutex // guards the fields below
 	waiters  []waiter
 	firstErr error
-	// onReconnect, when set, runs (on its own goroutine) after the
-	// connection came back, with the peer whose pair the drop ended.
-	onReconnect func(last string)
 	// setPrompt, when set, shows the current peer ("" for none) in the
 	// prompt.
 	setPrompt func(with string)
 }
 
-// setHooks sets onReconnect and setPrompt (nil leaves one as it is).
-func (s *session) setHooks(onReconnect func(string), setPrompt func(string)) {
+// setPromptHook makes the session show the current peer with f.
+func (s *session) setPromptHook(f func(with string)) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if onReconnect != nil {
-		s.onReconnect = onReconnect
-	}
-	if setPrompt != nil {
-		s.setPrompt = setPrompt
-	}
+	s.setPrompt = f
 }
 
 // waiter is a command waiting for its notice to be printed.
@@ -66,26 +57,48 @@ type sessionConfig struct {
 	id     string
 	accept peer.AcceptPolicy
 	reply  *any
+	// wait: pairing waits for a target that is offline or busy.
+	wait bool
+	// repair: after a reconnect that lost the pair, pair again.
+	repair bool
+	// onStream takes the streams the peer opens; nil refuses them.
+	onStream func(*peer.Stream)
+	// stream sets the stream sizes; zero values are the peer package's.
+	stream streamConfig
+}
+
+// streamConfig is how a session's streams send.
+type streamConfig struct {
+	chunk, window int
+	rate          float64
 }
 
 // openSession connects the device and prints that it did.
 func openSession(env *Env, g *Globals, pr *printer, sc sessionConfig) (*session, error) {
-	s := &session{g: g, env: env, pr: pr, reply: sc.reply}
+	s := &session{g: g, env: env, pr: pr, reply: sc.reply, ready: make(chan struct{})}
 	p, err := peer.Dial(env.Ctx, peer.Config{
-		URL:      g.URL,
-		ID:       sc.id,
-		Token:    g.Token,
-		Accept:   sc.accept,
-		Timeout:  g.Timeout,
-		OnEvent:  s.onEvent,
-		OnNotice: s.onNotice,
-		Logger:   slog.New(slog.DiscardHandler),
+		URL:           g.URL,
+		ID:            sc.id,
+		Token:         g.Token,
+		Accept:        sc.accept,
+		Timeout:       g.Timeout,
+		WaitForTarget: sc.wait,
+		Repair:        sc.repair,
+		OnStream:      sc.onStream,
+		StreamChunk:   sc.stream.chunk,
+		StreamWindow:  sc.stream.window,
+		StreamRate:    sc.stream.rate,
+		OnEvent:       s.onEvent,
+		OnNotice:      s.onNotice,
+		Logger:        slog.New(slog.DiscardHandler),
 	})
 	if err != nil {
+		close(s.ready)
 		return nil, err
 	}
 	s.p = p
 	pr.connected(sc.id, g.URL, false)
+	close(s.ready)
 	return s, nil
 }
 
@@ -100,6 +113,7 @@ func (s *session) close() {
 
 // onEvent prints an event from the peer and answers it when asked.
 func (s *session) onEvent(ev peer.Event) {
+	<-s.ready
 	var reply []any
 	replied := false
 	if ev.WantsAck() {
@@ -114,8 +128,9 @@ func (s *session) onEvent(ev peer.Event) {
 
 // onNotice prints a change of state.
 func (s *session) onNotice(n peer.Notice) {
+	<-s.ready
 	s.mu.Lock()
-	onReconnect, setPrompt := s.onReconnect, s.setPrompt
+	setPrompt := s.setPrompt
 	s.mu.Unlock()
 	switch n.Kind {
 	case peer.Paired:
@@ -136,9 +151,10 @@ func (s *session) onNotice(n peer.Notice) {
 		s.pr.disconnected(n.Reason, n.Err)
 	case peer.Reconnected:
 		s.pr.connected(s.p.ID(), s.g.URL, true)
-		if onReconnect != nil {
-			go onReconnect(n.Peer)
-		}
+	case peer.Resumed:
+		s.pr.resumed(n.Peer)
+	case peer.PairFailed:
+		s.pr.pairFailed(n.Peer, n.Err)
 	case peer.Closed:
 		// The command ends with the peer's error (see ended).
 	}
@@ -185,37 +201,16 @@ func await(ch chan struct{}) {
 	}
 }
 
-// pair pairs with target; with wait it asks again while the target is
-// offline or busy, until ctx ends. "paired" is printed when it returns.
-func (s *session) pair(ctx context.Context, target string, wait bool) error {
-	for {
-		ch := s.expect(peer.Paired, target)
-		err := s.p.Pair(ctx, target)
-		if err == nil {
-			await(ch)
-			return nil
-		}
+// pair pairs with target (waiting for it with --wait, until ctx ends);
+// "paired" is printed when it returns.
+func (s *session) pair(ctx context.Context, target string) error {
+	ch := s.expect(peer.Paired, target)
+	if err := s.p.Pair(ctx, target); err != nil {
 		s.forget(ch)
-		if !wait || !retryable(err) {
-			return err
-		}
-		select {
-		case <-ctx.Done():
-			return fmt.Errorf("waiting for %s: %w", target, ctx.Err())
-		case <-s.p.Done():
-			return err
-		case <-time.After(pairRetry):
-		}
+		return err
 	}
-}
-
-// retryable: the target may become free to pair later.
-func retryable(err error) bool {
-	switch protocol.CodeOf(err) {
-	case protocol.CodeOffline, protocol.CodeBusy, protocol.CodeRateLimited:
-		return true
-	}
-	return false
+	await(ch)
+	return nil
 }
 
 // unpair ends the pair, and returns once "unpaired" is printed.
@@ -249,12 +244,13 @@ func (s *session) leave() {
 // or nil.
 func (s *session) ended() error {
 	if err := s.p.Err(); err != nil {
-		return fmt.Errorf("the relay closed the connection: %w", err)
+		return closedError{err}
 	}
 	return nil
 }
 
-// fail records a command's error for the exit status and prints it.
+// fail prints a command's error and, in a script, records it for the exit
+// status.
 func (s *session) fail(err error) {
 	var pe pairError
 	if errors.As(err, &pe) {
@@ -263,7 +259,7 @@ func (s *session) fail(err error) {
 		s.pr.error(err)
 	}
 	s.mu.Lock()
-	if s.firstErr == nil {
+	if s.firstErr == nil && !s.env.Interactive {
 		s.firstErr = err
 	}
 	s.mu.Unlock()
@@ -292,7 +288,11 @@ func (f AnswerFlags) session(id string) (sessionConfig, error) {
 	if err != nil {
 		return sessionConfig{}, err
 	}
-	return sessionConfig{id: id, accept: accept, reply: parseReply(f.Reply)}, nil
+	reply, err := parseReply(f.Reply)
+	if err != nil {
+		return sessionConfig{}, err
+	}
+	return sessionConfig{id: id, accept: accept, reply: reply}, nil
 }
 
 // parseAccept reads --accept: any, none, or ids separated by commas.
@@ -315,13 +315,26 @@ func parseAccept(v string) (peer.AcceptPolicy, error) {
 }
 
 // parseReply reads --reply: empty echoes, anything else is the answer.
-func parseReply(v string) *any {
+func parseReply(v string) (*any, error) {
 	if v == "" {
-		return nil
+		return nil, nil
 	}
-	r := parseArg(v)
-	return &r
+	r, err := parseArg(v)
+	if err != nil {
+		return nil, usageError{fmt.Errorf("--reply %q: %w", v, err)}
+	}
+	return &r, nil
 }
+
+// requestError is a failed emit or ack: the verb as the user typed it, the
+// event, and why.
+type requestError struct {
+	verb, event string
+	err         error
+}
+
+func (e requestError) Error() string { return fmt.Sprintf("%s %q: %s", e.verb, e.event, reason(e.err)) }
+func (e requestError) Unwrap() error { return e.err }
 
 // validTarget checks a target id given on the command line.
 func validTarget(flag, id string) error {

@@ -11,6 +11,15 @@
 // own, opens the manager first, retrying an attempt that stays stuck, and
 // only then creates and connects the socket.
 //
+// The same start-up hides why a connection failed: a websocket dial that
+// fails (connection refused) reports its error before the manager listens,
+// so the library never passes it on; and the dial has no timeout, so a
+// server that accepts TCP but never answers HTTP holds the caller for as
+// long as the connection stays open. Connect wraps each transport to see
+// its errors and bounds the websocket handshake by the attempt's timeout
+// (see bound.go), so it says why at once when retrying cannot help, and
+// its context's deadline holds.
+//
 // Because a stuck attempt inside the library's own reconnection would
 // never be retried, Connect turns the library's reconnection off: callers
 // that must survive a dropped connection call Connect again.
@@ -18,8 +27,11 @@ package sioclient
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
+	"net"
+	"syscall"
 	"time"
 
 	engine "github.com/zishang520/socket.io/clients/engine/v3"
@@ -62,8 +74,10 @@ func (e *ConnectError) Unwrap() error { return e.Err }
 
 // Connect opens a connection to url and joins the namespace. It returns the
 // connected socket, a *ConnectError when the relay refused it, or another
-// error when the relay could not be reached before ctx ended. The caller
-// must Close the socket.
+// error: at once when an attempt failed in a way that trying again at once
+// cannot mend (Permanent: connection refused, unknown host, a TLS
+// failure), else the last failure once ctx ended. The caller must Close
+// the socket.
 func Connect(ctx context.Context, url string, o Options) (*client.Socket, error) {
 	if o.Client == nil {
 		o.Client = client.DefaultOptions()
@@ -88,8 +102,12 @@ func Connect(ctx context.Context, url string, o Options) (*client.Socket, error)
 		if ctx.Err() != nil {
 			return nil, gaveUp(lastErr)
 		}
-		// A refused or failed transport (relay down) is worth a pause; a
-		// stuck attempt is retried at once.
+		if Permanent(err) {
+			return nil, err
+		}
+		// A failure that may pass (the relay restarting answers 503, or
+		// closes connections) is worth a pause; a stuck attempt is tried
+		// again at once.
 		if !errors.Is(err, errAttemptStuck) {
 			lastErr = err
 			select {
@@ -99,6 +117,25 @@ func Connect(ctx context.Context, url string, o Options) (*client.Socket, error)
 			}
 		}
 	}
+}
+
+// Permanent reports whether a failure to reach the relay will not mend by
+// trying again soon: the connection was refused (nothing listens there),
+// the host or the route to it is unknown, or TLS failed. A caller that
+// waits for a relay to come back (after a restart, say) may still retry.
+func Permanent(err error) bool {
+	var dns *net.DNSError
+	var cert *tls.CertificateVerificationError
+	var header tls.RecordHeaderError
+	switch {
+	case errors.Is(err, syscall.ECONNREFUSED), errors.Is(err, syscall.EHOSTUNREACH), errors.Is(err, syscall.ENETUNREACH):
+		return true
+	case errors.As(err, &dns):
+		return dns.IsNotFound
+	case errors.As(err, &cert), errors.As(err, &header):
+		return true
+	}
+	return false
 }
 
 // gaveUp is Connect's error once its context ended: why the relay could
@@ -116,39 +153,69 @@ var errAttemptStuck = errors.New("connection attempt stuck")
 // way to unset it, and its timer can outlive the open it guards.
 const neverTimeout = 100 * 365 * 24 * time.Hour
 
-// openManager opens a manager (the Engine.IO connection) and waits for it.
+// openManager opens a manager (the Engine.IO connection) and waits for it,
+// the attempt's timeout at most. The library opens a websocket
+// synchronously, so the manager opens on a goroutine of its own; an
+// attempt given up is closed once its (bounded) dial returns. Each attempt
+// has its own copy of the options, which the library writes to as it
+// opens.
 func openManager(ctx context.Context, url string, o Options) (*client.Manager, error) {
-	mgr := client.NewManager(url, o.Client)
+	opts := client.DefaultOptions()
+	opts.Assign(o.Client)
+	a := newAttempt(o.Client.Transports(), o.AttemptTimeout)
+	if a != nil {
+		opts.SetTransports(a.transports)
+	}
+	mgr := client.NewManager(url, opts)
 	opened := make(chan error, 1)
-	mgr.Open(func(err error) {
-		select {
-		case opened <- err:
-		default:
-		}
-	})
+	returned := make(chan struct{})
+	go func() {
+		defer close(returned)
+		mgr.Open(func(err error) {
+			select {
+			case opened <- err:
+			default:
+			}
+		})
+	}()
+	giveUp := func(err error) (*client.Manager, error) {
+		go func() {
+			<-returned
+			closeManager(mgr)
+		}()
+		return nil, err
+	}
 	t := time.NewTimer(o.AttemptTimeout)
 	defer t.Stop()
 	select {
 	case err := <-opened:
 		if err != nil {
-			closeManager(mgr)
-			return nil, err
+			return giveUp(described(err))
 		}
+		<-returned // Open is done with the manager
 		return mgr, nil
+	case err := <-a.failed():
+		return giveUp(err)
 	case <-t.C:
-		closeManager(mgr)
-		return nil, errAttemptStuck
+		return giveUp(errAttemptStuck)
 	case <-ctx.Done():
-		closeManager(mgr)
-		return nil, ctx.Err()
+		return giveUp(ctx.Err())
 	}
 }
 
+// closeManager closes a manager that did not open. The manager's connect
+// timer (neverTimeout) is stopped only when the manager hears of an error
+// or an open; an error its transport reported before it listened (a
+// refused websocket dial, say) never reaches it, and the timer's goroutine
+// would be left waiting for good. The error it is told here stops it.
 func closeManager(mgr *client.Manager) {
 	if e := mgr.Engine(); e != nil {
+		e.Emit("error", errGivenUp)
 		e.Close()
 	}
 }
+
+var errGivenUp = errors.New("connection attempt given up")
 
 // joinNamespace creates the socket on an open manager and waits until the
 // relay accepts or refuses it.

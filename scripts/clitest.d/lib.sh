@@ -60,9 +60,10 @@ start_relay() {
 	URL="http://127.0.0.1:$PORT"
 }
 
-# stop PID: end a background process with SIGTERM; STATUS is its exit code.
+# stop PID [SIGNAL]: end a background process with SIGNAL (TERM); STATUS is
+# its exit code.
 stop() {
-	kill -TERM "$1" 2>/dev/null || true
+	kill "-${2:-TERM}" "$1" 2>/dev/null || true
 	STATUS=0
 	wait "$1" || STATUS=$?
 }
@@ -88,6 +89,39 @@ piped_peer() {
 	exec 7<>"$WORK/$1.in"
 	FDS+=(7)
 	PEER_STDIN="$WORK/$1.in" peer "$@"
+}
+
+# start_proxy PORT: forward a free loopback port to 127.0.0.1:PORT, as a
+# network between a device and the relay; sets PROXY_URL and PROXY_PID.
+# kill -USR1 cuts every connection and refuses new ones (the network is
+# down); kill -USR2 lets connections through again.
+start_proxy() {
+	local out="$WORK/proxy-$((${#PIDS[@]})).port"
+	: >"$out"
+	node -e '
+		const net = require("net");
+		const target = +process.argv[1];
+		const links = new Set();
+		let down = false;
+		const server = net.createServer((c) => {
+			if (down) return c.destroy();
+			const up = net.connect(target, "127.0.0.1");
+			const link = [c, up];
+			links.add(link);
+			const end = () => { c.destroy(); up.destroy(); links.delete(link); };
+			c.on("error", end).on("close", end);
+			up.on("error", end).on("close", end);
+			c.pipe(up);
+			up.pipe(c);
+		});
+		process.on("SIGUSR1", () => { down = true; for (const [c, up] of links) { c.destroy(); up.destroy(); } });
+		process.on("SIGUSR2", () => { down = false; });
+		server.listen(0, "127.0.0.1", () => console.log(server.address().port));
+	' "$1" >"$out" &
+	PROXY_PID=$!
+	PIDS+=("$PROXY_PID")
+	wait_for "the proxy to listen" 10 grep -q . "$out"
+	PROXY_URL="http://127.0.0.1:$(head -n 1 "$out")"
 }
 
 # need_compat_modules: install the JavaScript clients of compat/ (both

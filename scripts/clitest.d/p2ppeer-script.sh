@@ -2,7 +2,7 @@
 # p2ppeer connect driven through stdin, as a script drives it: the prompt's
 # commands one per line, --json output, acks still under way at the end
 # of input answered (or timed out) before it exits, and the exit status of
-# the first command that failed.
+# the first command that failed; its error texts; an interruption.
 source "$(dirname "$0")/lib.sh"
 
 start_relay --ack-timeout 5s
@@ -11,6 +11,7 @@ start_relay --ack-timeout 5s
 gen1 SLOW --id SLOW listen --events question,note --reply '"late answer"' --delay 700
 connected SLOW
 peer B --id B --json listen
+B_PID=$LAST_PID
 connected B
 
 # End of input with an ack under way: connect waits for the answer.
@@ -67,6 +68,26 @@ expect_json "$WORK/C.out" 'of("devices")[0].devices' '[{"id":"SLOW","available":
 has "$WORK/SLOW.out" '"args":[3]' || fail "SLOW did not get note 3"
 if has "$WORK/SLOW.out" 'never'; then fail "a command after quit ran"; fi
 
+# Error texts name the command as typed, once; a line with unbalanced
+# JSON is a usage error that says where, and sends nothing.
+printf '%s\n' 'ack x 1' 'emit y' 'ack slow {"x": [1, 2' 'quit' |
+	"$BIN/p2ppeer" --url "$URL" --id E connect >"$WORK/E.out" 2>"$WORK/E.err" && fail "a script with failures exited 0"
+status=$?
+[ "$status" -eq 1 ] || fail "the script exited $status, want 1 (its first failure: NOT_PAIRED)"
+[ "$(sort "$WORK/E.err")" = 'p2ppeer: ack "x": NOT_PAIRED: this device has no peer
+p2ppeer: column 10: unbalanced JSON: ]} missing at the end
+p2ppeer: emit "y": NOT_PAIRED: this device has no peer' ] || fail "error texts: $(cat "$WORK/E.err")"
+
+# A script interrupted: it leaves as after quit, and exits 130.
+piped_peer F --id F --json connect --target B
+F_PID=$LAST_PID
+wait_for "F to pair" 10 has "$WORK/F.out" '"type":"paired","peer":"B"'
+stop "$F_PID" INT
+[ "$STATUS" -eq 130 ] || fail "an interrupted script exited $STATUS, want 130"
+[ ! -s "$WORK/F.err" ] || fail "an interrupted script wrote: $(cat "$WORK/F.err")"
+expect_json "$WORK/F.out" 'objs.map(o => o.type)' '["connected","paired","unpaired"]'
+
 # B saw hello from C, then the ack it echoed.
+stop "$B_PID"
 expect_json "$WORK/B.out" 'of("event").map(o => [o.event, o.from, o.reply])' '[["hello","C",null],["echo","C",[{"k":"v"},2]]]'
 echo "script mode ok"
