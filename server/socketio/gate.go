@@ -67,13 +67,15 @@ func NewSocketServer(opts *socket.ServerOptions) (*socket.Server, http.Handler) 
 	if opts.GetRawPath() == nil {
 		opts.SetPath("/socket.io")
 	}
-	if opts.GetRawIdleTimeout() == nil {
-		opts.SetIdleTimeout(silenceBound(opts.PingInterval(), opts.PingTimeout()))
-	}
 	io := socket.NewServer(nil, opts)
 	eng := engine.NewServer(opts)
+	// The engine's options, with its defaults for what opts leaves unset.
+	eo := eng.Opts()
+	if opts.GetRawIdleTimeout() == nil {
+		eo.SetIdleTimeout(silenceBound(eo.PingInterval(), eo.PingTimeout()))
+	}
 	g := gateOf(opts)
-	g.pingTimeout.Store(int64(opts.PingTimeout()))
+	g.pingTimeout.Store(int64(eo.PingTimeout()))
 	// Registered before io.Bind, so the gate sees every connection, and
 	// listens to its data, before the socket.io client does.
 	_ = eng.On("connection", func(args ...any) {
