@@ -135,7 +135,7 @@ func (g *connectGate) state(id string) *gateState {
 // timeout, 120 s by default, with its id taken and its peer not told.
 // A device pings every ping interval and the engine allows it the ping
 // timeout on top; Engine.IO 4 devices answer the engine's pings, which
-// come up to a quarter of the ping timeout late (pongs). Half a ping
+// come up to a third of the ping timeout late (pongs). Half a ping
 // timeout more covers both.
 func silenceBound(interval, timeout time.Duration) time.Duration {
 	return interval + timeout + timeout/2
@@ -152,6 +152,7 @@ func (g *connectGate) watch(c engine.Socket) {
 	g.conns[id] = st
 	g.mu.Unlock()
 	_ = c.Once(eventAdmitted, func(...any) { st.admit() })
+	_ = c.On(eventRefused, func(...any) { st.settle() })
 	_ = c.On("data", func(args ...any) {
 		if len(args) == 0 {
 			return
@@ -161,7 +162,7 @@ func (g *connectGate) watch(c engine.Socket) {
 			// the buffer: see admit.
 			c.Emit(eventBye)
 		}
-		st.hold(c, args[0])
+		st.hold(c, args[0], time.Duration(g.pingTimeout.Load()))
 	})
 	boundOutbound(c)
 	_ = c.Once("close", func(...any) {
@@ -183,6 +184,12 @@ func (g *connectGate) joined(id string) {
 		return
 	}
 	st.admit()
+	st.settle()
+}
+
+// settle records that one namespace join of st's connection ended, with
+// or without success.
+func (st *gateState) settle() {
 	st.mu.Lock()
 	defer st.mu.Unlock()
 	if st.pending == 0 {
@@ -197,8 +204,9 @@ func (g *connectGate) joined(id string) {
 
 // hold counts a client CONNECT packet as a join under way, and makes any
 // other packet wait while a join is under way. It also keeps count of the
-// binary attachments c announced and has not sent (attachmentWait).
-func (st *gateState) hold(c engine.Socket, data any) {
+// binary attachments c announced and has not sent, each due within wait
+// (attachments).
+func (st *gateState) hold(c engine.Socket, data any, wait time.Duration) {
 	connect := false
 	switch b := data.(type) {
 	case *types.StringBuffer:
@@ -206,7 +214,7 @@ func (st *gateState) hold(c engine.Socket, data any) {
 		connect = len(p) > 0 && p[0] == '0'
 		if n := announced(p); n > 0 {
 			st.mu.Lock()
-			st.att.announce(n, func() { c.Transport().OnError("binary attachments missing", errAttachments) })
+			st.att.announce(n, wait, func() { c.Transport().OnError("binary attachments missing", errAttachments) })
 			st.mu.Unlock()
 		}
 	case *types.BytesBuffer:

@@ -25,22 +25,19 @@ const (
 	preAuthPackets = 32       // packets
 )
 
-// attachmentWait is how long a device has to send the binary attachments
-// a socket.io packet announced, each after the one before. The library's
-// decoder holds the packet, decoded, until they come or the connection
-// ends; a connection that announces attachments and does not send them
-// is closed.
-const attachmentWait = 10 * time.Second
-
 var (
 	errNotAdmitted = errors.New("only a socket.io CONNECT may come before the connection is admitted")
 	errPreAuthSize = fmt.Errorf("more than %d bytes or %d packets before the connection is admitted", preAuthBytes, preAuthPackets)
-	errAttachments = fmt.Errorf("binary attachments announced and not sent within %s", attachmentWait)
+	errAttachments = errors.New("binary attachments announced and not sent within the ping timeout")
 )
 
-// eventAdmitted is what the binding emits on an Engine.IO connection once
-// the relay took it under a device id, before the device is told.
-const eventAdmitted = "p2p:admitted"
+// What the binding emits on an Engine.IO connection once the relay took
+// it under a device id, before the device is told (eventAdmitted), or
+// refused it (eventRefused): either ends the join under way.
+const (
+	eventAdmitted = "p2p:admitted"
+	eventRefused  = "p2p:refused"
+)
 
 // admission is what the guard knows of one connection before it is
 // admitted. The zero value is a connection that is not.
@@ -155,34 +152,45 @@ func boundOutbound(c engine.Socket) {
 	})
 }
 
-// packetSize is what an outgoing packet takes, about.
+// packetSize is what an outgoing packet holds in memory, about: its
+// buffer's capacity where it has one (the library's buffers of binary
+// attachments are often twice their length).
 func packetSize(p *packet.Packet) int {
 	if p == nil {
 		return 0
 	}
-	if l, ok := p.Data.(interface{ Len() int }); ok {
-		return l.Len() + 1
+	switch d := p.Data.(type) {
+	case interface{ Cap() int }:
+		return d.Cap() + 1
+	case interface{ Len() int }:
+		return d.Len() + 1
 	}
 	return 1
 }
 
 // attachments tracks the binary attachments a connection announced and
-// has not sent yet.
+// has not sent yet. The socket.io library's decoder holds a packet that
+// announces attachments, decoded (about 19 bytes for each byte of JSON),
+// until they all come or the connection ends: a connection that announces
+// them and does not send them is closed. A device sends them right after
+// the packet, each as soon as the one before is through: it has the ping
+// timeout for each.
 type attachments struct {
 	left  int
+	wait  time.Duration
 	timer *time.Timer
 }
 
-// announce notes a packet that announces n attachments: past attachmentWait
-// without the next, close is called.
-func (a *attachments) announce(n int, close func()) {
-	a.left = n
+// announce notes a packet that announces n attachments: past wait without
+// the next, close is called.
+func (a *attachments) announce(n int, wait time.Duration, close func()) {
+	a.left, a.wait = n, wait
 	if a.timer != nil {
 		a.timer.Stop()
 		a.timer = nil
 	}
 	if n > 0 {
-		a.timer = time.AfterFunc(attachmentWait, close)
+		a.timer = time.AfterFunc(wait, close)
 	}
 }
 
@@ -197,7 +205,7 @@ func (a *attachments) received() {
 		a.timer = nil
 		return
 	}
-	a.timer.Reset(attachmentWait)
+	a.timer.Reset(a.wait)
 }
 
 // stop forgets what was announced.

@@ -146,9 +146,10 @@ func (p *pollTransport) Send(packets []*packet.Packet) {
 // armed: the engine then clears it, and stays sure of the device. A pong
 // echoed can never vouch for a ping the device has not answered: it comes
 // well before the engine's next ping, which the first pong put off by the
-// ping interval. The echo puts the next ping off by pongEcho, a quarter
-// of the ping timeout: clients allow a ping interval plus a ping timeout
-// between pings.
+// ping interval. The echo puts the next ping off by pongEcho, a third of
+// the ping timeout (6.7 s under the defaults: the engine's goroutine would
+// have to stall that long between the ping and its timer): clients allow
+// a ping interval plus a ping timeout between pings.
 type pongs struct {
 	echo    atomic.Int64 // how long to wait, when a ping is out; 0: none
 	pending atomic.Bool  // an echo is scheduled
@@ -159,7 +160,7 @@ func (g *pongs) pinged(gate *connectGate) {
 	if gate == nil {
 		return
 	}
-	g.echo.Store(max(int64(time.Millisecond), gate.pingTimeout.Load()/4))
+	g.echo.Store(max(int64(time.Millisecond), gate.pingTimeout.Load()/3))
 }
 
 // answered notes a pong the device sent: if it answers a ping, deliver

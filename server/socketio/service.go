@@ -81,13 +81,17 @@ func NewService(cfg ServiceConfig) (*Service, error) {
 	if cfg.PingTimeout > 0 {
 		opts.SetPingTimeout(cfg.PingTimeout)
 	}
+	maxPayload := cfg.Relay.MaxPayload
+	if maxPayload == 0 {
+		maxPayload = server.DefaultMaxPayload
+	}
 	if cfg.MaxHTTPBufferSize > 0 {
 		opts.SetMaxHttpBufferSize(cfg.MaxHTTPBufferSize)
-	} else if cfg.Relay.MaxPayload > 0 {
+	} else if maxPayload > 0 {
 		// Room for a message a little over the limit to reach the relay,
 		// which refuses it with TOO_LARGE; far larger ones close the
 		// transport.
-		opts.SetMaxHttpBufferSize(2*int64(cfg.Relay.MaxPayload) + 64<<10)
+		opts.SetMaxHttpBufferSize(2*int64(maxPayload) + 64<<10)
 	}
 	if len(cfg.AllowedOrigins) > 0 {
 		restrictOrigins(opts, cfg.AllowedOrigins)

@@ -131,6 +131,7 @@ func admit(r *server.Relay, s *socket.Socket, next func(*socket.ExtendedError)) 
 	info, err := connInfoOf(s)
 	if err != nil {
 		pe := r.RefuseConn(s.Conn().RemoteAddress(), err)
+		s.Conn().Emit(eventRefused)
 		next(socket.NewExtendedError(pe.Error(), pe.ConnectErrorData()))
 		return
 	}
@@ -144,6 +145,7 @@ func admit(r *server.Relay, s *socket.Socket, next func(*socket.ExtendedError)) 
 func joined(r *server.Relay, s *socket.Socket, sess *server.Session, err error, next func(*socket.ExtendedError)) {
 	if err != nil {
 		pe := protocol.AsError(err)
+		s.Conn().Emit(eventRefused)
 		next(socket.NewExtendedError(pe.Error(), pe.ConnectErrorData()))
 		return
 	}

@@ -89,9 +89,10 @@ func closedByRelay(conns []net.Conn, start time.Time, d time.Duration) error {
 // and leave nothing behind: a second wave holds no more than the first.
 func TestUnjoinedConnections(t *testing.T) {
 	const (
-		n        = 1000
-		perConn  = 32 << 10 // budget per connection, heap and stacks (21 KiB measured, 28 KiB with -race)
-		residual = 1 << 20  // what a second wave may leave over the first
+		n           = 500
+		perConn     = 32 << 10 // budget per connection, heap and stacks (21 KiB measured, 28 KiB with -race)
+		residual    = 1 << 20  // what a second wave may leave over the first
+		joinTimeout = socketio.DefaultJoinTimeout
 	)
 	r := testkit.StartRelay(t, socketio.ServiceConfig{})
 	base, g0 := liveBytes(), runtime.NumGoroutine()
@@ -111,7 +112,7 @@ func TestUnjoinedConnections(t *testing.T) {
 		}
 		// The first opened is closed first; each within the deadline of
 		// its own opening, plus scheduling.
-		if err := closedByRelay(conns, start, opened.Sub(start)+socketio.DefaultJoinTimeout+time.Second); err != nil {
+		if err := closedByRelay(conns, start, opened.Sub(start)+joinTimeout+time.Second); err != nil {
 			t.Fatalf("wave %d: %v", wave, err)
 		}
 		t.Logf("wave %d: all closed %s after the first opened", wave, time.Since(start).Round(time.Millisecond))

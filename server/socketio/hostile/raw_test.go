@@ -11,6 +11,7 @@ import (
 	"runtime/metrics"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -30,9 +31,39 @@ type rawWS struct {
 	eio    int
 	wmu    sync.Mutex // guards writes on c
 	frames chan []byte
+	big    atomic.Int64 // frames too large to keep, dropped
 	closed chan struct{}
-	pong   bool // answer the engine's pings (Engine.IO 4)
+
+	mu     sync.Mutex     // guards counts
+	counts map[string]int // frames received, by their first bytes
+	pong   bool           // answer the engine's pings (Engine.IO 4)
 }
+
+// countKey is how many first bytes of a frame counts keeps it by.
+const countKey = 40
+
+// count returns how many frames came that start with prefix.
+func (d *rawWS) count(prefix string) int {
+	return d.countIf(func(head string) bool { return strings.HasPrefix(head, prefix) })
+}
+
+// countIf returns how many frames came whose first countKey bytes match.
+func (d *rawWS) countIf(match func(head string) bool) int {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	n := 0
+	for k, c := range d.counts {
+		if match(k) {
+			n += c
+		}
+	}
+	return n
+}
+
+// maxKept is the largest frame a rawWS keeps for the test to read; larger
+// ones are counted and dropped, so that a flood does not pile up in the
+// test.
+const maxKept = 4 << 10
 
 // wsURL returns the websocket URL of relay for Engine.IO eio with query.
 func wsURL(relay string, eio int, query url.Values) string {
@@ -45,7 +76,8 @@ func wsURL(relay string, eio int, query url.Values) string {
 
 // dialWS opens a websocket Engine.IO session and reads its OPEN packet.
 // Frames the relay sends later go to frames (the oldest are dropped when
-// nobody reads); pings are answered when pong is set.
+// nobody reads, and large ones at once: maxKept); pings are answered when
+// pong is set.
 func dialWS(t testing.TB, relay string, eio int, query url.Values, pong bool) *rawWS {
 	t.Helper()
 	c, _, err := ws.DefaultDialer.Dial(wsURL(relay, eio, query), nil)
@@ -63,7 +95,7 @@ func startWS(t testing.TB, c *ws.Conn, eio int, pong bool) *rawWS {
 		t.Fatalf("open packet: %q, %v", open, err)
 	}
 	_ = c.SetReadDeadline(time.Time{})
-	d := &rawWS{t: t, c: c, eio: eio, frames: make(chan []byte, 256), closed: make(chan struct{}), pong: pong}
+	d := &rawWS{t: t, c: c, eio: eio, frames: make(chan []byte, 256), closed: make(chan struct{}), pong: pong, counts: map[string]int{}}
 	go d.read()
 	t.Cleanup(func() { _ = c.Close() })
 	return d
@@ -80,6 +112,13 @@ func (d *rawWS) read() {
 			if d.write(ws.TextMessage, []byte("3")) != nil {
 				return
 			}
+			continue
+		}
+		d.mu.Lock()
+		d.counts[string(b[:min(len(b), countKey)])]++
+		d.mu.Unlock()
+		if len(b) > maxKept {
+			d.big.Add(1)
 			continue
 		}
 		select {
@@ -146,7 +185,14 @@ func (d *rawWS) isClosed(within time.Duration) bool {
 	select {
 	case <-d.closed:
 		return true
-	case <-time.After(within):
+	default:
+	}
+	t := time.NewTimer(within)
+	defer t.Stop()
+	select {
+	case <-d.closed:
+		return true
+	case <-t.C:
 		return false
 	}
 }
