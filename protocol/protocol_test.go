@@ -27,6 +27,36 @@ func TestValidateID(t *testing.T) {
 		{"\u0085next", false},
 		{string([]byte{0xff, 0xfe}), false},
 		{"with space", true},
+		{"Living Room TV", true},
+		{"kiosk-7_a.b@c+d/e:f", true},
+		{"café", true},
+		{"cafe\u0301", true},          // e + combining acute: a letter's mark
+		{"नमस्ते", true},              // Devanagari: letters and their marks
+		{"กิน", true},                 // Thai: a vowel mark on a consonant
+		{"kiosk\u200b1", false},       // zero-width space (Cf)
+		{"kiosk\u202e1", false},       // right-to-left override (Cf, bidi control)
+		{"kiosk\u2066a\u2069", false}, // bidi isolates (Cf)
+		{"kiosk\u200e", false},        // left-to-right mark (Cf)
+		{"kiosk\ufeff", false},        // byte order mark (Cf)
+		{"kiosk\u00ad1", false},       // soft hyphen (Cf)
+		{"kiosk\u00a01", false},       // no-break space (Zs)
+		{"kiosk\u20281", false},       // line separator (Zl)
+		{"kiosk\u20291", false},       // paragraph separator (Zp)
+		{"kiosk\u30001", false},       // ideographic space (Zs)
+		{"kiosk1\u0301", false},       // combining mark on a digit
+		{"\u0301kiosk", false},        // combining mark at the start
+		{"kiosk-\u0338", false},       // combining overlay on punctuation
+		{"kiosk\u034f1", false},       // combining grapheme joiner (invisible)
+		{"kiosk\ufe0f", false},        // variation selector
+		{"kiosk\u3164", false},        // Hangul filler (an invisible letter)
+		{"kiosk\ue000", false},        // private use
+		{"kiosk\U000e0041", false},    // tag character (Cf)
+		{" kiosk", false},
+		{"kiosk ", false},
+		{"kiosk  1", false},
+		{" ", false},
+		{strings.Repeat("x", MaxIDLength), true},
+		{strings.Repeat("x", MaxIDLength+1), false},
 	} {
 		err := ValidateID(tc.id)
 		if (err == nil) != tc.ok {
@@ -143,15 +173,37 @@ func FuzzParseRelayRequest(f *testing.F) {
 }
 
 func FuzzValidateID(f *testing.F) {
-	for _, s := range []string{"A", "", "\x00", strings.Repeat("x", 129), "设备"} {
+	for _, s := range []string{"A", "", "\x00", strings.Repeat("x", 129), "设备", "kiosk\u202e1", "a b", "e\u0301", "1\u0301", "\u00a0"} {
 		f.Add(s)
 	}
 	f.Fuzz(func(t *testing.T, id string) {
 		err := ValidateID(id)
 		n := utf8.RuneCountInString(id)
-		valid := utf8.ValidString(id) && n >= 1 && n <= MaxIDLength && !strings.ContainsFunc(id, unicode.IsControl)
-		if (err == nil) != valid {
-			t.Fatalf("ValidateID(%q) = %v, want valid=%v", id, err, valid)
+		shape := utf8.ValidString(id) && n >= 1 && n <= MaxIDLength
+		if err != nil {
+			if CodeOf(err) != CodeBadID {
+				t.Fatalf("ValidateID(%q) = %v, want BAD_ID", id, err)
+			}
+			// Printable ASCII with single inner spaces is always an id.
+			if shape && !strings.Contains(id, "  ") && strings.TrimSpace(id) == id && !strings.ContainsFunc(id, func(r rune) bool { return r < ' ' || r > '~' }) {
+				t.Fatalf("ValidateID(%q) = %v, want ok", id, err)
+			}
+			return
+		}
+		if !shape || strings.TrimSpace(id) != id || strings.Contains(id, "  ") {
+			t.Fatalf("ValidateID(%q) accepted a bad shape", id)
+		}
+		prev := rune(-1)
+		for _, r := range id {
+			bad := unicode.IsControl(r) || unicode.In(r, unicode.Cf, unicode.Co, unicode.Cs) ||
+				(r != ' ' && unicode.Is(unicode.Z, r)) ||
+				unicode.In(r, unicode.Variation_Selector, unicode.Other_Default_Ignorable_Code_Point) ||
+				(unicode.Is(unicode.M, r) && !(prev >= 0 && unicode.In(prev, unicode.L, unicode.M))) ||
+				!unicode.In(r, unicode.L, unicode.M, unicode.N, unicode.P, unicode.S, unicode.Zs)
+			if bad {
+				t.Fatalf("ValidateID(%q) accepted %U", id, r)
+			}
+			prev = r
 		}
 	})
 }

@@ -8,24 +8,84 @@ import (
 // MaxIDLength is the longest device id, in characters.
 const MaxIDLength = 128
 
-// ValidateID checks a device id: 1 to MaxIDLength characters of valid UTF-8,
-// none of them a control character. It returns a BAD_ID *Error otherwise.
+// ValidateID checks a device id against the one id rule (docs/PROTOCOL.md,
+// Connecting): 1 to MaxIDLength characters of valid UTF-8, each a letter,
+// mark, number, punctuation or symbol, or a space between two other
+// characters. Ids are shown to people (listings, the dashboard, logs), so
+// nothing that displays as nothing or as something else is allowed: no
+// control characters, no format characters (zero-width characters, bidi
+// controls such as U+202E), no separators but that single space (no
+// no-break space, no line separator), no other invisible characters
+// (variation selectors, Hangul fillers), no private-use or unassigned code
+// points, and no combining mark that follows anything but a letter or
+// another mark. It returns a BAD_ID *Error otherwise.
 func ValidateID(id string) error {
 	if id == "" {
 		return Errorf(CodeBadID, "device id is empty")
 	}
+	if plainASCII(id) {
+		if len(id) > MaxIDLength {
+			return Errorf(CodeBadID, "device id is longer than %d characters", MaxIDLength)
+		}
+		return nil
+	}
 	if !utf8.ValidString(id) {
 		return Errorf(CodeBadID, "device id is not valid UTF-8")
 	}
-	n := 0
-	for _, r := range id {
+	n, prev := 0, rune(-1)
+	for i, r := range id {
 		n++
 		if n > MaxIDLength {
 			return Errorf(CodeBadID, "device id is longer than %d characters", MaxIDLength)
 		}
-		if unicode.IsControl(r) {
-			return Errorf(CodeBadID, "device id contains control character %U", r)
+		if err := checkIDRune(r, prev, i == 0, i+utf8.RuneLen(r) == len(id)); err != nil {
+			return err
 		}
+		prev = r
+	}
+	return nil
+}
+
+// plainASCII reports whether id is printable ASCII with every space
+// between two other characters: the ids nearly every device has, which
+// need no Unicode tables.
+func plainASCII(id string) bool {
+	if id[0] == ' ' || id[len(id)-1] == ' ' {
+		return false
+	}
+	for i := 0; i < len(id); i++ {
+		c := id[i]
+		if c < ' ' || c > '~' || (c == ' ' && id[i-1] == ' ') {
+			return false
+		}
+	}
+	return true
+}
+
+// checkIDRune applies the id rule to r, which follows prev (-1 at the
+// start).
+func checkIDRune(r, prev rune, first, last bool) error {
+	switch {
+	case r == ' ':
+		if first || last || prev == ' ' {
+			return Errorf(CodeBadID, "device id has a space at its start or end, or two in a row")
+		}
+		return nil
+	case unicode.IsControl(r):
+		return Errorf(CodeBadID, "device id contains control character %U", r)
+	case unicode.Is(unicode.Cf, r):
+		return Errorf(CodeBadID, "device id contains format character %U (invisible, or a bidi control)", r)
+	case unicode.Is(unicode.Z, r):
+		return Errorf(CodeBadID, "device id contains separator %U (only a plain space between characters is allowed)", r)
+	case unicode.Is(unicode.Variation_Selector, r) || unicode.Is(unicode.Other_Default_Ignorable_Code_Point, r):
+		return Errorf(CodeBadID, "device id contains invisible character %U", r)
+	case unicode.Is(unicode.M, r):
+		if prev < 0 || !unicode.In(prev, unicode.L, unicode.M) {
+			return Errorf(CodeBadID, "device id contains combining mark %U that follows no letter", r)
+		}
+		return nil
+	case !unicode.In(r, unicode.L, unicode.N, unicode.P, unicode.S):
+		return Errorf(CodeBadID, "device id contains %U, a private-use, surrogate or unassigned code point", r)
 	}
 	return nil
 }

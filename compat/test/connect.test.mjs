@@ -20,6 +20,13 @@ const badIDs = [
   ['a tab', 'a\tb'],
   ['DEL', 'a\u007fb'],
   ['a C1 control character', 'a\u0085b'],
+  // Lookalikes: ids that display as another id (docs/PROTOCOL.md).
+  ['a zero-width space', 'kiosk\u200b1'],
+  ['a right-to-left override', 'kiosk\u202e1'],
+  ['a no-break space', 'kiosk\u00a01'],
+  ['a line separator', 'kiosk\u20281'],
+  ['a combining mark on a digit', 'kiosk1\u0301'],
+  ['a leading space', ' kiosk1'],
 ];
 
 /** fill pads a unique id with c up to 128 characters (code points). */

@@ -3,6 +3,7 @@ package socketio
 import (
 	"net/http"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	engine "github.com/zishang520/socket.io/servers/engine/v3"
@@ -21,9 +22,16 @@ import (
 // socket.io client does. While a namespace connection of that client is
 // under way, it holds the client's other packets back until the namespace's
 // "connection" event says the join is recorded, or until gateWait passes.
+//
+// The gate also keeps what the relay's guards (guard.go) know of each
+// connection, by Engine.IO id: whether it is admitted, what it sent before,
+// the binary attachments it owes. The relay's transports find it there.
 type connectGate struct {
 	mu    sync.Mutex // guards conns
 	conns map[string]*gateState
+
+	// pingTimeout is the engine's, once NewSocketServer has the options.
+	pingTimeout atomic.Int64
 }
 
 // gateWait bounds how long a packet is held back; a join that was refused
@@ -31,9 +39,12 @@ type connectGate struct {
 const gateWait = time.Second
 
 type gateState struct {
-	mu      sync.Mutex // guards pending, ready
+	mu      sync.Mutex // guards pending, ready, att
 	pending int        // namespace joins under way
 	ready   chan struct{}
+	att     attachments
+
+	adm admission
 }
 
 func newConnectGate() *connectGate {
@@ -58,7 +69,13 @@ func NewSocketServer(opts *socket.ServerOptions) (*socket.Server, http.Handler) 
 	}
 	io := socket.NewServer(nil, opts)
 	eng := engine.NewServer(opts)
-	g := newConnectGate()
+	// The engine's options, with its defaults for what opts leaves unset.
+	eo := eng.Opts()
+	if opts.GetRawIdleTimeout() == nil {
+		eo.SetIdleTimeout(silenceBound(eo.PingInterval(), eo.PingTimeout()))
+	}
+	g := gateOf(opts)
+	g.pingTimeout.Store(int64(eo.PingTimeout()))
 	// Registered before io.Bind, so the gate sees every connection, and
 	// listens to its data, before the socket.io client does.
 	_ = eng.On("connection", func(args ...any) {
@@ -81,6 +98,49 @@ func NewSocketServer(opts *socket.ServerOptions) (*socket.Server, http.Handler) 
 	return io, eng
 }
 
+// gateOf returns the gate the relay's transports in opts report to (see
+// NewSocketServerOptions), or a new one.
+func gateOf(opts *socket.ServerOptions) *connectGate {
+	if ts := opts.Transports(); ts != nil {
+		for _, t := range ts.Keys() {
+			switch c := t.(type) {
+			case pollingCtor:
+				return c.gate
+			case websocketCtor:
+				return c.gate
+			}
+		}
+	}
+	return newConnectGate()
+}
+
+// state returns what the gate knows of Engine.IO connection id, nil if
+// nothing.
+func (g *connectGate) state(id string) *gateState {
+	if g == nil {
+		return nil
+	}
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	return g.conns[id]
+}
+
+// silenceBound is how long a websocket may go without a message before
+// it is closed: the engine's idle timeout, which both its websocket
+// transport and the relay's apply as a read deadline, renewed by every
+// message. It answers the engine's heartbeat on Engine.IO 3, which the
+// device drives with its pings: the engine clears its ping timeout when
+// the device upgrades to websocket, and arms it again only on the next
+// ping, so a device silent after its upgrade lived until the idle
+// timeout, 120 s by default, with its id taken and its peer not told.
+// A device pings every ping interval and the engine allows it the ping
+// timeout on top; Engine.IO 4 devices answer the engine's pings, which
+// come up to a third of the ping timeout late (pongs). Half a ping
+// timeout more covers both.
+func silenceBound(interval, timeout time.Duration) time.Duration {
+	return interval + timeout + timeout/2
+}
+
 func (g *connectGate) watch(c engine.Socket) {
 	st := &gateState{}
 	if c.Protocol() == 3 {
@@ -91,6 +151,8 @@ func (g *connectGate) watch(c engine.Socket) {
 	g.mu.Lock()
 	g.conns[id] = st
 	g.mu.Unlock()
+	_ = c.Once(eventAdmitted, func(...any) { st.admit() })
+	_ = c.On(eventRefused, func(...any) { st.settle() })
 	_ = c.On("data", func(args ...any) {
 		if len(args) == 0 {
 			return
@@ -100,12 +162,16 @@ func (g *connectGate) watch(c engine.Socket) {
 			// the buffer: see admit.
 			c.Emit(eventBye)
 		}
-		st.hold(args[0])
+		st.hold(c, args[0], time.Duration(g.pingTimeout.Load()))
 	})
+	boundOutbound(c)
 	_ = c.Once("close", func(...any) {
 		g.mu.Lock()
 		delete(g.conns, id)
 		g.mu.Unlock()
+		st.mu.Lock()
+		st.att.stop()
+		st.mu.Unlock()
 	})
 }
 
@@ -117,6 +183,13 @@ func (g *connectGate) joined(id string) {
 	if st == nil {
 		return
 	}
+	st.admit()
+	st.settle()
+}
+
+// settle records that one namespace join of st's connection ended, with
+// or without success.
+func (st *gateState) settle() {
 	st.mu.Lock()
 	defer st.mu.Unlock()
 	if st.pending == 0 {
@@ -130,15 +203,27 @@ func (g *connectGate) joined(id string) {
 }
 
 // hold counts a client CONNECT packet as a join under way, and makes any
-// other packet wait while a join is under way.
-func (st *gateState) hold(data any) {
+// other packet wait while a join is under way. It also keeps count of the
+// binary attachments c announced and has not sent, each due within wait
+// (attachments).
+func (st *gateState) hold(c engine.Socket, data any, wait time.Duration) {
 	connect := false
-	if b, ok := data.(*types.StringBuffer); ok {
-		p, _ := b.Peek(1)
-		connect = len(p) == 1 && p[0] == '0'
+	switch b := data.(type) {
+	case *types.StringBuffer:
+		p, _ := b.Peek(maxLengthDigits + 2)
+		connect = len(p) > 0 && p[0] == '0'
+		if n := announced(p); n > 0 {
+			st.mu.Lock()
+			st.att.announce(n, wait, func() { c.Transport().OnError("binary attachments missing", errAttachments) })
+			st.mu.Unlock()
+		}
+	case *types.BytesBuffer:
+		st.mu.Lock()
+		st.att.received()
+		st.mu.Unlock()
 	}
-	st.mu.Lock()
 	if connect {
+		st.mu.Lock()
 		if st.pending == 0 {
 			st.ready = make(chan struct{})
 		}
@@ -146,6 +231,13 @@ func (st *gateState) hold(data any) {
 		st.mu.Unlock()
 		return
 	}
+	st.await()
+}
+
+// await waits while a namespace join of st's connection is under way, at
+// most gateWait.
+func (st *gateState) await() {
+	st.mu.Lock()
 	ready := st.ready
 	st.mu.Unlock()
 	if ready == nil {

@@ -134,7 +134,15 @@ func decodeFast(b []byte) *parser.Packet {
 		p.Id = &id
 	}
 	payload := bytes.TrimRight(b[rawjson.SkipSpace(b, i):], " \t\n\r")
-	if len(payload) == 0 || payload[0] != '[' || !json.Valid(payload) {
+	// Raw values are written to the peer byte for byte, into a websocket
+	// text frame or a polling response, both of which must be UTF-8: a
+	// peer's client drops a connection that carries anything else (RFC
+	// 6455, 8.1). JSON escapes, lone surrogates ("\ud83d") included, are
+	// ASCII and pass. Invalid input goes to the library's decoder, which
+	// reads each bad byte as U+FFFD, so that what reaches the peer is
+	// always valid. The check runs over bytes json.Valid reads anyway, at
+	// a fraction of its cost.
+	if len(payload) == 0 || payload[0] != '[' || !utf8.Valid(payload) || !json.Valid(payload) {
 		return nil
 	}
 	// The engine may reuse its buffer once Add returns, and the packet is

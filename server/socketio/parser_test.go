@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"reflect"
 	"testing"
+	"unicode/utf8"
 
 	"github.com/p2prelay/p2prelay/protocol"
 
@@ -92,8 +93,12 @@ func checkAgainstLibrary(t *testing.T, s string) {
 	if !reflect.DeepEqual(got, normal(want)) {
 		t.Fatalf("%q: data fast %#v, library %#v", s, got, want)
 	}
-	// What the relay would write back means the same to the library.
+	// What the relay would write back means the same to the library, and
+	// is UTF-8, as websocket text frames must be.
 	out := relayEncoder{inner: parser.NewEncoder()}.Encode(fast)
+	if !utf8.Valid(out[0].Bytes()) {
+		t.Fatalf("%q re-encoded as %q, not UTF-8", s, out[0].String())
+	}
 	again, err := libraryDecode(out[0].String())
 	if err != nil {
 		t.Fatalf("%q re-encoded as %q, which the library refuses: %v", s, out[0].String(), err)
@@ -113,7 +118,7 @@ func TestDecodeFastAgreesWithLibrary(t *testing.T) {
 			t.Errorf("%q not fast-decoded", s)
 		}
 	}
-	for _, s := range []string{`2/admin,["x"]`, `2[1]`, `2[null]`, `2[{}]`, `2["connect"]`, `51-["x",{"_placeholder":true,"num":0}]`, `2["x"`, `2{}`, `2`, `0`, `4"x"`, `2123456789012345678901["x"]`} {
+	for _, s := range []string{`2/admin,["x"]`, `2[1]`, `2[null]`, `2[{}]`, `2["connect"]`, `51-["x",{"_placeholder":true,"num":0}]`, `2["x"`, `2{}`, `2`, `0`, `4"x"`, `2123456789012345678901["x"]`, "2[\"x\",\"\xff\"]", "3[\"\xed\xa0\xbd\"]", "2[\"x\xc3\"]"} {
 		if decodeFast([]byte(s)) != nil {
 			t.Errorf("%q fast-decoded, want it left to the library", s)
 		}
@@ -154,6 +159,7 @@ var decoderSeeds = []string{
 	`2["P2P_EMIT_ACKNOWLEDGE",{"targetDeviceId":"B","event":"e"},"extra"]`,
 	`2["P2P_EMIT","string payload"]`, `2["P2P_REGISTER","B"]`, `2["x"]trailing`, `2["\u00e9"]`,
 	`2[null]`, `2[true]`, `2[{}]`, `2[[]]`, `3null`, `2["P2P_EMIT",null]`,
+	"2[\"x\",\"bad \xff byte\"]", `2["x","\ud83d"]`,
 }
 
 // FuzzDecodeFast checks that whatever the fast decoder accepts, the

@@ -27,6 +27,13 @@ type ServiceConfig struct {
 	// MaxHTTPBufferSize bounds one Engine.IO message, in bytes; zero keeps
 	// the library default (1 MB).
 	MaxHTTPBufferSize int64
+	// JoinTimeout is how long a new connection has to join (a device to be
+	// taken under its id) before it is closed; zero: DefaultJoinTimeout.
+	JoinTimeout time.Duration
+	// HTTPTimeout bounds how long an HTTP connection may take to send a
+	// request's headers, and how long one may stay idle between requests;
+	// zero: DefaultHTTPTimeout.
+	HTTPTimeout time.Duration
 	// AllowedOrigins, when set, restricts browsers to these origins (CORS,
 	// and a handshake whose Origin header is not listed is refused).
 	// Clients that send no Origin, such as devices outside a browser, are
@@ -36,6 +43,17 @@ type ServiceConfig struct {
 	// of NewSocketServerOptions; the fields above are applied on top.
 	Options *socket.ServerOptions
 }
+
+// Defaults of ServiceConfig's deadlines.
+const (
+	// DefaultJoinTimeout covers a handshake, a round trip and the check of
+	// an id's live holder (server.DefaultReclaimCheck). The socket.io
+	// library's own default is 45 s.
+	DefaultJoinTimeout = 5 * time.Second
+	// DefaultHTTPTimeout is for an HTTP request's headers and for an idle
+	// keep-alive connection (net/http keeps one forever by default).
+	DefaultHTTPTimeout = 10 * time.Second
+)
 
 // Service is a relay served over HTTP: socket.io at /socket.io/ and a health
 // check at /healthz. Create it with NewService, add more handlers with
@@ -64,16 +82,23 @@ func NewService(cfg ServiceConfig) (*Service, error) {
 	if cfg.PingTimeout > 0 {
 		opts.SetPingTimeout(cfg.PingTimeout)
 	}
+	maxPayload := cfg.Relay.MaxPayload
+	if maxPayload == 0 {
+		maxPayload = server.DefaultMaxPayload
+	}
 	if cfg.MaxHTTPBufferSize > 0 {
 		opts.SetMaxHttpBufferSize(cfg.MaxHTTPBufferSize)
-	} else if cfg.Relay.MaxPayload > 0 {
+	} else if maxPayload > 0 {
 		// Room for a message a little over the limit to reach the relay,
 		// which refuses it with TOO_LARGE; far larger ones close the
 		// transport.
-		opts.SetMaxHttpBufferSize(2*int64(cfg.Relay.MaxPayload) + 64<<10)
+		opts.SetMaxHttpBufferSize(2*int64(maxPayload) + 64<<10)
 	}
 	if len(cfg.AllowedOrigins) > 0 {
 		restrictOrigins(opts, cfg.AllowedOrigins)
+	}
+	if cfg.JoinTimeout > 0 {
+		opts.SetConnectTimeout(cfg.JoinTimeout)
 	}
 	io, handler := NewSocketServer(opts)
 	relay, err := Attach(io, cfg.Relay)
@@ -83,7 +108,11 @@ func NewService(cfg ServiceConfig) (*Service, error) {
 	s := &Service{Relay: relay, IO: io, mux: http.NewServeMux()}
 	s.mux.Handle("/socket.io/", s.refuseNewWhileStopping(detachOnHijack(handler)))
 	s.mux.HandleFunc("GET /healthz", s.healthz)
-	s.srv = &http.Server{Handler: s.mux, ReadHeaderTimeout: 10 * time.Second}
+	httpTimeout := cfg.HTTPTimeout
+	if httpTimeout <= 0 {
+		httpTimeout = DefaultHTTPTimeout
+	}
+	s.srv = &http.Server{Handler: s.mux, ReadHeaderTimeout: httpTimeout, IdleTimeout: httpTimeout}
 	return s, nil
 }
 
@@ -119,7 +148,7 @@ func restrictOrigins(opts *socket.ServerOptions, origins []string) {
 	// One test for both: CORS headers, and the refusal of the handshake.
 	isAllowed := func(origin string) bool { return allowed[origin] }
 	opts.SetCors(&types.Cors{Origin: isAllowed, Credentials: true})
-	opts.SetAllowRequest(func(ctx *types.HttpContext) error {
+	allowRequest(opts, func(ctx *types.HttpContext) error {
 		origin := ctx.Headers().Peek("Origin")
 		if origin == "" || isAllowed(origin) {
 			return nil

@@ -8,6 +8,7 @@
 package socketio
 
 import (
+	"errors"
 	"fmt"
 	"strings"
 	"sync/atomic"
@@ -44,14 +45,37 @@ func Attach(io *socket.Server, cfg server.Config) (*server.Relay, error) {
 // NewSocketServerOptions returns socket.io server options that accept both
 // client generations: Engine.IO 3 (socket.io-client 2.x) and 4, over
 // polling and websocket, with the relay's parser (NewParser) and its
-// websocket transport.
+// transports, which bound what a connection may send before it is
+// admitted (see NewService). JSONP polling, which no device uses (clients
+// fall back to it only in browsers without XMLHttpRequest), is refused.
 func NewSocketServerOptions() *socket.ServerOptions {
 	opts := socket.DefaultServerOptions()
 	opts.SetAllowEIO3(true)
 	opts.SetServeClient(false)
 	opts.SetParser(NewParser())
-	opts.SetTransports(types.NewSet[socket.TransportCtor](socket.Polling, websocketCtor{}))
+	g := newConnectGate()
+	opts.SetTransports(types.NewSet[socket.TransportCtor](pollingCtor{gate: g}, websocketCtor{gate: g}))
+	opts.SetConnectTimeout(DefaultJoinTimeout)
+	allowRequest(opts, func(ctx *types.HttpContext) error {
+		if ctx.Query().Has("j") {
+			return errors.New("JSONP polling is not served")
+		}
+		return nil
+	})
 	return opts
+}
+
+// allowRequest adds a check of handshakes to opts, after any it has.
+func allowRequest(opts *socket.ServerOptions, check func(*types.HttpContext) error) {
+	prev := opts.AllowRequest()
+	opts.SetAllowRequest(func(ctx *types.HttpContext) error {
+		if prev != nil {
+			if err := prev(ctx); err != nil {
+				return err
+			}
+		}
+		return check(ctx)
+	})
 }
 
 // connInfoOf reads the device id and generation from a socket's handshake.
@@ -107,6 +131,7 @@ func admit(r *server.Relay, s *socket.Socket, next func(*socket.ExtendedError)) 
 	info, err := connInfoOf(s)
 	if err != nil {
 		pe := r.RefuseConn(s.Conn().RemoteAddress(), err)
+		s.Conn().Emit(eventRefused)
 		next(socket.NewExtendedError(pe.Error(), pe.ConnectErrorData()))
 		return
 	}
@@ -120,6 +145,7 @@ func admit(r *server.Relay, s *socket.Socket, next func(*socket.ExtendedError)) 
 func joined(r *server.Relay, s *socket.Socket, sess *server.Session, err error, next func(*socket.ExtendedError)) {
 	if err != nil {
 		pe := protocol.AsError(err)
+		s.Conn().Emit(eventRefused)
 		next(socket.NewExtendedError(pe.Error(), pe.ConnectErrorData()))
 		return
 	}
@@ -157,6 +183,9 @@ func joined(r *server.Relay, s *socket.Socket, sess *server.Session, err error, 
 	if s.Conn().ReadyState() == "closed" {
 		leave("transport close")
 	}
+	// Admitted before the device is told: what it sends once it knows
+	// is no longer held to the limits before admission (guard.go).
+	s.Conn().Emit(eventAdmitted)
 	next(nil)
 }
 

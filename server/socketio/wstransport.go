@@ -8,6 +8,7 @@ import (
 	"io"
 	"net"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	ws "github.com/gorilla/websocket"
@@ -36,13 +37,16 @@ import (
 // wait on the network: on the connections of Service's listeners. Served
 // from anyone else's http.Server (Attach, Service.Handler), a connection
 // gets the library's own transport instead.
-type websocketCtor struct{}
+//
+// It applies the relay's guards (guard.go) to every message before
+// anything is decoded, and answers the engine's heartbeat race (pongs).
+type websocketCtor struct{ gate *connectGate }
 
-func (websocketCtor) New(ctx *types.HttpContext) transports.Transport {
+func (c websocketCtor) New(ctx *types.HttpContext) transports.Transport {
 	if !writesNeverWait(ctx.Websocket) {
 		return transports.NewWebSocket(ctx)
 	}
-	w := &wsTransport{Transport: transports.MakeTransport()}
+	w := &wsTransport{Transport: transports.MakeTransport(), gate: c.gate, sid: ctx.Query().Peek("sid")}
 	w.Prototype(w)
 	w.Construct(ctx)
 	return w
@@ -72,6 +76,27 @@ type wsTransport struct {
 	heard       chan struct{} // a token each time the device is heard from
 
 	wmu sync.Mutex // guards writes on conn
+
+	gate  *connectGate
+	sid   string // from the upgrade request, if any
+	st    atomic.Pointer[gateState]
+	pongs pongs
+}
+
+// state returns what the gate knows of the transport's connection.
+func (w *wsTransport) state() *gateState {
+	if st := w.st.Load(); st != nil {
+		return st
+	}
+	id := w.Sid()
+	if id == "" {
+		id = w.sid
+	}
+	st := w.gate.state(id)
+	if st != nil {
+		w.st.Store(st)
+	}
+	return st
 }
 
 // Construct sets the transport up on an upgraded connection and starts
@@ -148,12 +173,24 @@ func (w *wsTransport) take(mt int, r io.Reader, err error) bool {
 	w.hear()
 	switch mt {
 	case ws.TextMessage, ws.BinaryMessage:
+		// Before admission, no more is read than the connection may still
+		// send (guard.go).
+		st, limit := w.state(), int64(-1)
+		if !st.isAdmitted() && !st.admitting() {
+			limit = st.budgetLeft()
+			r = io.LimitReader(r, limit+1)
+		}
 		b := scratch.Get().(*bytes.Buffer)
 		b.Reset()
 		_, err := b.ReadFrom(r)
 		data := bytes.Clone(b.Bytes())
 		if b.Cap() <= maxScratch {
 			scratch.Put(b)
+		}
+		if err == nil && limit >= 0 {
+			if err = errPreAuthSize; int64(len(data)) <= limit {
+				err = st.charge(mt == ws.TextMessage, data)
+			}
 		}
 		if err != nil {
 			w.fail(err)
@@ -179,6 +216,9 @@ func (w *wsTransport) receive(mt int, data []byte) {
 		return
 	}
 	w.OnData(types.NewStringBuffer(data))
+	if w.Protocol() == 4 && len(data) == 1 && data[0] == '3' {
+		w.pongs.answered(w.OnPacket)
+	}
 }
 
 // fail reports a read or write error, as the library's transport does: a
@@ -212,6 +252,9 @@ func (w *wsTransport) Send(packets []*packet.Packet) {
 
 // write sends one packet. w.wmu must be held.
 func (w *wsTransport) write(p *packet.Packet) error {
+	if p.Type == packet.PING {
+		w.pongs.pinged(w.gate)
+	}
 	if sb, ok := p.Data.(*types.StringBuffer); ok && p.Type == packet.MESSAGE {
 		// Engine.IO 3 and 4 both write a text message as "4" + data.
 		return w.frame(ws.TextMessage, '4', sb.Bytes())
