@@ -109,7 +109,9 @@ func TestWatchADeviceOverTheStream(t *testing.T) {
 	a.Emit(protocol.EventEmit, map[string]any{protocol.KeyTargetClientID: "B", "event": "hello", "args": []any{"12345"}})
 	b.Next("hello")
 	answered := make(chan []any, 1)
-	go func() { answered <- a.Request(protocol.EventEmitAck, map[string]any{protocol.KeyTargetClientID: "B", "event": "ping", "args": []any{1}}) }()
+	go func() {
+		answered <- a.Request(protocol.EventEmitAck, map[string]any{protocol.KeyTargetClientID: "B", "event": "ping", "args": []any{1}})
+	}()
 	b.Next("ping").Ack("pong")
 	<-answered
 	a.Emit(protocol.EventEmit, map[string]any{protocol.KeyTargetClientID: "B", "event": "P2P_EMIT"})
@@ -119,8 +121,12 @@ func TestWatchADeviceOverTheStream(t *testing.T) {
 			return tr.ID == "A" && tr.Dir == adminapi.DirIn && tr.Event == "hello" && tr.Size > 0 && !tr.Ack
 		},
 		func(tr adminapi.Traffic) bool { return tr.Dir == adminapi.DirIn && tr.Event == "ping" && !tr.Ack },
-		func(tr adminapi.Traffic) bool { return tr.Dir == adminapi.DirOut && tr.Event == "ping" && tr.Ack && tr.RTT > 0 },
-		func(tr adminapi.Traffic) bool { return tr.Code == string(protocol.CodeReservedEvent) && tr.Reason != "" },
+		func(tr adminapi.Traffic) bool {
+			return tr.Dir == adminapi.DirOut && tr.Event == "ping" && tr.Ack && tr.RTT > 0
+		},
+		func(tr adminapi.Traffic) bool {
+			return tr.Code == string(protocol.CodeReservedEvent) && tr.Reason != ""
+		},
 	)
 	det = w.detail("A", func(d *adminapi.DeviceDetail) bool { return d.MessagesIn == 2 })
 	if det.BytesIn == 0 || det.RefusalsByCode["RESERVED_EVENT"] != 1 || det.Refusals != 1 || det.AcksAwaited != 0 {
