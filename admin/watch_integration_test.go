@@ -108,12 +108,15 @@ func TestWatchADeviceOverTheStream(t *testing.T) {
 
 	a.Emit(protocol.EventEmit, map[string]any{protocol.KeyTargetClientID: "B", "event": "hello", "args": []any{"12345"}})
 	b.Next("hello")
-	answered := make(chan []any, 1)
+	answered := make(chan error, 1)
 	go func() {
-		answered <- a.Request(protocol.EventEmitAck, map[string]any{protocol.KeyTargetClientID: "B", "event": "ping", "args": []any{1}})
+		_, err := a.TryRequest(protocol.EventEmitAck, map[string]any{protocol.KeyTargetClientID: "B", "event": "ping", "args": []any{1}})
+		answered <- err
 	}()
 	b.Next("ping").Ack("pong")
-	<-answered
+	if err := <-answered; err != nil {
+		t.Fatal(err)
+	}
 	a.Emit(protocol.EventEmit, map[string]any{protocol.KeyTargetClientID: "B", "event": "P2P_EMIT"})
 	a.ServerError()
 	w.traffic(
