@@ -128,43 +128,48 @@ func newDevicesPane(c Common, available bool) *devicesPane {
 }
 
 var (
+	// The device panes keep the state (and the sort column) however
+	// narrow; the pairs pane keeps the message counts.
 	allDeviceCols = []column{
-		{key: "id", title: "ID"}, {key: "state", title: "STATE", width: 16, drop: 1},
+		{key: "id", title: "ID"}, {key: "state", title: "STATE", width: 16, min: 9},
 		{key: "up", title: "UP", width: 5, drop: 2}, {key: "transport", title: "TRANSPORT", width: 9, drop: 3},
 		{key: "client", title: "CLIENT", width: 9, drop: 4}, {key: "addr", title: "ADDRESS", width: 21, drop: 5},
 	}
 	availableCols = []column{
-		{key: "id", title: "ID"}, {key: "up", title: "UP", width: 5, drop: 2},
+		{key: "id", title: "ID"}, {key: "up", title: "UP", width: 5, drop: 1},
 		{key: "transport", title: "TRANSPORT", width: 9, drop: 3}, {key: "client", title: "CLIENT", width: 9, drop: 4},
 		{key: "addr", title: "ADDRESS", width: 21, drop: 5},
 	}
 	pairCols = []column{
-		{key: "pair", title: "A (ASKED) → B"}, {key: "msgs", title: "MSGS", width: 7, drop: 1},
+		{key: "pair", title: "A (ASKED) ↔ B"}, {key: "msgs", title: "MSGS", width: 7, min: 4},
 		{key: "rate", title: "MSG/S", width: 6, drop: 2}, {key: "since", title: "SINCE", width: 5, drop: 3},
+	}
+	// sortCols is the column each order sorts by, shown kept next to the id.
+	sortCols = map[sortOrder]column{
+		byUptime:   {key: "up", title: "UP", width: 5},
+		byRate:     {key: "rate", title: "MSG/S", width: 6, min: 5},
+		byRefusals: {key: "refusals", title: "REFUSED", width: 7, min: 4},
 	}
 )
 
 // markerWidth is the room the selection marker takes before each row.
 const markerWidth = 2
 
-// deviceRows returns the ids of the devices that pass filter (lower case,
-// "" for all), sorted, and how many devices are available, filter or not.
-func deviceRows(st *adminapi.State, filter string) ([]string, int) {
-	if st == nil {
-		return nil, 0
+// withSortColumn returns cols with the current order's column kept right
+// after the id (moved there when cols has it already).
+func withSortColumn(cols []column, order sortOrder) []column {
+	sc, ok := sortCols[order]
+	if !ok {
+		return cols
 	}
-	ids := make([]string, 0, len(st.Devices))
-	available := 0
-	for id, d := range st.Devices {
-		if d.Available {
-			available++
-		}
-		if filter == "" || strings.Contains(strings.ToLower(id), filter) {
-			ids = append(ids, id)
+	out := make([]column, 0, len(cols)+1)
+	out = append(out, cols[0], sc)
+	for _, c := range cols[1:] {
+		if c.key != sc.key {
+			out = append(out, c)
 		}
 	}
-	sort.Strings(ids)
-	return ids, available
+	return out
 }
 
 // Refresh takes the devices that pass the filter, or only the available
@@ -193,13 +198,19 @@ func (p *devicesPane) SelectedPair() (*adminapi.Pair, bool) { return p.data.pair
 func (p *devicesPane) View() string {
 	d := p.data
 	cols := allDeviceCols
-	title := "All devices"
+	title, short := "All devices", "All"
 	if p.available {
-		cols, title = availableCols, "Available"
+		cols, title, short = availableCols, "Available", "Avail."
 	}
-	cols = fitColumns(cols, p.Width-2-markerWidth, p.idWidth())
+	cols = fitColumns(withSortColumn(cols, d.order), p.Width-2-markerWidth, p.idWidth())
 	empty := emptyText(d, "no devices", "no device")
-	return p.render(countTitle(title, len(p.rows.items), d.filter), "  "+titles(cols), empty, func(i int) string {
+	order := " · by " + d.order.String()
+	if t := countTitle(title, len(p.rows.items), d.filter) + order; ansi.StringWidth(t) <= p.Width-2 {
+		title = t
+	} else {
+		title = countTitle(short, len(p.rows.items), d.filter) + order
+	}
+	return p.render(title, "  "+titles(cols), empty, func(i int) string {
 		dev := d.state.Devices[p.rows.items[i]]
 		if dev == nil {
 			return ""
@@ -224,16 +235,11 @@ func (p *devicesPane) value(dev *adminapi.Device, key string) string {
 	case "id":
 		return dev.ID
 	case "state":
-		switch {
-		case dev.Away:
-			return p.Styles.Away.Render("away ↔ " + dev.Peer)
-		case dev.Peer != "":
-			return p.Styles.Paired.Render("↔ " + dev.Peer)
-		case dev.Pairing != "":
-			return "pairing " + dev.Pairing
-		default:
-			return p.Styles.Available.Render("available")
-		}
+		return p.Styles.deviceState(dev)
+	case "rate":
+		return p.data.rate(p.data.state.DeviceRates[dev.ID])
+	case "refusals":
+		return fmt.Sprint(dev.Refusals)
 	case "up":
 		return age(p.data.now, dev.ConnectedAt)
 	case "transport":
@@ -278,7 +284,7 @@ func (p *pairsPane) View() string {
 	start, end := p.rows.Window()
 	for _, a := range p.rows.items[start:end] {
 		if pr := d.state.Pairs[a]; pr != nil {
-			need = max(need, ansi.StringWidth(pr.A+" → "+pr.B))
+			need = max(need, ansi.StringWidth(pairName(pr)))
 		}
 	}
 	cols := fitColumns(pairCols, p.Width-2-markerWidth, min(need, 40))
@@ -291,11 +297,11 @@ func (p *pairsPane) View() string {
 		return row(cols, func(key string) string {
 			switch key {
 			case "pair":
-				return pr.A + " → " + pr.B
+				return pairName(pr)
 			case "msgs":
 				return fmt.Sprint(pr.Messages)
 			case "rate":
-				return fmt.Sprintf("%.1f", d.state.PairRates[pr.A])
+				return d.rate(d.state.PairRates[pr.A])
 			case "since":
 				return age(d.now, pr.Since)
 			}
@@ -303,6 +309,9 @@ func (p *pairsPane) View() string {
 		})
 	})
 }
+
+// pairName writes a pair as its two sides: "A ↔ B", A the side that asked.
+func pairName(p *adminapi.Pair) string { return p.A + " ↔ " + p.B }
 
 // plural is "1 pair", "2 pairs".
 func plural(n int, one string) string {
@@ -336,7 +345,11 @@ func age(now, t time.Time) string {
 	if t.IsZero() {
 		return "-"
 	}
-	d := now.Sub(t)
+	return span(now.Sub(t))
+}
+
+// span is a compact duration: 42s, 5m, 3h, 2d.
+func span(d time.Duration) string {
 	switch {
 	case d < time.Minute:
 		return fmt.Sprintf("%ds", max(int(d.Seconds()), 0))
@@ -359,3 +372,6 @@ func thousands(n int) string {
 
 // joinRow lays panes side by side.
 func joinRow(views ...string) string { return lipgloss.JoinHorizontal(lipgloss.Top, views...) }
+
+// joinLines stacks lines.
+func joinLines(lines []string) string { return strings.Join(lines, "\n") }
