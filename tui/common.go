@@ -36,7 +36,10 @@ type data struct {
 	now       time.Time       // the clock at the last redraw
 	filter    string          // lower-case id filter, "" for none
 	order     sortOrder       // how the device lists are sorted
+	sorter    deviceSorter
+	sorted    []string        // every device's id, in order
 	devices   []string        // the ids that pass the filter, in order
+	availIDs  []string        // the available ones among those
 	available int             // devices with no peer and no pairing under way, filter or not
 }
 

@@ -156,10 +156,21 @@ func cell(s string, w int) string {
 	if w <= 0 {
 		return ""
 	}
-	if n := ansi.StringWidth(s); n <= w {
+	if n := width(s); n <= w {
 		return s + strings.Repeat(" ", w-n)
 	}
 	return ansi.Truncate(s, w, "…")
+}
+
+// width is the cells s takes: its length when it is plain ASCII, as most
+// cells are, else what ansi.StringWidth measures.
+func width(s string) int {
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; c >= 0x80 || c < 0x20 {
+			return ansi.StringWidth(s)
+		}
+	}
+	return len(s)
 }
 
 // row joins the cells of cols, each fitted to its width; value gives a

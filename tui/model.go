@@ -596,7 +596,8 @@ func (m *Model) onCommandDone(msg commandDoneMsg) {
 // rebuild recomputes the rows of every pane from the data, the filter and
 // the order.
 func (m *Model) rebuild() {
-	m.data.devices, m.data.available = deviceRows(m.data.state, m.data.filter, m.data.order)
+	d := &m.data
+	d.sorted, d.devices, d.availIDs, d.available = d.sorter.deviceRows(d.state, d.filter, d.order, d.sorted)
 	for _, p := range m.panes() {
 		p.Refresh()
 	}

@@ -2,7 +2,7 @@ package tui
 
 import (
 	"fmt"
-	"sort"
+	"slices"
 	"strings"
 	"time"
 
@@ -114,7 +114,24 @@ func (f *frame[K]) render(title, colHeader, empty string, line func(i int) strin
 	if f.focused {
 		style = f.Styles.PaneFocus
 	}
-	return style.Render(strings.Join(lines[:max(f.Height-2, 0)], "\n"))
+	return box(lines[:max(f.Height-2, 0)], inner, style)
+}
+
+// box draws style's border around lines, each exactly inner cells wide: what
+// style.Render would draw, without measuring every line again (a pane's
+// frame is drawn up to ten times a second).
+func box(lines []string, inner int, style lipgloss.Style) string {
+	b := style.GetBorderStyle()
+	edge := style.UnsetBorderStyle().UnsetPadding().UnsetMargins().Foreground(style.GetBorderTopForeground())
+	left, right := edge.Render(b.Left), edge.Render(b.Right)
+	var out strings.Builder
+	out.Grow((len(lines) + 2) * (inner + 16))
+	out.WriteString(edge.Render(b.TopLeft + strings.Repeat(b.Top, inner) + b.TopRight))
+	for _, l := range lines {
+		out.WriteString("\n" + left + l + right)
+	}
+	out.WriteString("\n" + edge.Render(b.BottomLeft+strings.Repeat(b.Bottom, inner)+b.BottomRight))
+	return out.String()
 }
 
 // devicesPane lists devices: all of them, or only the available ones.
@@ -175,18 +192,11 @@ func withSortColumn(cols []column, order sortOrder) []column {
 // Refresh takes the devices that pass the filter, or only the available
 // ones among them.
 func (p *devicesPane) Refresh() {
-	d := p.data
-	if !p.available || d.state == nil {
-		p.rows.SetItems(d.devices)
+	if p.available {
+		p.rows.SetItems(p.data.availIDs)
 		return
 	}
-	avail := make([]string, 0, d.available)
-	for _, id := range d.devices {
-		if d.state.Devices[id].Available {
-			avail = append(avail, id)
-		}
-	}
-	p.rows.SetItems(avail)
+	p.rows.SetItems(p.data.devices)
 }
 
 // SelectedDevice returns the device under the cursor.
@@ -253,9 +263,13 @@ func (p *devicesPane) value(dev *adminapi.Device, key string) string {
 }
 
 // pairsPane lists the live pairs with their message counts and rates.
-type pairsPane struct{ frame[string] }
+type pairsPane struct {
+	frame[string]
+	all    []string // every pair's A, sorted, at the last Refresh without a filter
+	filter string   // the filter of the last Refresh
+}
 
-func newPairsPane(c Common) *pairsPane { return &pairsPane{frame[string]{Common: c}} }
+func newPairsPane(c Common) *pairsPane { return &pairsPane{frame: frame[string]{Common: c}} }
 
 // Refresh takes the pairs either side of which passes the filter, sorted
 // by their asking side.
@@ -265,13 +279,33 @@ func (p *pairsPane) Refresh() {
 		p.rows.SetItems(nil)
 		return
 	}
+	match := func(pr *adminapi.Pair) bool {
+		return f == "" || strings.Contains(strings.ToLower(pr.A), f) || strings.Contains(strings.ToLower(pr.B), f)
+	}
+	// In the last order first: sorting again costs little when few moved.
 	pairs := make([]string, 0, len(st.Pairs))
-	for a, pr := range st.Pairs {
-		if f == "" || strings.Contains(strings.ToLower(a), f) || strings.Contains(strings.ToLower(pr.B), f) {
-			pairs = append(pairs, a)
+	kept := 0
+	for _, a := range p.all {
+		if pr, ok := st.Pairs[a]; ok {
+			kept++
+			if match(pr) {
+				pairs = append(pairs, a)
+			}
 		}
 	}
-	sort.Strings(pairs)
+	if kept != len(st.Pairs) || f != p.filter {
+		pairs = pairs[:0]
+		for a, pr := range st.Pairs {
+			if match(pr) {
+				pairs = append(pairs, a)
+			}
+		}
+	}
+	slices.Sort(pairs)
+	if f == "" {
+		p.all = pairs
+	}
+	p.filter = f
 	p.rows.SetItems(pairs)
 }
 
@@ -370,8 +404,26 @@ func thousands(n int) string {
 	return s
 }
 
-// joinRow lays panes side by side.
-func joinRow(views ...string) string { return lipgloss.JoinHorizontal(lipgloss.Top, views...) }
+// joinRow lays panes of the same height side by side.
+func joinRow(views ...string) string {
+	cols := make([][]string, len(views))
+	n := 0
+	for i, v := range views {
+		cols[i] = strings.Split(v, "\n")
+		n = max(n, len(cols[i]))
+	}
+	lines := make([]string, n)
+	for i := range lines {
+		var b strings.Builder
+		for _, c := range cols {
+			if i < len(c) {
+				b.WriteString(c[i])
+			}
+		}
+		lines[i] = b.String()
+	}
+	return strings.Join(lines, "\n")
+}
 
 // joinLines stacks lines.
 func joinLines(lines []string) string { return strings.Join(lines, "\n") }
