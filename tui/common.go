@@ -37,10 +37,10 @@ type data struct {
 	filter    string          // lower-case id filter, "" for none
 	order     sortOrder       // how the device lists are sorted
 	sorter    deviceSorter
-	sorted    []string        // every device's id, in order
-	devices   []string        // the ids that pass the filter, in order
-	availIDs  []string        // the available ones among those
-	available int             // devices with no peer and no pairing under way, filter or not
+	sorted    []string // every device's id, in order
+	devices   []string // the ids that pass the filter, in order
+	availIDs  []string // the available ones among those
+	available int      // devices with no peer and no pairing under way, filter or not
 }
 
 // rate formats a rate for a pane or the header: "—" while the stream is
