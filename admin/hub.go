@@ -367,17 +367,30 @@ type message struct {
 	details []*adminapi.DeviceDetail
 }
 
-// send hands m to out, deltas first.
+// send hands m to out: the deltas and the traffic, the one that began
+// earlier first, then the details.
 func (m message) send(ctx context.Context, out sink) error {
-	if len(m.deltas) > 0 {
-		if err := out.deltas(ctx, m.deltas); err != nil {
-			return err
+	deltas := func() error {
+		if len(m.deltas) == 0 {
+			return nil
 		}
+		return out.deltas(ctx, m.deltas)
 	}
-	if m.traffic != nil {
-		if err := out.traffic(ctx, m.traffic); err != nil {
-			return err
+	traffic := func() error {
+		if m.traffic == nil {
+			return nil
 		}
+		return out.traffic(ctx, m.traffic)
+	}
+	first, second := deltas, traffic
+	if len(m.deltas) > 0 && m.traffic != nil && len(m.traffic.Traffic) > 0 && m.traffic.Traffic[0].Time.Before(m.deltas[0].Time) {
+		first, second = traffic, deltas
+	}
+	if err := first(); err != nil {
+		return err
+	}
+	if err := second(); err != nil {
+		return err
 	}
 	for _, det := range m.details {
 		if err := out.detail(ctx, det); err != nil {
@@ -438,16 +451,18 @@ func (h *Hub) next(ctx context.Context, sub *subscriber) (m message, resync bool
 			return message{}, false, errHubClosed
 		}
 	}
-	if m.deltas != nil {
-	fill:
-		for len(m.deltas) < h.cfg.Batch {
-			select {
-			case d := <-sub.ch:
-				m.deltas = append(m.deltas, d)
-			default:
-				break fill
-			}
+fill:
+	for len(m.deltas) < h.cfg.Batch {
+		select {
+		case d := <-sub.ch:
+			m.deltas = append(m.deltas, d)
+		default:
+			break fill
 		}
+	}
+	if m.traffic == nil && len(w.traffic) > 0 {
+		// What is waiting of both kinds goes together, in order.
+		m.traffic = w.takeTraffic(<-w.traffic, h.cfg.Batch)
 	}
 	if sub.stale.Load() {
 		return message{}, true, nil

@@ -2,7 +2,6 @@ package tui
 
 import (
 	"fmt"
-	"sort"
 	"strings"
 
 	tea "github.com/charmbracelet/bubbletea"
@@ -114,11 +113,11 @@ func (v *detailView) View() string {
 		lines = append(lines,
 			label("connection")+fmt.Sprintf("%s · %s EIO %d · %s · since %s (%s)", conn.Transport, conn.Generation,
 				conn.EngineIO, conn.Address, conn.ConnectedAt.UTC().Format("15:04:05"), age(d.now, conn.ConnectedAt)),
-			label("token")+v.token(),
+			label("token")+det.TokenSummary(d.now),
 			label("sent")+v.flow(det.MessagesIn, det.BytesIn, func(x *adminapi.DeviceDetail) uint64 { return x.MessagesIn }),
 			label("received")+v.flow(det.MessagesOut, det.BytesOut, func(x *adminapi.DeviceDetail) uint64 { return x.MessagesOut }),
 			label("acks")+fmt.Sprintf("owes %d · awaits %d · held for it while away %d", det.AcksOwed, det.AcksAwaited, det.Held),
-			label("refusals")+refusalText(det),
+			label("refusals")+det.RefusalSummary(),
 			label("watch")+v.watchText(),
 		)
 	}
@@ -133,22 +132,6 @@ func (v *detailView) View() string {
 		lines = append(lines, v.tailView())
 	}
 	return strings.Join(lines, "\n")
-}
-
-// token describes the device token it connected with.
-func (v *detailView) token() string {
-	det := v.det
-	if det.TokenSubject == "" {
-		return "none (device tokens are off)"
-	}
-	exp := det.TokenExpires
-	var when string
-	if left := exp.Sub(v.data.now); left > 0 {
-		when = "in " + span(left)
-	} else {
-		when = span(-left) + " ago"
-	}
-	return fmt.Sprintf("subject %s · expires %s (%s)", det.TokenSubject, exp.UTC().Format("2006-01-02 15:04 UTC"), when)
 }
 
 // flow is one direction's messages, rate and bytes.
@@ -190,30 +173,6 @@ func (v *detailView) tailView() string {
 		}
 		return cell(e.time.UTC().Format("15:04:05.000")+" "+e.text, inner)
 	})
-}
-
-// refusalText is a device's refusals, by code, most first.
-func refusalText(det *adminapi.DeviceDetail) string {
-	var total uint64
-	for _, n := range det.RefusalsByCode {
-		total += n
-	}
-	if total == 0 {
-		return "none"
-	}
-	codes := make([]string, 0, len(det.RefusalsByCode))
-	for c := range det.RefusalsByCode {
-		codes = append(codes, c)
-	}
-	sort.Slice(codes, func(i, j int) bool {
-		a, b := det.RefusalsByCode[codes[i]], det.RefusalsByCode[codes[j]]
-		return a > b || (a == b && codes[i] < codes[j])
-	})
-	parts := make([]string, len(codes))
-	for i, c := range codes {
-		parts[i] = fmt.Sprintf("%s %d", c, det.RefusalsByCode[c])
-	}
-	return fmt.Sprintf("%d: %s", total, strings.Join(parts, ", "))
 }
 
 // rate is messages per second between two counts.

@@ -2,6 +2,7 @@ package adminapi
 
 import (
 	"fmt"
+	"sort"
 	"strings"
 	"time"
 )
@@ -75,6 +76,57 @@ func (d *Device) State() string {
 		return "pairing with " + d.Pairing
 	}
 	return "available"
+}
+
+// RefusalSummary says how many of the device's requests were refused, by
+// code, most first: "4: RATE_LIMITED 3, TOO_LARGE 1", or "none".
+func (d *DeviceDetail) RefusalSummary() string {
+	var total uint64
+	codes := make([]string, 0, len(d.RefusalsByCode))
+	for c, n := range d.RefusalsByCode {
+		total += n
+		codes = append(codes, c)
+	}
+	if total == 0 {
+		return "none"
+	}
+	sort.Slice(codes, func(i, j int) bool {
+		a, b := d.RefusalsByCode[codes[i]], d.RefusalsByCode[codes[j]]
+		return a > b || (a == b && codes[i] < codes[j])
+	})
+	parts := make([]string, len(codes))
+	for i, c := range codes {
+		parts[i] = fmt.Sprintf("%s %d", c, d.RefusalsByCode[c])
+	}
+	return fmt.Sprintf("%d: %s", total, strings.Join(parts, ", "))
+}
+
+// TokenSummary describes the device token the device connected with, as of
+// now: "subject A · expires 2025-06-02 11:00 UTC (in 23h)", or that there
+// is none.
+func (d *DeviceDetail) TokenSummary(now time.Time) string {
+	if d.TokenSubject == "" {
+		return "none (device tokens are off)"
+	}
+	when := "in " + Compact(d.TokenExpires.Sub(now))
+	if left := d.TokenExpires.Sub(now); left <= 0 {
+		when = "expired " + Compact(-left) + " ago"
+	}
+	return fmt.Sprintf("subject %s · expires %s (%s)", d.TokenSubject, d.TokenExpires.UTC().Format("2006-01-02 15:04 UTC"), when)
+}
+
+// Compact formats a duration for people, in its largest unit: 42s, 5m,
+// 3h, 2d.
+func Compact(d time.Duration) string {
+	switch {
+	case d < time.Minute:
+		return fmt.Sprintf("%ds", max(int(d.Seconds()), 0))
+	case d < time.Hour:
+		return fmt.Sprintf("%dm", int(d.Minutes()))
+	case d < 48*time.Hour:
+		return fmt.Sprintf("%dh", int(d.Hours()))
+	}
+	return fmt.Sprintf("%dd", int(d.Hours()/24))
 }
 
 // Directions of Traffic.
