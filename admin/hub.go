@@ -181,6 +181,7 @@ type subscriber struct {
 	ch      chan adminapi.Delta
 	stale   atomic.Bool   // set when ch overflowed: the subscriber needs a snapshot
 	wake    chan struct{} // signalled when stale is set
+	counted bool          // in Hub.nsubs: it had its first snapshot. Guarded by Hub.mu.
 	watches subscriberWatches
 }
 
@@ -270,18 +271,17 @@ func (h *Hub) subscribe() *subscriber {
 	h.mu.Lock()
 	h.subs[sub] = struct{}{}
 	h.mu.Unlock()
-	h.nsubs.Add(1)
 	return sub
 }
 
 func (h *Hub) unsubscribe(sub *subscriber) {
 	h.mu.Lock()
-	_, ok := h.subs[sub]
 	delete(h.subs, sub)
-	h.mu.Unlock()
-	if ok {
+	if sub.counted {
+		sub.counted = false
 		h.nsubs.Add(-1)
 	}
+	h.mu.Unlock()
 	h.unwatchAll(sub)
 }
 
@@ -307,6 +307,12 @@ func (h *Hub) resync(sub *subscriber) *adminapi.Snapshot {
 		}
 	}
 	sub.stale.Store(false)
+	if !sub.counted {
+		// Counted from its first snapshot on: a subscriber counted gets
+		// every change from then.
+		sub.counted = true
+		h.nsubs.Add(1)
+	}
 	seq := h.seq
 	h.mu.Unlock()
 	return h.snapshotAt(seq)
@@ -367,30 +373,35 @@ type message struct {
 	details []*adminapi.DeviceDetail
 }
 
-// send hands m to out: the deltas and the traffic, the one that began
-// earlier first, then the details.
+// send hands m to out: the deltas and the traffic in the order they
+// happened (by their times, in runs of each), then the details.
 func (m message) send(ctx context.Context, out sink) error {
-	deltas := func() error {
-		if len(m.deltas) == 0 {
-			return nil
+	ds := m.deltas
+	var ts []adminapi.Traffic
+	var lost uint64
+	if m.traffic != nil {
+		ts, lost = m.traffic.Traffic, m.traffic.Lost
+	}
+	for len(ds) > 0 || len(ts) > 0 || lost > 0 {
+		if len(ds) > 0 && (len(ts) == 0 || !ts[0].Time.Before(ds[0].Time)) {
+			n := 1
+			for n < len(ds) && (len(ts) == 0 || !ts[0].Time.Before(ds[n].Time)) {
+				n++
+			}
+			if err := out.deltas(ctx, ds[:n]); err != nil {
+				return err
+			}
+			ds = ds[n:]
+			continue
 		}
-		return out.deltas(ctx, m.deltas)
-	}
-	traffic := func() error {
-		if m.traffic == nil {
-			return nil
+		n := 0
+		for n < len(ts) && (len(ds) == 0 || ts[n].Time.Before(ds[0].Time)) {
+			n++
 		}
-		return out.traffic(ctx, m.traffic)
-	}
-	first, second := deltas, traffic
-	if len(m.deltas) > 0 && m.traffic != nil && len(m.traffic.Traffic) > 0 && m.traffic.Traffic[0].Time.Before(m.deltas[0].Time) {
-		first, second = traffic, deltas
-	}
-	if err := first(); err != nil {
-		return err
-	}
-	if err := second(); err != nil {
-		return err
+		if err := out.traffic(ctx, &adminapi.TrafficBatch{Traffic: ts[:n], Lost: lost}); err != nil {
+			return err
+		}
+		ts, lost = ts[n:], 0
 	}
 	for _, det := range m.details {
 		if err := out.detail(ctx, det); err != nil {

@@ -47,7 +47,7 @@ func newCollector(h *Hub) *collector {
 		acks:         d("relayed_acks_total", "Acknowledgements piped back to the sender."),
 		refusals:     d("refusals_total", "Refused requests and connections, by error code.", "code"),
 		outcomes:     d("pairing_outcomes_total", "Settled pairing requests: paired, or the refusal's code.", "outcome"),
-		subscribers:  d("admin_subscribers", "Admin stream subscribers now."),
+		subscribers:  d("admin_subscribers", "Admin stream subscribers now, from their first snapshot on."),
 		resyncs:      d("admin_resyncs_total", "Times an admin subscriber fell behind and was resynced."),
 		authFailures: d("admin_auth_failures_total", "Admin requests refused for a missing or wrong token.", "surface"),
 		authThrottled: d("admin_auth_throttled_total",
