@@ -527,7 +527,10 @@ func (h *Hub) sampleStats(smp *sampler) {
 			smp.pairs = map[string]pairSample{}
 		}
 		d.PairMessages, d.PairRates = changedPairs(src.Pairs(), smp.pairs, dt)
-		d.DeviceMessages, d.DeviceRates, d.DeviceRefusals = h.sampleDevices(src, smp, st.TotalRefusals(), dt)
+		if smp.deviceSampleDue(now, st.Devices) {
+			d.DevicesSampled = true
+			d.DeviceMessages, d.DeviceRates, d.DeviceRefusals = h.sampleDevices(src, smp, st.TotalRefusals(), now)
+		}
 	} else {
 		clear(smp.pairs)
 		h.forgetDevices(smp)

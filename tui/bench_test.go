@@ -80,7 +80,7 @@ func BenchmarkFrame10k(b *testing.B) {
 					rates[fmt.Sprintf("device-%05d", (i*7919+j*104729)%10000)] = float64(j + 1)
 				}
 				m.Update(streamMsg{{Status: adminapi.StatusLive, Deltas: []adminapi.Delta{{Seq: seq, Kind: adminapi.KindStats, Time: t0,
-					Stats: &adminapi.Stats{Time: t0}, DeviceRates: rates}}}})
+					Stats: &adminapi.Stats{Time: t0}, DevicesSampled: true, DeviceRates: rates}}}})
 				m.redraw()
 			}
 		})

@@ -136,7 +136,7 @@ func TestSortDevices(t *testing.T) {
 	stats := func(rates map[string]float64, refusals map[string]uint64) {
 		seq++
 		ch <- adminapi.Update{Status: adminapi.StatusLive, Deltas: []adminapi.Delta{{Seq: seq, Kind: adminapi.KindStats, Time: t0,
-			Stats: fixtureDeltas()[4].Stats, DeviceRates: rates, DeviceRefusals: refusals}}}
+			Stats: fixtureDeltas()[4].Stats, DevicesSampled: true, DeviceRates: rates, DeviceRefusals: refusals}}}
 	}
 	stats(map[string]float64{"echo": 9, "alpha": 4.5, "golf": 4.5}, map[string]uint64{"charlie": 7, "delta": 2})
 	c := newClock()
@@ -162,7 +162,7 @@ func TestSortDevices(t *testing.T) {
 	apply := func(rates map[string]float64, refusals map[string]uint64) {
 		seq++
 		m.Update(streamMsg{{Status: adminapi.StatusLive, Deltas: []adminapi.Delta{{Seq: seq, Kind: adminapi.KindStats, Time: t0,
-			Stats: &adminapi.Stats{Time: t0}, DeviceRates: rates, DeviceRefusals: refusals}}}})
+			Stats: &adminapi.Stats{Time: t0}, DevicesSampled: true, DeviceRates: rates, DeviceRefusals: refusals}}}})
 	}
 	apply(map[string]float64{"echo": 9, "alpha": 4.5, "golf": 4.5}, map[string]uint64{"charlie": 7, "delta": 2})
 	want := []string{

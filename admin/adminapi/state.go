@@ -25,8 +25,9 @@ type State struct {
 	// interval, or was not yet paired when it began.
 	PairRates map[string]float64
 	// DeviceRates are the devices' messages per second as the last stats
-	// delta gave them; a device without one relayed nothing in that
-	// interval, or was not yet connected when it began.
+	// delta that sampled the devices gave them; a device without one
+	// relayed nothing in that interval, or was not yet connected when it
+	// began.
 	DeviceRates map[string]float64
 	pairOf      map[string]string // device id -> the A of its pair
 }
@@ -146,7 +147,9 @@ func (s *State) Apply(d Delta) {
 				dev.Refusals = n
 			}
 		}
-		s.DeviceRates = maps.Clone(d.DeviceRates)
+		if d.DevicesSampled {
+			s.DeviceRates = maps.Clone(d.DeviceRates)
+		}
 	}
 }
 

@@ -294,14 +294,17 @@ type Delta struct {
 	// previous stats delta, for each that was already paired then (stats).
 	// A pair that is in neither map relayed nothing.
 	PairRates map[string]float64 `json:"pair_rates,omitempty"`
-	// DeviceMessages are the message counts of the devices that relayed
-	// since the previous stats delta, and DeviceRates their messages per
-	// second since then, for each that was already connected then (stats).
+	// DevicesSampled says the stats delta carries the devices' counters,
+	// which are read once a second, or less often with many devices (every
+	// 5 s with 10,000). DeviceMessages are then the message counts of the
+	// devices that relayed since the previous reading, DeviceRates their
+	// messages per second since then, for each that was already connected
+	// then (a device in neither relayed nothing), and DeviceRefusals the
+	// refusal counts of the devices refused since then.
+	DevicesSampled bool               `json:"devices_sampled,omitempty"`
 	DeviceMessages map[string]uint64  `json:"device_messages,omitempty"`
 	DeviceRates    map[string]float64 `json:"device_rates,omitempty"`
-	// DeviceRefusals are the refusal counts of the devices refused since
-	// the previous stats delta (stats).
-	DeviceRefusals map[string]uint64 `json:"device_refusals,omitempty"`
+	DeviceRefusals map[string]uint64  `json:"device_refusals,omitempty"`
 	// Command is "kick" or "unpair" (command).
 	Command string `json:"command,omitempty"`
 	// By is the operator's address (command).
