@@ -59,3 +59,38 @@ func statsOf(st server.Stats, now time.Time) adminapi.Stats {
 	}
 	return out
 }
+
+// detailOf converts the relay's detail of a device, read at now.
+func detailOf(d server.DeviceDetail, now time.Time) adminapi.DeviceDetail {
+	out := adminapi.DeviceDetail{
+		Device:         deviceOf(d.Device),
+		Time:           now,
+		TokenExpires:   d.TokenExpires,
+		MessagesIn:     d.MessagesIn,
+		MessagesOut:    d.MessagesOut,
+		BytesIn:        d.BytesIn,
+		BytesOut:       d.BytesOut,
+		AcksOwed:       d.AcksOwed,
+		AcksAwaited:    d.AcksAwaited,
+		Held:           d.Held,
+		RefusalsByCode: make(map[string]uint64, len(d.Refusals)),
+		Watched:        d.Watched,
+		Dropped:        d.Dropped,
+	}
+	if !d.TokenExpires.IsZero() {
+		// A device token's subject is the id it proves.
+		out.TokenSubject = d.ID
+	}
+	out.Messages = d.MessagesIn
+	for c, n := range d.Refusals {
+		out.RefusalsByCode[string(c)] = n
+		out.Refusals += n
+	}
+	return out
+}
+
+// trafficOf converts one watched traffic.
+func trafficOf(t server.Traffic) adminapi.Traffic {
+	return adminapi.Traffic{Time: t.Time, ID: t.ID, Dir: t.Dir, Event: t.Event, Size: t.Size, Ack: t.Ack, RTT: t.RTT,
+		Code: string(t.Code), Reason: t.Reason}
+}

@@ -32,6 +32,13 @@ const (
 	DefaultBatch         = 256
 	DefaultStatsInterval = time.Second
 	DefaultAckTimeout    = 30 * time.Second
+	// DefaultTrafficBuffer is how much watched traffic may wait for one
+	// subscriber.
+	DefaultTrafficBuffer = 1024
+	// DefaultAuthFailureRate and DefaultAuthFailureBurst bound the wrong
+	// admin tokens one address may try: a burst, then one a second.
+	DefaultAuthFailureRate  = 1.0
+	DefaultAuthFailureBurst = 10
 )
 
 // Config configures a Hub.
@@ -53,6 +60,19 @@ type Config struct {
 	AckTimeout time.Duration
 	// MetricsOpen serves /metrics without the admin token.
 	MetricsOpen bool
+	// WatchRate bounds the traffic a watched device reports, per second
+	// (server.Relay.Watch). Default server.DefaultWatchRate.
+	WatchRate int
+	// TrafficBuffer is how much watched traffic may wait for one
+	// subscriber; the rest is counted as lost. Default DefaultTrafficBuffer.
+	TrafficBuffer int
+	// AuthFailureRate and AuthFailureBurst bound the wrong admin tokens one
+	// address may present, per second and at once, on the stream and over
+	// HTTP together; past them its attempts are refused RATE_LIMITED
+	// without their token being looked at. Defaults DefaultAuthFailureRate
+	// and DefaultAuthFailureBurst.
+	AuthFailureRate  float64
+	AuthFailureBurst int
 	// Now is the clock. Default time.Now.
 	Now func() time.Time
 }
@@ -61,8 +81,9 @@ func (c Config) withDefaults() (Config, error) {
 	if err := ValidateToken(c.Token); err != nil {
 		return c, err
 	}
-	if c.Buffer < 0 || c.Batch < 0 || c.StatsInterval < 0 || c.AckTimeout < 0 {
-		return c, errors.New("admin: buffer, batch, stats interval and ack timeout must not be negative")
+	if c.Buffer < 0 || c.Batch < 0 || c.StatsInterval < 0 || c.AckTimeout < 0 || c.WatchRate < 0 ||
+		c.TrafficBuffer < 0 || c.AuthFailureRate < 0 || c.AuthFailureBurst < 0 {
+		return c, errors.New("admin: buffer, batch, stats interval, ack timeout, watch rate, traffic buffer and auth failure limits must not be negative")
 	}
 	if c.Logger == nil {
 		c.Logger = slog.New(slog.DiscardHandler)
@@ -82,16 +103,31 @@ func (c Config) withDefaults() (Config, error) {
 	if c.Now == nil {
 		c.Now = time.Now
 	}
+	if c.WatchRate == 0 {
+		c.WatchRate = server.DefaultWatchRate
+	}
+	if c.TrafficBuffer == 0 {
+		c.TrafficBuffer = DefaultTrafficBuffer
+	}
+	if c.AuthFailureRate == 0 {
+		c.AuthFailureRate = DefaultAuthFailureRate
+	}
+	if c.AuthFailureBurst == 0 {
+		c.AuthFailureBurst = DefaultAuthFailureBurst
+	}
 	return c, nil
 }
 
-// Source is what the hub reads from and commands: *server.Relay.
+// Source is what the hub reads from and commands: *server.Relay. The hub
+// assumes it is the only one watching the relay's devices (Watch).
 type Source interface {
 	Devices() []server.DeviceInfo
 	Pairs() []server.PairInfo
 	Stats() server.Stats
 	Kick(id string) error
 	Unpair(id string) (server.Pair, error)
+	Detail(id string) (server.DeviceDetail, bool)
+	Watch(id string, perSecond int, fn func(server.Traffic)) (stop func(), err error)
 }
 
 // Hub fans the relay's events out to admin subscribers as one ordered
@@ -121,9 +157,18 @@ type Hub struct {
 	seq  uint64
 	subs map[*subscriber]struct{}
 
-	nsubs        atomic.Int64
-	resyncs      atomic.Uint64
-	authFailures [2]atomic.Uint64 // by surface: socket, http
+	nsubs         atomic.Int64
+	resyncs       atomic.Uint64
+	authFailures  [2]atomic.Uint64 // by surface: socket, http
+	authThrottled [2]atomic.Uint64 // by surface: refused unchecked, over the address's budget
+	auth          *authThrottle
+
+	watchMu   sync.Mutex // guards watches, and each deviceWatch's stop
+	watches   map[string]*deviceWatch
+	nwatches  atomic.Int64  // len(watches), read without the lock
+	watchWake chan struct{} // asks the ticker to refresh the watches now
+
+	refusals atomic.Pointer[map[string]uint64] // the devices' refusal counts at the last sample (read-only)
 
 	reg    *prometheus.Registry
 	closed chan struct{}
@@ -133,9 +178,11 @@ type Hub struct {
 
 // subscriber is one consumer of the stream.
 type subscriber struct {
-	ch    chan adminapi.Delta
-	stale atomic.Bool   // set when ch overflowed: the subscriber needs a snapshot
-	wake  chan struct{} // signalled when stale is set
+	ch      chan adminapi.Delta
+	stale   atomic.Bool   // set when ch overflowed: the subscriber needs a snapshot
+	wake    chan struct{} // signalled when stale is set
+	counted bool          // in Hub.nsubs: it had its first snapshot. Guarded by Hub.mu.
+	watches subscriberWatches
 }
 
 // New returns a Hub. It fails for a missing or unusable token.
@@ -145,12 +192,15 @@ func New(cfg Config) (*Hub, error) {
 		return nil, err
 	}
 	h := &Hub{
-		cfg:    cfg,
-		log:    cfg.Logger,
-		token:  hashToken(cfg.Token),
-		subs:   make(map[*subscriber]struct{}),
-		closed: make(chan struct{}),
+		cfg:       cfg,
+		log:       cfg.Logger,
+		token:     hashToken(cfg.Token),
+		subs:      make(map[*subscriber]struct{}),
+		watches:   make(map[string]*deviceWatch),
+		watchWake: make(chan struct{}, 1),
+		closed:    make(chan struct{}),
 	}
+	h.auth = newAuthThrottle(cfg.AuthFailureRate, cfg.AuthFailureBurst, h.log)
 	if len(cfg.Token) < MinTokenLength {
 		h.log.Warn("the admin token is short; use at least 16 random characters", "length", len(cfg.Token))
 	}
@@ -186,6 +236,7 @@ func (h *Hub) source() Source {
 // blocks: a subscriber whose buffer is full is marked for a resync.
 func (h *Hub) OnEvent(e server.Event) {
 	h.publish(deltaOf(e))
+	h.noticeWatched(e)
 }
 
 func (h *Hub) publish(d adminapi.Delta) {
@@ -214,23 +265,24 @@ func (h *Hub) Seq() uint64 {
 }
 
 func (h *Hub) subscribe() *subscriber {
-	sub := &subscriber{ch: make(chan adminapi.Delta, h.cfg.Buffer), wake: make(chan struct{}, 1)}
+	sub := &subscriber{ch: make(chan adminapi.Delta, h.cfg.Buffer), wake: make(chan struct{}, 1),
+		watches: newSubscriberWatches(h.cfg.TrafficBuffer)}
 	sub.stale.Store(true) // the first thing a subscriber gets is a snapshot
 	h.mu.Lock()
 	h.subs[sub] = struct{}{}
 	h.mu.Unlock()
-	h.nsubs.Add(1)
 	return sub
 }
 
 func (h *Hub) unsubscribe(sub *subscriber) {
 	h.mu.Lock()
-	_, ok := h.subs[sub]
 	delete(h.subs, sub)
-	h.mu.Unlock()
-	if ok {
+	if sub.counted {
+		sub.counted = false
 		h.nsubs.Add(-1)
 	}
+	h.mu.Unlock()
+	h.unwatchAll(sub)
 }
 
 // requestResync makes the subscriber's stream send a fresh snapshot next.
@@ -255,6 +307,12 @@ func (h *Hub) resync(sub *subscriber) *adminapi.Snapshot {
 		}
 	}
 	sub.stale.Store(false)
+	if !sub.counted {
+		// Counted from its first snapshot on: a subscriber counted gets
+		// every change from then.
+		sub.counted = true
+		h.nsubs.Add(1)
+	}
 	seq := h.seq
 	h.mu.Unlock()
 	return h.snapshotAt(seq)
@@ -276,9 +334,14 @@ func (h *Hub) snapshotAt(seq uint64) *adminapi.Snapshot {
 	}
 	devs := src.Devices()
 	snap.Devices = make([]adminapi.Device, len(devs))
+	var refusals map[string]uint64
+	if p := h.refusals.Load(); p != nil {
+		refusals = *p
+	}
 	for i, d := range devs {
 		snap.Devices[i] = deviceOf(d.Device)
 		snap.Devices[i].Messages = d.Messages
+		snap.Devices[i].Refusals = refusals[d.ID]
 	}
 	pairs := src.Pairs()
 	snap.Pairs = make([]adminapi.Pair, len(pairs))
@@ -298,6 +361,54 @@ func (h *Hub) snapshotAt(seq uint64) *adminapi.Snapshot {
 type sink interface {
 	snapshot(ctx context.Context, snap *adminapi.Snapshot) error
 	deltas(ctx context.Context, ds []adminapi.Delta) error
+	detail(ctx context.Context, det *adminapi.DeviceDetail) error
+	traffic(ctx context.Context, batch *adminapi.TrafficBatch) error
+}
+
+// message is what the stream sends next: deltas, or what the subscriber
+// watches.
+type message struct {
+	deltas  []adminapi.Delta
+	traffic *adminapi.TrafficBatch
+	details []*adminapi.DeviceDetail
+}
+
+// send hands m to out: the deltas and the traffic in the order they
+// happened (by their times, in runs of each), then the details.
+func (m message) send(ctx context.Context, out sink) error {
+	ds := m.deltas
+	var ts []adminapi.Traffic
+	var lost uint64
+	if m.traffic != nil {
+		ts, lost = m.traffic.Traffic, m.traffic.Lost
+	}
+	for len(ds) > 0 || len(ts) > 0 || lost > 0 {
+		if len(ds) > 0 && (len(ts) == 0 || !ts[0].Time.Before(ds[0].Time)) {
+			n := 1
+			for n < len(ds) && (len(ts) == 0 || !ts[0].Time.Before(ds[n].Time)) {
+				n++
+			}
+			if err := out.deltas(ctx, ds[:n]); err != nil {
+				return err
+			}
+			ds = ds[n:]
+			continue
+		}
+		n := 0
+		for n < len(ts) && (len(ds) == 0 || ts[n].Time.Before(ds[0].Time)) {
+			n++
+		}
+		if err := out.traffic(ctx, &adminapi.TrafficBatch{Traffic: ts[:n], Lost: lost}); err != nil {
+			return err
+		}
+		ts, lost = ts[n:], 0
+	}
+	for _, det := range m.details {
+		if err := out.detail(ctx, det); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // errHubClosed ends streams when the hub closes.
@@ -312,51 +423,62 @@ func (h *Hub) stream(ctx context.Context, sub *subscriber, out sink) error {
 			return err
 		}
 		for {
-			batch, err := h.next(ctx, sub)
+			m, resync, err := h.next(ctx, sub)
 			if err != nil {
 				return err
 			}
-			if batch == nil {
-				break // fell behind: resync
+			if resync {
+				break // fell behind
 			}
-			if err := out.deltas(ctx, batch); err != nil {
+			if err := m.send(ctx, out); err != nil {
 				return err
 			}
 		}
 	}
 }
 
-// next waits for deltas and returns up to Batch of them, or nil when the
-// subscriber must be resynced.
-func (h *Hub) next(ctx context.Context, sub *subscriber) ([]adminapi.Delta, error) {
-	var batch []adminapi.Delta
-	for batch == nil {
+// next waits for something to send: up to Batch deltas, with the traffic
+// and details waiting for the subscriber. resync says the subscriber fell
+// behind and needs a snapshot instead.
+func (h *Hub) next(ctx context.Context, sub *subscriber) (m message, resync bool, err error) {
+	w := &sub.watches
+	for m.deltas == nil && m.traffic == nil && m.details == nil {
 		if sub.stale.Load() {
-			return nil, nil
+			return message{}, true, nil
 		}
 		select {
 		case d := <-sub.ch:
-			batch = append(make([]adminapi.Delta, 0, min(h.cfg.Batch, len(sub.ch)+1)), d)
+			m.deltas = append(make([]adminapi.Delta, 0, min(h.cfg.Batch, len(sub.ch)+1)), d)
+		case t := <-w.traffic:
+			m.traffic = w.takeTraffic(t, h.cfg.Batch)
+		case <-w.detailed:
+			if ds := w.takeDetails(); len(ds) > 0 {
+				m.details = ds
+			}
 		case <-sub.wake:
 		case <-ctx.Done():
-			return nil, ctx.Err()
+			return message{}, false, ctx.Err()
 		case <-h.closed:
-			return nil, errHubClosed
+			return message{}, false, errHubClosed
 		}
 	}
 fill:
-	for len(batch) < h.cfg.Batch {
+	for len(m.deltas) < h.cfg.Batch {
 		select {
 		case d := <-sub.ch:
-			batch = append(batch, d)
+			m.deltas = append(m.deltas, d)
 		default:
 			break fill
 		}
 	}
-	if sub.stale.Load() {
-		return nil, nil
+	if m.traffic == nil && len(w.traffic) > 0 {
+		// What is waiting of both kinds goes together, in order.
+		m.traffic = w.takeTraffic(<-w.traffic, h.cfg.Batch)
 	}
-	return batch, nil
+	if sub.stale.Load() {
+		return message{}, true, nil
+	}
+	return m, false, nil
 }
 
 // tickStats publishes the counters every StatsInterval until Close.
@@ -364,23 +486,29 @@ func (h *Hub) tickStats() {
 	defer h.wg.Done()
 	t := time.NewTicker(h.cfg.StatsInterval)
 	defer t.Stop()
-	pairs := map[string]pairSample{}
+	var smp sampler
 	for {
 		select {
 		case <-h.closed:
 			return
+		case <-h.watchWake:
+			h.refreshWatches(h.source())
+			continue
 		case <-t.C:
 		}
-		h.sampleStats(pairs)
+		h.sampleStats(&smp)
+		h.refreshWatches(h.source())
+		h.auth.flush(h.cfg.Now())
 	}
 }
 
 // sampleStats reads the counters, computes the rates since the previous
 // sample, and publishes them with the message counts and rates of the
-// pairs that relayed since then (pairs, the previous sample's, is updated
-// in place). This is the one place rates are computed: subscribers show
-// them as they come.
-func (h *Hub) sampleStats(pairs map[string]pairSample) {
+// pairs and devices that relayed since then, and the refusal counts of the
+// devices refused since then (smp, the previous sample, is updated in
+// place). This is the one place rates are computed: subscribers show them
+// as they come. Pairs and devices are read only while someone subscribes.
+func (h *Hub) sampleStats(smp *sampler) {
 	src := h.source()
 	now := h.cfg.Now()
 	st := statsOf(src.Stats(), now)
@@ -395,9 +523,17 @@ func (h *Hub) sampleStats(pairs map[string]pairSample) {
 	h.stats.Store(&st)
 	d := adminapi.Delta{Kind: adminapi.KindStats, Time: now, Stats: &st}
 	if st.Subscribers > 0 {
-		d.PairMessages, d.PairRates = changedPairs(src.Pairs(), pairs, dt)
+		if smp.pairs == nil {
+			smp.pairs = map[string]pairSample{}
+		}
+		d.PairMessages, d.PairRates = changedPairs(src.Pairs(), smp.pairs, dt)
+		if smp.deviceSampleDue(now, st.Devices) {
+			d.DevicesSampled = true
+			d.DeviceMessages, d.DeviceRates, d.DeviceRefusals = h.sampleDevices(src, smp, st.TotalRefusals(), now)
+		}
 	} else {
-		clear(pairs)
+		clear(smp.pairs)
+		h.forgetDevices(smp)
 	}
 	h.publish(d)
 }

@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"sort"
+	"sync"
 	"testing"
 	"time"
 
@@ -22,6 +24,78 @@ type fakeSource struct {
 	pairs   []server.PairInfo
 	stats   server.Stats
 	kicked  chan string
+
+	mu      sync.Mutex // guards details and watches
+	details map[string]server.DeviceDetail
+	watches map[string]func(server.Traffic)
+}
+
+func (f *fakeSource) Detail(id string) (server.DeviceDetail, bool) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	d, ok := f.details[id]
+	if ok {
+		_, d.Watched = f.watches[id]
+	}
+	return d, ok
+}
+
+func (f *fakeSource) Watch(id string, _ int, fn func(server.Traffic)) (func(), error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if _, ok := f.details[id]; !ok {
+		return nil, protocol.Errorf(protocol.CodeOffline, "device %q is not connected", id)
+	}
+	if f.watches == nil {
+		f.watches = map[string]func(server.Traffic){}
+	}
+	f.watches[id] = fn
+	return func() {
+		f.mu.Lock()
+		defer f.mu.Unlock()
+		delete(f.watches, id)
+	}, nil
+}
+
+// setDevice puts a device on the fake relay (nil: takes it off).
+func (f *fakeSource) setDevice(id string, d *server.DeviceDetail) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.details == nil {
+		f.details = map[string]server.DeviceDetail{}
+	}
+	if d == nil {
+		delete(f.details, id)
+		delete(f.watches, id) // the relay's watch ends with the device
+		return
+	}
+	d.ID = id
+	f.details[id] = *d
+}
+
+// tap reports traffic of device id, as the relay does to its watch; it
+// reports whether the device was watched.
+func (f *fakeSource) tap(id string, t server.Traffic) bool {
+	f.mu.Lock()
+	fn := f.watches[id]
+	f.mu.Unlock()
+	if fn == nil {
+		return false
+	}
+	t.ID = id
+	fn(t)
+	return true
+}
+
+func (f *fakeSource) watched() []string {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	var ids []string
+	for id := range f.watches {
+		ids = append(ids, id)
+	}
+	sort.Strings(ids)
+	return ids
 }
 
 func (f *fakeSource) Devices() []server.DeviceInfo { return f.devices }
@@ -60,13 +134,16 @@ func newTestHub(t testing.TB, cfg Config) *Hub {
 // chanSink records a stream; each call blocks until release has a token
 // when gated.
 type chanSink struct {
-	snaps   chan *adminapi.Snapshot
-	deltasC chan []adminapi.Delta
-	gate    chan struct{} // nil: never block
+	snaps    chan *adminapi.Snapshot
+	deltasC  chan []adminapi.Delta
+	details  chan *adminapi.DeviceDetail
+	traffics chan *adminapi.TrafficBatch
+	gate     chan struct{} // nil: never block
 }
 
 func newChanSink(gated bool) *chanSink {
-	k := &chanSink{snaps: make(chan *adminapi.Snapshot, 100), deltasC: make(chan []adminapi.Delta, 10000)}
+	k := &chanSink{snaps: make(chan *adminapi.Snapshot, 100), deltasC: make(chan []adminapi.Delta, 10000),
+		details: make(chan *adminapi.DeviceDetail, 1000), traffics: make(chan *adminapi.TrafficBatch, 1000)}
 	if gated {
 		k.gate = make(chan struct{})
 	}
@@ -92,6 +169,16 @@ func (k *chanSink) snapshot(ctx context.Context, s *adminapi.Snapshot) error {
 
 func (k *chanSink) deltas(ctx context.Context, ds []adminapi.Delta) error {
 	k.deltasC <- ds
+	return k.pass(ctx)
+}
+
+func (k *chanSink) detail(ctx context.Context, det *adminapi.DeviceDetail) error {
+	k.details <- det
+	return k.pass(ctx)
+}
+
+func (k *chanSink) traffic(ctx context.Context, b *adminapi.TrafficBatch) error {
+	k.traffics <- b
 	return k.pass(ctx)
 }
 
@@ -244,7 +331,7 @@ func TestStatsRatesAndPairMessages(t *testing.T) {
 	h.cfg.Now = func() time.Time { return t0 }
 	src.stats = server.Stats{Messages: 10, Acks: 4}
 	src.pairs = []server.PairInfo{{Pair: server.Pair{A: "a", B: "b"}, Messages: 3}, {Pair: server.Pair{A: "c", B: "d"}, Messages: 0}}
-	last := map[string]pairSample{}
+	last := &sampler{}
 	h.sampleStats(last)
 
 	h.cfg.Now = func() time.Time { return t0.Add(2 * time.Second) }
@@ -274,7 +361,7 @@ func TestStatsPairRatesStartAfresh(t *testing.T) {
 	src := &fakeSource{}
 	h, sub := subscribedHub(t, src)
 	t0 := time.Unix(1000, 0)
-	last := map[string]pairSample{}
+	last := &sampler{}
 	sample := func(sec int, pairs ...server.PairInfo) adminapi.Delta {
 		t.Helper()
 		h.cfg.Now = func() time.Time { return t0.Add(time.Duration(sec) * time.Second) }
@@ -289,7 +376,7 @@ func TestStatsPairRatesStartAfresh(t *testing.T) {
 	// echo's pair ends; alpha's ends and alpha pairs again, with a new
 	// count that happens to be above the old one.
 	d := sample(1, pair("alpha", "charlie", 1, 130))
-	if _, ok := last["echo"]; ok {
+	if _, ok := last.pairs["echo"]; ok {
 		t.Error("the ended pair echo is still counted")
 	}
 	if r, ok := d.PairRates["alpha"]; ok || d.PairMessages["alpha"] != 130 {
@@ -299,8 +386,8 @@ func TestStatsPairRatesStartAfresh(t *testing.T) {
 	if r := d.PairRates["alpha"]; r != 10 {
 		t.Errorf("alpha's new pair: rate %v, want 10", r)
 	}
-	if len(last) != 1 {
-		t.Errorf("counts kept for %v, want alpha's only", last)
+	if len(last.pairs) != 1 {
+		t.Errorf("counts kept for %v, want alpha's only", last.pairs)
 	}
 }
 

@@ -327,7 +327,9 @@ func TestSlowSubscriberIsResyncedAndNeverDelaysTheRelay(t *testing.T) {
 }
 
 func TestWrongTokenRefusedOnEverySurface(t *testing.T) {
-	e := start(t, admin.Config{StatsInterval: time.Hour})
+	// Every wrong token here comes from 127.0.0.1: a budget that lasts
+	// (TestWrongTokensAreThrottled tests the budget).
+	e := start(t, admin.Config{StatsInterval: time.Hour, AuthFailureBurst: 1000})
 	deviceJWT := "eyJhbGciOiJIUzI1NiIsInR5cCI6IkpXVCJ9.eyJzdWIiOiJBIn0.c2ln"
 
 	for name, auth := range map[string]map[string]any{

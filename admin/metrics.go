@@ -20,6 +20,7 @@ type collector struct {
 	devices, pairs, connects, disconnects *prometheus.Desc
 	messages, acks, refusals, outcomes    *prometheus.Desc
 	subscribers, resyncs, authFailures    *prometheus.Desc
+	authThrottled, watched                *prometheus.Desc
 }
 
 func newRegistry(h *Hub) *prometheus.Registry {
@@ -46,15 +47,18 @@ func newCollector(h *Hub) *collector {
 		acks:         d("relayed_acks_total", "Acknowledgements piped back to the sender."),
 		refusals:     d("refusals_total", "Refused requests and connections, by error code.", "code"),
 		outcomes:     d("pairing_outcomes_total", "Settled pairing requests: paired, or the refusal's code.", "outcome"),
-		subscribers:  d("admin_subscribers", "Admin stream subscribers now."),
+		subscribers:  d("admin_subscribers", "Admin stream subscribers now, from their first snapshot on."),
 		resyncs:      d("admin_resyncs_total", "Times an admin subscriber fell behind and was resynced."),
 		authFailures: d("admin_auth_failures_total", "Admin requests refused for a missing or wrong token.", "surface"),
+		authThrottled: d("admin_auth_throttled_total",
+			"Admin requests refused unchecked: their address had presented too many wrong tokens.", "surface"),
+		watched: d("admin_watched_devices", "Devices whose traffic an operator is watching now."),
 	}
 }
 
 func (c *collector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{c.devices, c.pairs, c.connects, c.disconnects, c.messages,
-		c.acks, c.refusals, c.outcomes, c.subscribers, c.resyncs, c.authFailures} {
+		c.acks, c.refusals, c.outcomes, c.subscribers, c.resyncs, c.authFailures, c.authThrottled, c.watched} {
 		ch <- d
 	}
 }
@@ -69,8 +73,11 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 	}
 	gauge(c.subscribers, float64(h.nsubs.Load()))
 	counter(c.resyncs, h.resyncs.Load())
-	counter(c.authFailures, h.authFailures[surfaceSocket].Load(), "socket")
-	counter(c.authFailures, h.authFailures[surfaceHTTP].Load(), "http")
+	for i, name := range surfaceNames {
+		counter(c.authFailures, h.authFailures[i].Load(), name)
+		counter(c.authThrottled, h.authThrottled[i].Load(), name)
+	}
+	gauge(c.watched, float64(h.nwatches.Load()))
 	src := h.source()
 	if src == nil {
 		return

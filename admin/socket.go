@@ -30,18 +30,12 @@ func (h *Hub) Mount(nsp socket.Namespace) error {
 }
 
 // authSocket is the namespace middleware: a wrong or missing token is
-// refused with an UNAUTHORIZED connect error.
+// refused with an UNAUTHORIZED connect error, and every attempt from an
+// address that presented too many wrong tokens with RATE_LIMITED.
 func (h *Hub) authSocket(s *socket.Socket, next func(*socket.ExtendedError)) {
 	tok, _ := s.Handshake().Auth[adminapi.AuthToken].(string)
-	if !h.token.matches(tok) {
-		h.authFailures[surfaceSocket].Add(1)
-		reason := "wrong admin token"
-		if tok == "" {
-			reason = "no admin token: give it in the handshake auth as {token}"
-		}
-		h.log.Warn("admin connection refused", "addr", s.Handshake().Address, "reason", reason)
-		err := protocol.Errorf(protocol.CodeUnauthorized, "%s", reason)
-		next(socket.NewExtendedError(err.Error(), err.ConnectErrorData()))
+	if err := h.authenticate(s.Handshake().Address, surfaceSocket, tok, tok != ""); err != nil {
+		next(socket.NewExtendedError(err.Error.Error(), err.ConnectErrorData()))
 		return
 	}
 	next(nil)
@@ -64,6 +58,17 @@ func (h *Hub) serveSocket(s *socket.Socket) {
 		_, ack := commandArgs(args)
 		h.requestResync(sub)
 		h.answer(ack, nil)
+	})
+	_ = s.On(adminapi.CommandWatch, func(args ...any) {
+		id, ack := commandArgs(args)
+		h.answer(ack, h.withID(id, func(id string) error { return h.watch(sub, id) }))
+	})
+	_ = s.On(adminapi.CommandUnwatch, func(args ...any) {
+		id, ack := commandArgs(args)
+		h.answer(ack, h.withID(id, func(id string) error {
+			h.unwatch(sub, id)
+			return nil
+		}))
 	})
 	_ = s.On("disconnect", func(...any) { cancel() })
 	if !s.Connected() {
@@ -133,6 +138,14 @@ func (k socketSink) snapshot(ctx context.Context, snap *adminapi.Snapshot) error
 
 func (k socketSink) deltas(ctx context.Context, ds []adminapi.Delta) error {
 	return k.emit(ctx, adminapi.EventDeltas, ds)
+}
+
+func (k socketSink) detail(ctx context.Context, det *adminapi.DeviceDetail) error {
+	return k.emit(ctx, adminapi.EventDetail, det)
+}
+
+func (k socketSink) traffic(ctx context.Context, batch *adminapi.TrafficBatch) error {
+	return k.emit(ctx, adminapi.EventTraffic, batch)
 }
 
 func (k socketSink) emit(ctx context.Context, event string, payload any) error {

@@ -62,9 +62,43 @@ func TestTenThousandDevicesDrawOnlyWhatIsVisible(t *testing.T) {
 // BenchmarkFrame10k measures drawing the dashboard with 10,000 devices and
 // 1,000 pairs: "draw" is a redraw after a key (rows unchanged), "rebuild"
 // a redraw after the stream changed the data (rows re-sorted), which
-// happens at most ten times a second.
+// happens at most ten times a second; "by-rate" a redraw after the once-a-
+// second counters moved the devices sorted by message rate; "detail" a
+// redraw of one device's detail over a full traffic tail, as it comes in.
 func BenchmarkFrame10k(b *testing.B) {
 	m := bigModel(b, 10000)
+	defer func() {
+		b.Run("by-rate", func(b *testing.B) {
+			m := bigModel(b, 10000)
+			m.Update(tea.KeyMsg{Type: tea.KeyRunes, Runes: []rune("ss")})
+			seq := m.data.state.Seq
+			b.ReportAllocs()
+			for i := 0; b.Loop(); i++ {
+				seq++
+				rates := map[string]float64{}
+				for j := range 20 { // a few devices' rates move each second
+					rates[fmt.Sprintf("device-%05d", (i*7919+j*104729)%10000)] = float64(j + 1)
+				}
+				m.Update(streamMsg{{Status: adminapi.StatusLive, Deltas: []adminapi.Delta{{Seq: seq, Kind: adminapi.KindStats, Time: t0,
+					Stats: &adminapi.Stats{Time: t0}, DevicesSampled: true, DeviceRates: rates}}}})
+				m.redraw()
+			}
+		})
+		b.Run("detail", func(b *testing.B) {
+			m := bigModel(b, 10000)
+			m.Update(tea.KeyMsg{Type: tea.KeyEnter})
+			m.Update(streamMsg{{Status: adminapi.StatusLive, Detail: &adminapi.DeviceDetail{Device: adminapi.Device{ID: "device-00000"}, Time: t0}}})
+			batch := &adminapi.TrafficBatch{}
+			for i := range 20 { // 200 a second, the relay's default bound, at ten frames a second
+				batch.Traffic = append(batch.Traffic, adminapi.Traffic{Time: t0, ID: "device-00000", Dir: adminapi.DirIn, Event: fmt.Sprint("tick-", i), Size: 64})
+			}
+			b.ReportAllocs()
+			for b.Loop() {
+				m.Update(streamMsg{{Status: adminapi.StatusLive, Traffic: batch}})
+				m.redraw()
+			}
+		})
+	}()
 	b.Run("draw", func(b *testing.B) {
 		b.ReportAllocs()
 		for b.Loop() {

@@ -1,6 +1,7 @@
 package tui
 
 import (
+	"fmt"
 	"time"
 
 	"github.com/p2prelay/p2prelay/admin/adminapi"
@@ -31,10 +32,24 @@ type component interface {
 // data is what the components draw from.
 type data struct {
 	state     *adminapi.State // nil until the first snapshot
+	live      bool            // the stream is live: the rates are current
 	now       time.Time       // the clock at the last redraw
 	filter    string          // lower-case id filter, "" for none
-	devices   []string        // the ids that pass the filter, sorted
-	available int             // devices with no peer and no pairing under way, filter or not
+	order     sortOrder       // how the device lists are sorted
+	sorter    deviceSorter
+	sorted    []string // every device's id, in order
+	devices   []string // the ids that pass the filter, in order
+	availIDs  []string // the available ones among those
+	available int      // devices with no peer and no pairing under way, filter or not
+}
+
+// rate formats a rate for a pane or the header: "—" while the stream is
+// not live, as the last rates are not current then.
+func (d *data) rate(perSec float64) string {
+	if !d.live {
+		return "—"
+	}
+	return fmt.Sprintf("%.1f", perSec)
 }
 
 // pairOf returns the pair device id is in (either side), when ok says

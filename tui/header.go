@@ -5,6 +5,8 @@ import (
 	"sort"
 	"strings"
 
+	"github.com/charmbracelet/x/ansi"
+
 	"github.com/p2prelay/p2prelay/admin/adminapi"
 )
 
@@ -70,7 +72,8 @@ func newHeader(c Common, url string) *header {
 	return &header{Common: c, url: url, status: adminapi.StatusConnecting, spark: newSparkline()}
 }
 
-// headerHeight is the lines the header takes.
+// headerHeight is the lines the header takes on a wide screen; a narrow one
+// wraps it onto more.
 const headerHeight = 3
 
 // SetStatus follows the connection's state.
@@ -79,7 +82,15 @@ func (h *header) SetStatus(status adminapi.Status, err error) { h.status, h.err 
 // AddRate adds a messages-per-second sample to the sparkline.
 func (h *header) AddRate(perSec float64) { h.spark.Push(perSec) }
 
-func (h *header) View() string {
+func (h *header) View() string { return strings.Join(h.Lines(), "\n") }
+
+// maxHeaderLines bounds the header, however narrow the screen.
+const maxHeaderLines = 6
+
+// Lines draws the header, each line fitted to the width: the connection's
+// state, then the counters, wrapped between items rather than cut, then
+// the sparkline.
+func (h *header) Lines() []string {
 	s := h.Styles
 	var status string
 	switch h.status {
@@ -88,7 +99,7 @@ func (h *header) View() string {
 	case adminapi.StatusConnecting:
 		status = s.Warn.Render("○ connecting…")
 	case adminapi.StatusUnauthorized:
-		status = s.Bad.Render("✖ token refused by the relay: check --token or P2PCTL_TOKEN; retrying")
+		status = s.Bad.Render("✖ token refused by the relay; press t to enter it (or restart with --token)")
 	default:
 		msg := "✖ relay down; retrying"
 		if h.err != nil {
@@ -96,22 +107,59 @@ func (h *header) View() string {
 		}
 		status = s.Bad.Render(msg)
 	}
-	line1 := s.Title.Render("p2pctl") + s.Dim.Render(" · "+h.url+" · ") + status
+	sep := s.Dim.Render(" · ")
+	lines := wrapItems([]string{s.Title.Render("p2pctl"), s.Dim.Render(h.url), status}, sep, h.Width)
 
-	line2 := s.Dim.Render("no data yet")
 	if st := h.data.state; st != nil {
 		c := s.Counter.Render
-		line2 = fmt.Sprintf("devices %s · available %s · pairs %s · msgs %s (%s/s) · acks %s (%s/s) · refusals %s%s",
-			c(thousands(len(st.Devices))), c(thousands(h.data.available)), c(thousands(len(st.Pairs))),
-			c(fmt.Sprint(st.Stats.Messages)), c(fmt.Sprintf("%.1f", st.Stats.MessagesPerSec)),
-			c(fmt.Sprint(st.Stats.Acks)), c(fmt.Sprintf("%.1f", st.Stats.AcksPerSec)),
-			c(fmt.Sprint(st.Stats.TotalRefusals())), byCode(st.Stats.Refusals))
+		rate := func(v float64) string { return c(h.data.rate(v)) + "/s" }
+		lines = append(lines, wrapItems([]string{
+			"devices " + c(thousands(len(st.Devices))),
+			"available " + c(thousands(h.data.available)),
+			"pairs " + c(thousands(len(st.Pairs))),
+			"msgs " + c(fmt.Sprint(st.Stats.Messages)) + " (" + rate(st.Stats.MessagesPerSec) + ")",
+			"acks " + c(fmt.Sprint(st.Stats.Acks)) + " (" + rate(st.Stats.AcksPerSec) + ")",
+			"refusals " + c(fmt.Sprint(st.Stats.TotalRefusals())) + byCode(st.Stats.Refusals),
+		}, sep, h.Width)...)
+	} else {
+		lines = append(lines, cell(s.Dim.Render("no data yet"), h.Width))
 	}
 	label := "messages/s, last minute "
 	tail := fmt.Sprintf(" peak %.1f", h.spark.Peak(sparkWindow))
 	spark, _ := h.spark.Render(h.Width - len(label) - len(tail))
-	line3 := s.Dim.Render(label) + s.Spark.Render(spark) + s.Dim.Render(tail)
-	return strings.Join([]string{cell(line1, h.Width), cell(line2, h.Width), cell(line3, h.Width)}, "\n")
+	lines = append(lines, cell(s.Dim.Render(label)+s.Spark.Render(spark)+s.Dim.Render(tail), h.Width))
+	if len(lines) > maxHeaderLines {
+		lines = append(lines[:maxHeaderLines-1], lines[len(lines)-1])
+	}
+	return lines
+}
+
+// wrapItems lays items out on as few lines of width as it can, sep between
+// two on a line; an item wider than a line is wrapped itself. Each line is
+// padded to width.
+func wrapItems(items []string, sep string, width int) []string {
+	var lines []string
+	cur := ""
+	for _, it := range items {
+		if cur != "" && ansi.StringWidth(cur+sep+it) <= width {
+			cur += sep + it
+			continue
+		}
+		if cur != "" {
+			lines = append(lines, cur)
+		}
+		cur = it
+		if ansi.StringWidth(it) > width {
+			parts := strings.Split(ansi.Wrap(it, width, " "), "\n")
+			lines = append(lines, parts[:len(parts)-1]...)
+			cur = parts[len(parts)-1]
+		}
+	}
+	lines = append(lines, cur)
+	for i := range lines {
+		lines[i] = cell(lines[i], width)
+	}
+	return lines
 }
 
 // byCode lists refusal counts, largest first: " (BUSY 3, OFFLINE 1)".

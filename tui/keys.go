@@ -1,9 +1,13 @@
 package tui
 
-import "github.com/charmbracelet/bubbles/key"
+import (
+	"strings"
+
+	"github.com/charmbracelet/bubbles/key"
+)
 
 // KeyMap is every key the dashboard answers to; the help screen is
-// generated from it.
+// generated from it, and each binding's help names every key it takes.
 type KeyMap struct {
 	NextPane key.Binding
 	PrevPane key.Binding
@@ -13,53 +17,91 @@ type KeyMap struct {
 	PageDown key.Binding
 	Top      key.Binding
 	Bottom   key.Binding
+	Open     key.Binding
+	Back     key.Binding
+	Sort     key.Binding
 	Filter   key.Binding
 	Clear    key.Binding
 	Kick     key.Binding
 	Unpair   key.Binding
+	Token    key.Binding
 	Help     key.Binding
 	Quit     key.Binding
 
 	// In a confirmation prompt.
 	Yes key.Binding
 	No  key.Binding
-	// While typing a filter.
-	Apply key.Binding
+	// While typing a filter or a token.
+	Apply  key.Binding
+	Cancel key.Binding
 }
 
 // DefaultKeyMap returns the dashboard's keys. Kick is K (shift-k) because
 // k moves up, as in every vi-style list.
 func DefaultKeyMap() KeyMap {
 	return KeyMap{
-		NextPane: key.NewBinding(key.WithKeys("tab"), key.WithHelp("tab", "next pane")),
-		PrevPane: key.NewBinding(key.WithKeys("shift+tab"), key.WithHelp("shift+tab", "previous pane")),
-		Up:       key.NewBinding(key.WithKeys("up", "k"), key.WithHelp("↑/k", "up")),
-		Down:     key.NewBinding(key.WithKeys("down", "j"), key.WithHelp("↓/j", "down")),
-		PageUp:   key.NewBinding(key.WithKeys("pgup", "ctrl+b"), key.WithHelp("pgup", "page up")),
-		PageDown: key.NewBinding(key.WithKeys("pgdown", "ctrl+f"), key.WithHelp("pgdn", "page down")),
-		Top:      key.NewBinding(key.WithKeys("home", "g"), key.WithHelp("g/home", "first")),
-		Bottom:   key.NewBinding(key.WithKeys("end", "G"), key.WithHelp("G/end", "last (log: follow)")),
-		Filter:   key.NewBinding(key.WithKeys("/"), key.WithHelp("/", "filter by id")),
-		Clear:    key.NewBinding(key.WithKeys("esc"), key.WithHelp("esc", "clear filter")),
-		Kick:     key.NewBinding(key.WithKeys("K"), key.WithHelp("K", "kick device")),
-		Unpair:   key.NewBinding(key.WithKeys("u"), key.WithHelp("u", "break pair")),
-		Help:     key.NewBinding(key.WithKeys("?"), key.WithHelp("?", "help")),
-		Quit:     key.NewBinding(key.WithKeys("q", "ctrl+c"), key.WithHelp("q", "quit")),
-		Yes:      key.NewBinding(key.WithKeys("y", "Y", "enter"), key.WithHelp("y", "confirm")),
-		No:       key.NewBinding(key.WithKeys("n", "N", "esc"), key.WithHelp("n/esc", "cancel")),
-		Apply:    key.NewBinding(key.WithKeys("enter"), key.WithHelp("enter", "keep filter")),
+		NextPane: binding("next pane", "tab"),
+		PrevPane: binding("previous pane", "shift+tab"),
+		Up:       binding("up", "up", "k"),
+		Down:     binding("down", "down", "j"),
+		PageUp:   binding("page up", "pgup", "ctrl+b"),
+		PageDown: binding("page down", "pgdown", "ctrl+f"),
+		Top:      binding("first", "home", "g"),
+		Bottom:   binding("last (log: follow)", "end", "G"),
+		Open:     binding("device detail", "enter"),
+		Back:     binding("back from the detail", "esc"),
+		Sort:     binding("sort devices", "s"),
+		Filter:   binding("filter by id", "/"),
+		Clear:    binding("clear filter", "esc"),
+		Kick:     binding("kick device", "K"),
+		Unpair:   binding("break pair", "u"),
+		Token:    binding("enter admin token", "t"),
+		Help:     binding("help", "?"),
+		Quit:     binding("quit", "q", "ctrl+c"),
+		Yes:      binding("confirm", "y", "Y", "enter"),
+		No:       binding("cancel", "n", "N", "esc"),
+		Apply:    binding("typing: done", "enter"),
+		Cancel:   binding("typing: clear it", "esc"),
 	}
+}
+
+// binding is a key binding whose help names all its keys.
+func binding(desc string, keys ...string) key.Binding {
+	names := make([]string, len(keys))
+	for i, k := range keys {
+		names[i] = keyName(k)
+	}
+	return key.NewBinding(key.WithKeys(keys...), key.WithHelp(strings.Join(names, "/"), desc))
+}
+
+// keyName is how the help writes a key.
+func keyName(k string) string {
+	switch k {
+	case "up":
+		return "↑"
+	case "down":
+		return "↓"
+	case "pgdown":
+		return "pgdn"
+	}
+	return k
 }
 
 // ShortHelp is the one-line help in the footer.
 func (k KeyMap) ShortHelp() []key.Binding {
-	return []key.Binding{k.NextPane, k.Filter, k.Kick, k.Unpair, k.Help, k.Quit}
+	return []key.Binding{k.NextPane, k.Open, k.Sort, k.Filter, k.Kick, k.Unpair, k.Help, k.Quit}
 }
 
-// FullHelp is the help screen, one column per group.
+// DetailHelp is the one-line help under a device's detail.
+func (k KeyMap) DetailHelp() []key.Binding {
+	return []key.Binding{k.Back, k.Up, k.Down, k.Kick, k.Unpair, k.Help, k.Quit}
+}
+
+// FullHelp is the help screen: every binding, in groups.
 func (k KeyMap) FullHelp() [][]key.Binding {
 	return [][]key.Binding{
 		{k.NextPane, k.PrevPane, k.Up, k.Down, k.PageUp, k.PageDown, k.Top, k.Bottom},
-		{k.Filter, k.Clear, k.Kick, k.Unpair, k.Yes, k.No, k.Help, k.Quit},
+		{k.Open, k.Back, k.Sort, k.Filter, k.Clear, k.Kick, k.Unpair, k.Token},
+		{k.Yes, k.No, k.Apply, k.Cancel, k.Help, k.Quit},
 	}
 }

@@ -1,6 +1,7 @@
 package tui
 
 import (
+	"slices"
 	"strings"
 
 	"github.com/charmbracelet/x/ansi"
@@ -100,38 +101,54 @@ type column struct {
 	key   string
 	title string
 	width int // 0: takes the room left (one flexible column per table)
-	drop  int // columns with a higher drop go first when room is short
+	min   int // the least it shrinks to when room is short; 0: width
+	drop  int // optional columns (drop > 0) go when room is short, highest first; 0: always kept
 }
 
-// fitColumns returns the columns that fit in width, with their widths: it
-// drops columns, highest drop first, until the flexible column has at least
-// minFlex cells, then gives it the rest.
-func fitColumns(cols []column, width, minFlex int) []column {
-	kept := append([]column(nil), cols...)
-	for {
-		used := 0
+// fitColumns returns the columns that fit in width, with their widths. The
+// flexible column wants need cells: optional columns go, highest drop
+// first, until it has them; if it still has not, the columns kept shrink
+// toward their min to make room for it.
+func fitColumns(cols []column, width, need int) []column {
+	kept := slices.Clone(cols)
+	used := func() int {
+		n := len(kept) - 1 // the spaces between columns
 		for _, c := range kept {
-			used += c.width + 1 // one space between columns
+			n += c.width
 		}
-		if width-used >= minFlex || len(kept) == 1 {
-			for i := range kept {
-				if kept[i].width == 0 {
-					kept[i].width = max(width-used, 1)
-				}
-			}
-			return kept
-		}
+		return n
+	}
+	for width-used() < need {
 		worst := -1
 		for i, c := range kept {
-			if c.width > 0 && (worst < 0 || c.drop > kept[worst].drop) {
+			if c.width > 0 && c.drop > 0 && (worst < 0 || c.drop > kept[worst].drop) {
 				worst = i
 			}
 		}
 		if worst < 0 {
-			return kept
+			break
 		}
-		kept = append(kept[:worst], kept[worst+1:]...)
+		kept = slices.Delete(kept, worst, worst+1)
 	}
+	for short := need - (width - used()); short > 0; short-- {
+		widest := -1
+		for i, c := range kept {
+			if slack := c.width - max(c.min, 1); c.width > 0 && c.min > 0 && slack > 0 && (widest < 0 || slack > kept[widest].width-kept[widest].min) {
+				widest = i
+			}
+		}
+		if widest < 0 {
+			break
+		}
+		kept[widest].width--
+	}
+	left := width - used()
+	for i := range kept {
+		if kept[i].width == 0 {
+			kept[i].width = max(left, 1)
+		}
+	}
+	return kept
 }
 
 // cell fits s into exactly w cells: cut with an ellipsis, or padded.
@@ -139,10 +156,21 @@ func cell(s string, w int) string {
 	if w <= 0 {
 		return ""
 	}
-	if n := ansi.StringWidth(s); n <= w {
+	if n := width(s); n <= w {
 		return s + strings.Repeat(" ", w-n)
 	}
 	return ansi.Truncate(s, w, "…")
+}
+
+// width is the cells s takes: its length when it is plain ASCII, as most
+// cells are, else what ansi.StringWidth measures.
+func width(s string) int {
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; c >= 0x80 || c < 0x20 {
+			return ansi.StringWidth(s)
+		}
+	}
+	return len(s)
 }
 
 // row joins the cells of cols, each fitted to its width; value gives a

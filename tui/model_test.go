@@ -6,11 +6,14 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"reflect"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
+	"github.com/charmbracelet/bubbles/key"
 	tea "github.com/charmbracelet/bubbletea"
 	"github.com/charmbracelet/lipgloss"
 	"github.com/charmbracelet/x/ansi"
@@ -40,6 +43,26 @@ func (f *fakeCommands) Kick(_ context.Context, id string) error {
 
 func (f *fakeCommands) Unpair(_ context.Context, id string) error {
 	return f.record("unpair " + id)
+}
+
+func (f *fakeCommands) Watch(_ context.Context, id string) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.calls = append(f.calls, "watch "+id)
+	return nil
+}
+
+func (f *fakeCommands) Unwatch(_ context.Context, id string) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.calls = append(f.calls, "unwatch "+id)
+	return nil
+}
+
+func (f *fakeCommands) SetToken(tok string) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.calls = append(f.calls, "token "+tok)
 }
 
 func (f *fakeCommands) record(call string) error {
@@ -174,11 +197,26 @@ func TestGoldenNarrow(t *testing.T) {
 	golden.RequireEqual(t, []byte(final(t, tm)))
 }
 
+func TestGoldenWide(t *testing.T) {
+	tm, _ := startTest(t, feed(), &fakeCommands{}, 150, 45)
+	waitFor(t, tm, "golf could not pair")
+	golden.RequireEqual(t, []byte(final(t, tm)))
+}
+
+// TestGoldenHelpNarrow: at 80x24 the help still shows every key.
+func TestGoldenHelpNarrow(t *testing.T) {
+	tm, _ := startTest(t, feed(), &fakeCommands{}, 80, 24)
+	waitFor(t, tm, "golf could not pair")
+	typeKeys(tm, "?")
+	waitFor(t, tm, "Any key goes back")
+	golden.RequireEqual(t, []byte(final(t, tm)))
+}
+
 func TestGoldenHelp(t *testing.T) {
 	tm, _ := startTest(t, feed(), &fakeCommands{}, 90, 26)
 	waitFor(t, tm, "golf could not pair")
 	typeKeys(tm, "?")
-	waitFor(t, tm, "Press any key")
+	waitFor(t, tm, "Any key goes back")
 	golden.RequireEqual(t, []byte(final(t, tm)))
 }
 
@@ -235,7 +273,7 @@ func TestFilter(t *testing.T) {
 	if got := m.pairs.rows.items; fmt.Sprint(got) != "[echo]" {
 		t.Fatalf("pairs filtered to %v (a pair matches by either side)", got)
 	}
-	if strings.Contains(out, "alpha") || !strings.Contains(out, "echo → foxtrot") {
+	if strings.Contains(out, "alpha") || !strings.Contains(out, "echo ↔ foxtrot") {
 		t.Fatalf("filtered screen:\n%s", out)
 	}
 }
@@ -291,12 +329,12 @@ func TestUnpairConfirm(t *testing.T) {
 	tm, _ := startTest(t, feed(), cmds, 110, 30)
 	waitFor(t, tm, "golf could not pair")
 	typeKeys(tm, "tab", "tab", "j", "u")
-	waitFor(t, tm, "Break the pair echo → foxtrot")
+	waitFor(t, tm, "Break the pair echo ↔ foxtrot")
 	typeKeys(tm, "y")
 	waitFor(t, tm, "broke the pair of echo")
 	// From a device pane: the selected device's pair.
 	typeKeys(tm, "tab", "tab", "j", "u")
-	waitFor(t, tm, "Break the pair alpha → bravo")
+	waitFor(t, tm, "Break the pair alpha ↔ bravo")
 	typeKeys(tm, "esc")
 	waitFor(t, tm, "cancelled")
 	final(t, tm)
@@ -330,16 +368,37 @@ func TestKeysOnAnEmptyRelay(t *testing.T) {
 	}
 }
 
+// TestHelpIsGeneratedFromTheKeyMap: the help lists every binding of the
+// key map, each with every key it takes, at 120x30 as at 80x24.
 func TestHelpIsGeneratedFromTheKeyMap(t *testing.T) {
-	tm, _ := startTest(t, feed(), &fakeCommands{}, 120, 30)
-	waitFor(t, tm, "golf could not pair")
-	typeKeys(tm, "?")
-	waitFor(t, tm, "Press any key")
-	out := final(t, tm)
-	for _, group := range DefaultKeyMap().FullHelp() {
-		for _, b := range group {
-			if !strings.Contains(out, b.Help().Key) || !strings.Contains(out, b.Help().Desc) {
-				t.Errorf("help lacks %q %q", b.Help().Key, b.Help().Desc)
+	keys := DefaultKeyMap()
+	var inHelp []key.Binding
+	for _, g := range keys.FullHelp() {
+		inHelp = append(inHelp, g...)
+	}
+	v := reflect.ValueOf(keys)
+	for i := range v.NumField() {
+		b := v.Field(i).Interface().(key.Binding)
+		if !slices.ContainsFunc(inHelp, func(h key.Binding) bool { return reflect.DeepEqual(h.Keys(), b.Keys()) && h.Help() == b.Help() }) {
+			t.Errorf("KeyMap.%s is not in the help", v.Type().Field(i).Name)
+		}
+		var names []string
+		for _, k := range b.Keys() {
+			names = append(names, keyName(k))
+		}
+		if got := strings.Join(names, "/"); got != b.Help().Key {
+			t.Errorf("KeyMap.%s takes %s, its help says %q", v.Type().Field(i).Name, got, b.Help().Key)
+		}
+	}
+	for _, size := range [][2]int{{120, 30}, {80, 24}} {
+		tm, _ := startTest(t, feed(), &fakeCommands{}, size[0], size[1])
+		waitFor(t, tm, "golf could not pair")
+		typeKeys(tm, "?")
+		waitFor(t, tm, "Any key goes back")
+		out := final(t, tm)
+		for _, b := range inHelp {
+			if !strings.Contains(out, b.Help().Key+" ") || !strings.Contains(out, b.Help().Desc) {
+				t.Errorf("%dx%d: help lacks %q %q", size[0], size[1], b.Help().Key, b.Help().Desc)
 			}
 		}
 	}
@@ -449,17 +508,17 @@ func TestPairRatesComeFromTheStats(t *testing.T) {
 		return ""
 	}
 	stats(1, map[string]float64{"alpha": 12.5})
-	if r, r2 := rate("alpha → bravo"), rate("echo → foxtrot"); r != "12.5" || r2 != "0.0" {
+	if r, r2 := rate("alpha ↔ bravo"), rate("echo ↔ foxtrot"); r != "12.5" || r2 != "0.0" {
 		t.Fatalf("rates %s and %s, want 12.5 and 0.0", r, r2)
 	}
 	// alpha's pair ends and alpha pairs again.
 	send(adminapi.Delta{Kind: adminapi.KindPairEnded, Time: t0, ID: "alpha", Peer: "bravo"})
 	send(adminapi.Delta{Kind: adminapi.KindPairCreated, Time: t0, ID: "alpha", Peer: "charlie"})
-	if r := rate("alpha → charlie"); r != "0.0" {
+	if r := rate("alpha ↔ charlie"); r != "0.0" {
 		t.Errorf("alpha's new pair got the rate %s of the old pair", r)
 	}
 	stats(2, map[string]float64{"alpha": 10})
-	if r := rate("alpha → charlie"); r != "10.0" {
+	if r := rate("alpha ↔ charlie"); r != "10.0" {
 		t.Errorf("alpha's new pair: rate %s, want 10.0", r)
 	}
 }

@@ -2,7 +2,7 @@ package tui
 
 import (
 	"fmt"
-	"sort"
+	"slices"
 	"strings"
 	"time"
 
@@ -114,7 +114,24 @@ func (f *frame[K]) render(title, colHeader, empty string, line func(i int) strin
 	if f.focused {
 		style = f.Styles.PaneFocus
 	}
-	return style.Render(strings.Join(lines[:max(f.Height-2, 0)], "\n"))
+	return box(lines[:max(f.Height-2, 0)], inner, style)
+}
+
+// box draws style's border around lines, each exactly inner cells wide: what
+// style.Render would draw, without measuring every line again (a pane's
+// frame is drawn up to ten times a second).
+func box(lines []string, inner int, style lipgloss.Style) string {
+	b := style.GetBorderStyle()
+	edge := style.UnsetBorderStyle().UnsetPadding().UnsetMargins().Foreground(style.GetBorderTopForeground())
+	left, right := edge.Render(b.Left), edge.Render(b.Right)
+	var out strings.Builder
+	out.Grow((len(lines) + 2) * (inner + 16))
+	out.WriteString(edge.Render(b.TopLeft + strings.Repeat(b.Top, inner) + b.TopRight))
+	for _, l := range lines {
+		out.WriteString("\n" + left + l + right)
+	}
+	out.WriteString("\n" + edge.Render(b.BottomLeft+strings.Repeat(b.Bottom, inner)+b.BottomRight))
+	return out.String()
 }
 
 // devicesPane lists devices: all of them, or only the available ones.
@@ -128,60 +145,58 @@ func newDevicesPane(c Common, available bool) *devicesPane {
 }
 
 var (
+	// The device panes keep the state (and the sort column) however
+	// narrow; the pairs pane keeps the message counts.
 	allDeviceCols = []column{
-		{key: "id", title: "ID"}, {key: "state", title: "STATE", width: 16, drop: 1},
+		{key: "id", title: "ID"}, {key: "state", title: "STATE", width: 16, min: 9},
 		{key: "up", title: "UP", width: 5, drop: 2}, {key: "transport", title: "TRANSPORT", width: 9, drop: 3},
 		{key: "client", title: "CLIENT", width: 9, drop: 4}, {key: "addr", title: "ADDRESS", width: 21, drop: 5},
 	}
 	availableCols = []column{
-		{key: "id", title: "ID"}, {key: "up", title: "UP", width: 5, drop: 2},
+		{key: "id", title: "ID"}, {key: "up", title: "UP", width: 5, drop: 1},
 		{key: "transport", title: "TRANSPORT", width: 9, drop: 3}, {key: "client", title: "CLIENT", width: 9, drop: 4},
 		{key: "addr", title: "ADDRESS", width: 21, drop: 5},
 	}
 	pairCols = []column{
-		{key: "pair", title: "A (ASKED) → B"}, {key: "msgs", title: "MSGS", width: 7, drop: 1},
+		{key: "pair", title: "A (ASKED) ↔ B"}, {key: "msgs", title: "MSGS", width: 7, min: 4},
 		{key: "rate", title: "MSG/S", width: 6, drop: 2}, {key: "since", title: "SINCE", width: 5, drop: 3},
+	}
+	// sortCols is the column each order sorts by, shown kept next to the id.
+	sortCols = map[sortOrder]column{
+		byUptime:   {key: "up", title: "UP", width: 5},
+		byRate:     {key: "rate", title: "MSG/S", width: 6, min: 5},
+		byRefusals: {key: "refusals", title: "REFUSED", width: 7, min: 4},
 	}
 )
 
 // markerWidth is the room the selection marker takes before each row.
 const markerWidth = 2
 
-// deviceRows returns the ids of the devices that pass filter (lower case,
-// "" for all), sorted, and how many devices are available, filter or not.
-func deviceRows(st *adminapi.State, filter string) ([]string, int) {
-	if st == nil {
-		return nil, 0
+// withSortColumn returns cols with the current order's column kept right
+// after the id (moved there when cols has it already).
+func withSortColumn(cols []column, order sortOrder) []column {
+	sc, ok := sortCols[order]
+	if !ok {
+		return cols
 	}
-	ids := make([]string, 0, len(st.Devices))
-	available := 0
-	for id, d := range st.Devices {
-		if d.Available {
-			available++
-		}
-		if filter == "" || strings.Contains(strings.ToLower(id), filter) {
-			ids = append(ids, id)
+	out := make([]column, 0, len(cols)+1)
+	out = append(out, cols[0], sc)
+	for _, c := range cols[1:] {
+		if c.key != sc.key {
+			out = append(out, c)
 		}
 	}
-	sort.Strings(ids)
-	return ids, available
+	return out
 }
 
 // Refresh takes the devices that pass the filter, or only the available
 // ones among them.
 func (p *devicesPane) Refresh() {
-	d := p.data
-	if !p.available || d.state == nil {
-		p.rows.SetItems(d.devices)
+	if p.available {
+		p.rows.SetItems(p.data.availIDs)
 		return
 	}
-	avail := make([]string, 0, d.available)
-	for _, id := range d.devices {
-		if d.state.Devices[id].Available {
-			avail = append(avail, id)
-		}
-	}
-	p.rows.SetItems(avail)
+	p.rows.SetItems(p.data.devices)
 }
 
 // SelectedDevice returns the device under the cursor.
@@ -193,13 +208,19 @@ func (p *devicesPane) SelectedPair() (*adminapi.Pair, bool) { return p.data.pair
 func (p *devicesPane) View() string {
 	d := p.data
 	cols := allDeviceCols
-	title := "All devices"
+	title, short := "All devices", "All"
 	if p.available {
-		cols, title = availableCols, "Available"
+		cols, title, short = availableCols, "Available", "Avail."
 	}
-	cols = fitColumns(cols, p.Width-2-markerWidth, p.idWidth())
+	cols = fitColumns(withSortColumn(cols, d.order), p.Width-2-markerWidth, p.idWidth())
 	empty := emptyText(d, "no devices", "no device")
-	return p.render(countTitle(title, len(p.rows.items), d.filter), "  "+titles(cols), empty, func(i int) string {
+	order := " · by " + d.order.String()
+	if t := countTitle(title, len(p.rows.items), d.filter) + order; ansi.StringWidth(t) <= p.Width-2 {
+		title = t
+	} else {
+		title = countTitle(short, len(p.rows.items), d.filter) + order
+	}
+	return p.render(title, "  "+titles(cols), empty, func(i int) string {
 		dev := d.state.Devices[p.rows.items[i]]
 		if dev == nil {
 			return ""
@@ -224,16 +245,11 @@ func (p *devicesPane) value(dev *adminapi.Device, key string) string {
 	case "id":
 		return dev.ID
 	case "state":
-		switch {
-		case dev.Away:
-			return p.Styles.Away.Render("away ↔ " + dev.Peer)
-		case dev.Peer != "":
-			return p.Styles.Paired.Render("↔ " + dev.Peer)
-		case dev.Pairing != "":
-			return "pairing " + dev.Pairing
-		default:
-			return p.Styles.Available.Render("available")
-		}
+		return p.Styles.deviceState(dev)
+	case "rate":
+		return p.data.rate(p.data.state.DeviceRates[dev.ID])
+	case "refusals":
+		return fmt.Sprint(dev.Refusals)
 	case "up":
 		return age(p.data.now, dev.ConnectedAt)
 	case "transport":
@@ -247,9 +263,13 @@ func (p *devicesPane) value(dev *adminapi.Device, key string) string {
 }
 
 // pairsPane lists the live pairs with their message counts and rates.
-type pairsPane struct{ frame[string] }
+type pairsPane struct {
+	frame[string]
+	all    []string // every pair's A, sorted, at the last Refresh without a filter
+	filter string   // the filter of the last Refresh
+}
 
-func newPairsPane(c Common) *pairsPane { return &pairsPane{frame[string]{Common: c}} }
+func newPairsPane(c Common) *pairsPane { return &pairsPane{frame: frame[string]{Common: c}} }
 
 // Refresh takes the pairs either side of which passes the filter, sorted
 // by their asking side.
@@ -259,13 +279,33 @@ func (p *pairsPane) Refresh() {
 		p.rows.SetItems(nil)
 		return
 	}
+	match := func(pr *adminapi.Pair) bool {
+		return f == "" || strings.Contains(strings.ToLower(pr.A), f) || strings.Contains(strings.ToLower(pr.B), f)
+	}
+	// In the last order first: sorting again costs little when few moved.
 	pairs := make([]string, 0, len(st.Pairs))
-	for a, pr := range st.Pairs {
-		if f == "" || strings.Contains(strings.ToLower(a), f) || strings.Contains(strings.ToLower(pr.B), f) {
-			pairs = append(pairs, a)
+	kept := 0
+	for _, a := range p.all {
+		if pr, ok := st.Pairs[a]; ok {
+			kept++
+			if match(pr) {
+				pairs = append(pairs, a)
+			}
 		}
 	}
-	sort.Strings(pairs)
+	if kept != len(st.Pairs) || f != p.filter {
+		pairs = pairs[:0]
+		for a, pr := range st.Pairs {
+			if match(pr) {
+				pairs = append(pairs, a)
+			}
+		}
+	}
+	slices.Sort(pairs)
+	if f == "" {
+		p.all = pairs
+	}
+	p.filter = f
 	p.rows.SetItems(pairs)
 }
 
@@ -278,7 +318,7 @@ func (p *pairsPane) View() string {
 	start, end := p.rows.Window()
 	for _, a := range p.rows.items[start:end] {
 		if pr := d.state.Pairs[a]; pr != nil {
-			need = max(need, ansi.StringWidth(pr.A+" → "+pr.B))
+			need = max(need, ansi.StringWidth(pairName(pr)))
 		}
 	}
 	cols := fitColumns(pairCols, p.Width-2-markerWidth, min(need, 40))
@@ -291,11 +331,11 @@ func (p *pairsPane) View() string {
 		return row(cols, func(key string) string {
 			switch key {
 			case "pair":
-				return pr.A + " → " + pr.B
+				return pairName(pr)
 			case "msgs":
 				return fmt.Sprint(pr.Messages)
 			case "rate":
-				return fmt.Sprintf("%.1f", d.state.PairRates[pr.A])
+				return d.rate(d.state.PairRates[pr.A])
 			case "since":
 				return age(d.now, pr.Since)
 			}
@@ -303,6 +343,9 @@ func (p *pairsPane) View() string {
 		})
 	})
 }
+
+// pairName writes a pair as its two sides: "A ↔ B", A the side that asked.
+func pairName(p *adminapi.Pair) string { return p.A + " ↔ " + p.B }
 
 // plural is "1 pair", "2 pairs".
 func plural(n int, one string) string {
@@ -336,16 +379,7 @@ func age(now, t time.Time) string {
 	if t.IsZero() {
 		return "-"
 	}
-	d := now.Sub(t)
-	switch {
-	case d < time.Minute:
-		return fmt.Sprintf("%ds", max(int(d.Seconds()), 0))
-	case d < time.Hour:
-		return fmt.Sprintf("%dm", int(d.Minutes()))
-	case d < 48*time.Hour:
-		return fmt.Sprintf("%dh", int(d.Hours()))
-	}
-	return fmt.Sprintf("%dd", int(d.Hours()/24))
+	return adminapi.Compact(now.Sub(t))
 }
 
 // thousands formats n with thin separators: 10,000.
@@ -357,5 +391,26 @@ func thousands(n int) string {
 	return s
 }
 
-// joinRow lays panes side by side.
-func joinRow(views ...string) string { return lipgloss.JoinHorizontal(lipgloss.Top, views...) }
+// joinRow lays panes of the same height side by side.
+func joinRow(views ...string) string {
+	cols := make([][]string, len(views))
+	n := 0
+	for i, v := range views {
+		cols[i] = strings.Split(v, "\n")
+		n = max(n, len(cols[i]))
+	}
+	lines := make([]string, n)
+	for i := range lines {
+		var b strings.Builder
+		for _, c := range cols {
+			if i < len(c) {
+				b.WriteString(c[i])
+			}
+		}
+		lines[i] = b.String()
+	}
+	return strings.Join(lines, "\n")
+}
+
+// joinLines stacks lines.
+func joinLines(lines []string) string { return strings.Join(lines, "\n") }

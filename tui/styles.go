@@ -3,6 +3,8 @@ package tui
 import (
 	"github.com/charmbracelet/bubbles/help"
 	"github.com/charmbracelet/lipgloss"
+
+	"github.com/p2prelay/p2prelay/admin/adminapi"
 )
 
 // Styles is every style the dashboard draws with. Build it with
@@ -69,4 +71,18 @@ func DefaultStyles(r *lipgloss.Renderer) Styles {
 		FullSeparator:  s.Dim,
 	}
 	return s
+}
+
+// deviceState is a device's state in a few words, coloured by what it is.
+func (s *Styles) deviceState(d *adminapi.Device) string {
+	text := d.State()
+	switch {
+	case d.Away:
+		return s.Away.Render(text)
+	case d.Peer != "":
+		return s.Paired.Render(text)
+	case d.Pairing != "":
+		return text
+	}
+	return s.Available.Render(text)
 }

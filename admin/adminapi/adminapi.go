@@ -22,6 +22,9 @@ const (
 	// PathCommand is the ServeMux pattern of the HTTP commands:
 	// POST /admin/v1/devices/ID/kick and POST /admin/v1/devices/ID/unpair.
 	PathCommand = "/admin/v1/devices/{id}/{command}"
+	// PathDevice is the ServeMux pattern of GET /admin/v1/devices/ID: one
+	// device's DeviceDetail as JSON.
+	PathDevice = "/admin/v1/devices/{id}"
 )
 
 // CommandPath returns the path of an HTTP command (CommandKick,
@@ -30,11 +33,20 @@ func CommandPath(id, command string) string {
 	return strings.NewReplacer("{id}", url.PathEscape(id), "{command}", command).Replace(PathCommand)
 }
 
+// DevicePath returns the path of GET /admin/v1/devices/ID for device id.
+func DevicePath(id string) string {
+	return strings.Replace(PathDevice, "{id}", url.PathEscape(id), 1)
+}
+
 // Stream events the hub emits to a subscriber; each carries an ack that the
 // subscriber must call once it has taken the payload in.
 const (
 	EventSnapshot = "snapshot" // (Snapshot, ack)
 	EventDeltas   = "deltas"   // ([]Delta, ack)
+	// The stream of a subscriber that watches devices (CommandWatch) also
+	// carries, outside the numbered deltas:
+	EventDetail  = "detail"  // (DeviceDetail, ack): a watched device, sampled once a second
+	EventTraffic = "traffic" // (TrafficBatch, ack): the traffic of the watched devices
 )
 
 // AuthToken is the handshake auth key of the admin token.
@@ -45,4 +57,13 @@ const (
 	CommandKick   = "kick"   // (id, ack): disconnect a device
 	CommandUnpair = "unpair" // (id, ack): break the pair a device is in
 	CommandResync = "resync" // (ack): send a fresh snapshot
+	// CommandWatch (id, ack) starts a device's detail and traffic tail on
+	// this connection, and CommandUnwatch (id, ack) stops it. A watch lasts
+	// until unwatched or the connection ends, and follows the device when it
+	// reconnects. At most MaxWatches at once per connection.
+	CommandWatch   = "watch"
+	CommandUnwatch = "unwatch"
 )
+
+// MaxWatches is the most devices one admin connection may watch at once.
+const MaxWatches = 16

@@ -24,7 +24,12 @@ type State struct {
 	// gave them, keyed by A; a pair without one relayed nothing in that
 	// interval, or was not yet paired when it began.
 	PairRates map[string]float64
-	pairOf    map[string]string // device id -> the A of its pair
+	// DeviceRates are the devices' messages per second as the last stats
+	// delta that sampled the devices gave them; a device without one
+	// relayed nothing in that interval, or was not yet connected when it
+	// began.
+	DeviceRates map[string]float64
+	pairOf      map[string]string // device id -> the A of its pair
 }
 
 // NewState returns a State holding snap.
@@ -41,6 +46,7 @@ func (s *State) Reset(snap *Snapshot) {
 	s.Devices = make(map[string]*Device, len(snap.Devices))
 	s.Pairs = make(map[string]*Pair, len(snap.Pairs))
 	s.PairRates = nil
+	s.DeviceRates = nil
 	s.pairOf = make(map[string]string, 2*len(snap.Pairs))
 	for i := range snap.Devices {
 		d := snap.Devices[i]
@@ -69,6 +75,7 @@ func (s *State) Apply(d Delta) {
 		}
 		dev := *d.Device
 		s.Devices[dev.ID] = &dev
+		delete(s.DeviceRates, dev.ID) // a new connection's rate starts afresh
 		s.syncPeer(&dev)
 	case KindDeviceDisconnected:
 		if a, ok := s.pairOf[d.ID]; ok {
@@ -130,6 +137,19 @@ func (s *State) Apply(d Delta) {
 			}
 		}
 		s.PairRates = maps.Clone(d.PairRates)
+		for id, n := range d.DeviceMessages {
+			if dev, ok := s.Devices[id]; ok {
+				dev.Messages = n
+			}
+		}
+		for id, n := range d.DeviceRefusals {
+			if dev, ok := s.Devices[id]; ok {
+				dev.Refusals = n
+			}
+		}
+		if d.DevicesSampled {
+			s.DeviceRates = maps.Clone(d.DeviceRates)
+		}
 	}
 }
 

@@ -67,7 +67,7 @@ func TestStateFollowsADeviceAwayAndBack(t *testing.T) {
 	if d := s.Devices["B"]; d.Away || d.Peer != "A" || d.Transport != "websocket" || d.Address != "y" || len(s.Pairs) != 1 {
 		t.Fatalf("B back: %+v, pairs %v", d, s.Pairs)
 	}
-	if got := (Delta{Kind: KindDeviceAway, ID: "B", Peer: "A", Reason: "ping timeout"}).Summary(); got != "B away (ping timeout); its pair with A waits for it" {
+	if got := (Delta{Kind: KindDeviceAway, ID: "B", Peer: "A", Reason: "ping timeout"}).Summary(); got != "B away: it stopped answering heartbeats; its pair with A waits for it" {
 		t.Errorf("summary %q", got)
 	}
 }

@@ -34,4 +34,8 @@ type Update struct {
 	Err      error     // why the connection is down (StatusDown, StatusUnauthorized)
 	Snapshot *Snapshot // a (re)sync
 	Deltas   []Delta   // in sequence order, contiguous
+	// Detail is a watched device's detail; Traffic is traffic of the
+	// watched devices. Both come outside the numbered deltas.
+	Detail  *DeviceDetail
+	Traffic *TrafficBatch
 }

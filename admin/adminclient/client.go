@@ -14,6 +14,7 @@ import (
 	"net/http"
 	"net/url"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	engine "github.com/zishang520/socket.io/clients/engine/v3"
@@ -54,6 +55,7 @@ type Client struct {
 	base   *url.URL // scheme://host, no path
 	prefix string   // the URL's path, without a trailing slash
 	log    *slog.Logger
+	token  atomic.Pointer[string] // the admin token; SetToken replaces it
 }
 
 // NewClient returns a Client. It fails for a URL that is not http(s)://host
@@ -82,7 +84,29 @@ func NewClient(cfg ClientConfig) (*Client, error) {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
 	prefix := strings.TrimSuffix(u.Path, "/")
-	return &Client{cfg: cfg, base: &url.URL{Scheme: u.Scheme, Host: u.Host}, prefix: prefix, log: cfg.Logger}, nil
+	c := &Client{cfg: cfg, base: &url.URL{Scheme: u.Scheme, Host: u.Host}, prefix: prefix, log: cfg.Logger}
+	c.token.Store(&cfg.Token)
+	return c, nil
+}
+
+// SetToken replaces the admin token for the requests and connections that
+// follow, as when an operator enters it again after the relay refused it.
+func (c *Client) SetToken(tok string) { c.token.Store(&tok) }
+
+func (c *Client) tok() string { return *c.token.Load() }
+
+// Device fetches GET /admin/v1/devices/ID: what the relay knows of one
+// device. A device that is not connected is an OFFLINE *protocol.Error.
+func (c *Client) Device(ctx context.Context, id string) (*adminapi.DeviceDetail, error) {
+	body, err := c.do(ctx, http.MethodGet, c.prefix+adminapi.DevicePath(id))
+	if err != nil {
+		return nil, err
+	}
+	var det adminapi.DeviceDetail
+	if err := json.Unmarshal(body, &det); err != nil {
+		return nil, fmt.Errorf("admin: decode device: %w", err)
+	}
+	return &det, nil
 }
 
 // State fetches GET /admin/v1/state.
@@ -122,7 +146,7 @@ func (c *Client) do(ctx context.Context, method, path string) ([]byte, error) {
 	if err != nil {
 		return nil, fmt.Errorf("admin: %w", err)
 	}
-	req.Header.Set("Authorization", "Bearer "+c.cfg.Token)
+	req.Header.Set("Authorization", "Bearer "+c.tok())
 	resp, err := c.cfg.HTTPClient.Do(req)
 	if err != nil {
 		return nil, fmt.Errorf("%w: %v", ErrUnreachable, err)
@@ -152,11 +176,15 @@ const maxAnswer = 1 << 30
 
 // inbound is one thing that happened on an admin connection.
 type inbound struct {
-	event   string          // "disconnect", adminapi.EventSnapshot or adminapi.EventDeltas
+	event   string          // "disconnect", or one of streamEvents
 	payload json.RawMessage // the event's argument, undecoded (rawParser); nil when it came decoded
 	ack     func([]any, error)
 	err     error
 }
+
+// streamEvents are the events of the admin stream, decoded by the
+// subscription itself.
+var streamEvents = [...]string{adminapi.EventSnapshot, adminapi.EventDeltas, adminapi.EventDetail, adminapi.EventTraffic}
 
 // conn is one socket.io connection to the admin namespace.
 type conn struct {
@@ -174,11 +202,11 @@ func (c *Client) dial(ctx context.Context) (*conn, error) {
 	}
 	opts := client.DefaultOptions()
 	opts.SetPath(c.prefix + "/socket.io")
-	opts.SetAuth(map[string]any{adminapi.AuthToken: c.cfg.Token})
+	opts.SetAuth(map[string]any{adminapi.AuthToken: c.tok()})
 	// The Go client can lose packets while upgrading from polling, so the
 	// admin connection uses websocket alone.
 	opts.SetTransports(types.NewSet[engine.TransportCtor](client.WebSocket))
-	opts.SetParser(newRawParser(adminapi.EventSnapshot, adminapi.EventDeltas))
+	opts.SetParser(newRawParser(streamEvents[:]...))
 	cn := &conn{events: make(chan inbound, 8), quit: make(chan struct{})}
 	push := func(in inbound) {
 		select {
@@ -194,7 +222,7 @@ func (c *Client) dial(ctx context.Context) (*conn, error) {
 			}
 			push(inbound{event: "disconnect", err: fmt.Errorf("%w: connection lost (%s)", ErrUnreachable, reason)})
 		})
-		for _, ev := range [...]string{adminapi.EventSnapshot, adminapi.EventDeltas} {
+		for _, ev := range streamEvents {
 			_ = s.On(types.EventName(ev), func(args ...any) {
 				args, ack := protocol.SplitAck(args)
 				in := inbound{event: ev, ack: ack, payload: json.RawMessage("null")}

@@ -20,9 +20,11 @@ type Subscription struct {
 	updates chan adminapi.Update
 	cancel  context.CancelFunc
 	done    chan struct{}
+	retry   chan struct{} // cuts the wait before the next attempt short
 
-	mu   sync.Mutex // guards conn
-	conn *conn
+	mu       sync.Mutex // guards conn and watching
+	conn     *conn
+	watching map[string]struct{} // watched again on every new connection
 }
 
 // Subscribe starts a stream. Connection problems are reported as Updates
@@ -35,7 +37,8 @@ type Subscription struct {
 // with a fresh snapshot when it falls too far behind.
 func (c *Client) Subscribe(ctx context.Context) *Subscription {
 	ctx, cancel := context.WithCancel(ctx)
-	sub := &Subscription{c: c, updates: make(chan adminapi.Update), cancel: cancel, done: make(chan struct{})}
+	sub := &Subscription{c: c, updates: make(chan adminapi.Update), cancel: cancel, done: make(chan struct{}),
+		retry: make(chan struct{}, 1), watching: map[string]struct{}{}}
 	go sub.run(ctx)
 	return sub
 }
@@ -58,6 +61,65 @@ func (sub *Subscription) Kick(ctx context.Context, id string) error {
 // connection.
 func (sub *Subscription) Unpair(ctx context.Context, id string) error {
 	return sub.command(ctx, adminapi.CommandUnpair, id)
+}
+
+// Watch asks for device id's detail (once a second) and traffic, which then
+// come as Updates with Detail and Traffic set. The watch lasts until
+// Unwatch, across reconnections; a device that is not connected is
+// watched from when it connects. When the subscription is not connected
+// at the moment, the watch starts with the next connection.
+func (sub *Subscription) Watch(ctx context.Context, id string) error {
+	sub.mu.Lock()
+	sub.watching[id] = struct{}{}
+	sub.mu.Unlock()
+	err := sub.command(ctx, adminapi.CommandWatch, id)
+	if errors.Is(err, ErrUnreachable) {
+		return nil // watched again on the next connection
+	}
+	if err != nil {
+		sub.mu.Lock()
+		delete(sub.watching, id)
+		sub.mu.Unlock()
+	}
+	return err
+}
+
+// Unwatch stops watching device id.
+func (sub *Subscription) Unwatch(ctx context.Context, id string) error {
+	sub.mu.Lock()
+	delete(sub.watching, id)
+	sub.mu.Unlock()
+	err := sub.command(ctx, adminapi.CommandUnwatch, id)
+	if errors.Is(err, ErrUnreachable) {
+		return nil // the connection, and its watches, are gone
+	}
+	return err
+}
+
+// SetToken replaces the admin token (Client.SetToken) and tries again at
+// once if the subscription is waiting to.
+func (sub *Subscription) SetToken(tok string) {
+	sub.c.SetToken(tok)
+	select {
+	case sub.retry <- struct{}{}:
+	default:
+	}
+}
+
+// rewatch watches again, on a new connection, what the subscription
+// watches.
+func (sub *Subscription) rewatch(ctx context.Context, cn *conn) {
+	sub.mu.Lock()
+	ids := make([]string, 0, len(sub.watching))
+	for id := range sub.watching {
+		ids = append(ids, id)
+	}
+	sub.mu.Unlock()
+	for _, id := range ids {
+		if err := cn.command(ctx, sub.c.cfg.Timeout, adminapi.CommandWatch, id); err != nil {
+			sub.c.log.Debug("watching again failed", "id", id, "err", err)
+		}
+	}
 }
 
 func (sub *Subscription) command(ctx context.Context, name, id string) error {
@@ -98,6 +160,10 @@ func (sub *Subscription) run(ctx context.Context) {
 		case <-ctx.Done():
 			t.Stop()
 			return
+		case <-sub.retry:
+			t.Stop()
+			delay = sub.c.cfg.RetryMin
+			continue
 		case <-t.C:
 		}
 		delay = min(2*delay, sub.c.cfg.RetryMax)
@@ -130,6 +196,7 @@ func (sub *Subscription) session(ctx context.Context) (live bool, err error) {
 	sub.mu.Lock()
 	sub.conn = cn
 	sub.mu.Unlock()
+	go sub.rewatch(ctx, cn)
 
 	var seq uint64
 	synced := false
@@ -168,6 +235,22 @@ func (sub *Subscription) session(ctx context.Context) (live bool, err error) {
 			if len(ok) > 0 && !sub.deliver(ctx, adminapi.Update{Status: adminapi.StatusLive, Deltas: ok}) {
 				return live, ctx.Err()
 			}
+		case adminapi.EventDetail:
+			var det adminapi.DeviceDetail
+			if err := decodeObject(in.payload, &det, "detail"); err != nil {
+				return live, err
+			}
+			if !sub.deliver(ctx, adminapi.Update{Status: adminapi.StatusLive, Detail: &det}) {
+				return live, ctx.Err()
+			}
+		case adminapi.EventTraffic:
+			var batch adminapi.TrafficBatch
+			if err := decodeObject(in.payload, &batch, "traffic"); err != nil {
+				return live, err
+			}
+			if !sub.deliver(ctx, adminapi.Update{Status: adminapi.StatusLive, Traffic: &batch}) {
+				return live, ctx.Err()
+			}
 		default:
 			continue
 		}
@@ -203,13 +286,21 @@ func inOrder(ds []adminapi.Delta, seq uint64, synced bool) ([]adminapi.Delta, ui
 // decodeSnapshot decodes a snapshot payload.
 func decodeSnapshot(raw json.RawMessage) (*adminapi.Snapshot, error) {
 	var snap adminapi.Snapshot
-	if raw == nil {
-		return nil, errors.New("admin: bad snapshot from the relay: not JSON text")
-	}
-	if err := json.Unmarshal(raw, &snap); err != nil {
-		return nil, fmt.Errorf("admin: bad snapshot from the relay: %w", err)
+	if err := decodeObject(raw, &snap, "snapshot"); err != nil {
+		return nil, err
 	}
 	return &snap, nil
+}
+
+// decodeObject decodes the JSON object of a stream event's payload into v.
+func decodeObject(raw json.RawMessage, v any, what string) error {
+	if t := bytes.TrimLeft(raw, " \t\r\n"); len(t) == 0 || t[0] != '{' {
+		return fmt.Errorf("admin: bad %s from the relay: not a JSON object", what)
+	}
+	if err := json.Unmarshal(raw, v); err != nil {
+		return fmt.Errorf("admin: bad %s from the relay: %w", what, err)
+	}
+	return nil
 }
 
 // decodeDeltas decodes a deltas payload.

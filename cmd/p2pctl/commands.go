@@ -61,6 +61,56 @@ func (c *DevicesCmd) Run(ctx context.Context, g *Globals, out io.Writer) error {
 	})
 }
 
+// DeviceCmd prints one device's detail.
+type DeviceCmd struct {
+	ID   string `arg:"" help:"The device."`
+	JSON bool   `help:"Print the device as a JSON object."`
+}
+
+// Run prints what the relay knows of the device.
+func (c *DeviceCmd) Run(ctx context.Context, g *Globals, out io.Writer) error {
+	cl, err := g.client()
+	if err != nil {
+		return err
+	}
+	det, err := cl.Device(ctx, c.ID)
+	if err != nil {
+		return err
+	}
+	if c.JSON {
+		return printJSON(out, det)
+	}
+	peer := det.Peer
+	if det.Pairing != "" {
+		peer = "pairing with " + det.Pairing
+	}
+	watched := "no"
+	if det.Watched {
+		watched = fmt.Sprintf("yes, %d events left out over the relay's bound", det.Dropped)
+	}
+	rows := [][2]string{
+		{"ID", det.ID},
+		{"STATE", det.State()},
+		{"PEER", dash(peer)},
+		{"CONNECTED", fmt.Sprintf("%s (%s ago)", det.ConnectedAt.UTC().Format(time.RFC3339), adminapi.Compact(det.Time.Sub(det.ConnectedAt)))},
+		{"ADDRESS", det.Address},
+		{"TRANSPORT", det.Transport},
+		{"CLIENT", fmt.Sprintf("%s/%d", det.Generation, det.EngineIO)},
+		{"TOKEN", det.TokenSummary(det.Time)},
+		{"SENT", fmt.Sprintf("%d messages, %s", det.MessagesIn, adminapi.Bytes(det.BytesIn))},
+		{"RECEIVED", fmt.Sprintf("%d messages, %s", det.MessagesOut, adminapi.Bytes(det.BytesOut))},
+		{"ACKS", fmt.Sprintf("owes %d, awaits %d", det.AcksOwed, det.AcksAwaited)},
+		{"HELD", fmt.Sprintf("%d messages held for it while away", det.Held)},
+		{"REFUSALS", det.RefusalSummary()},
+		{"WATCHED", watched},
+	}
+	tw := tabwriter.NewWriter(out, 0, 4, 2, ' ', 0)
+	for _, r := range rows {
+		fmt.Fprintf(tw, "%s\t%s\n", r[0], r[1])
+	}
+	return tw.Flush()
+}
+
 // PairsCmd lists pairs.
 type PairsCmd struct {
 	JSON bool `help:"Print a JSON array of pair objects."`
@@ -83,9 +133,10 @@ func (c *PairsCmd) Run(ctx context.Context, g *Globals, out io.Writer) error {
 
 // WatchCmd streams events.
 type WatchCmd struct {
-	JSON  bool `help:"Print each event as a JSON object."`
-	Count int  `help:"Exit after this many events (0: run until interrupted)." default:"0"`
-	Stats bool `help:"Also print the counters the relay sends once a second."`
+	JSON   bool   `help:"Print each event as a JSON object."`
+	Count  int    `help:"Exit after this many events (0: run until interrupted)." default:"0"`
+	Stats  bool   `help:"Also print the counters the relay sends once a second."`
+	Device string `help:"Print this device's traffic instead (event names and sizes, acks with their round trip, refusals; never payloads), and its own events." placeholder:"ID"`
 }
 
 // Run prints events until Count is reached or ctx ends.
@@ -97,17 +148,46 @@ func (c *WatchCmd) Run(ctx context.Context, g *Globals, out io.Writer) error {
 	if err != nil {
 		return err
 	}
+	w := watcher{out: out, errOut: g.Stderr, asJSON: c.JSON, stats: c.Stats, count: c.Count, device: c.Device}
+	if c.Device != "" {
+		// A device that is not there is a mistake to say at once; once
+		// watched, it is followed when it goes and comes back.
+		if _, err := cl.Device(ctx, c.Device); err != nil {
+			return err
+		}
+	}
 	sub := cl.Subscribe(ctx)
 	defer sub.Close()
-	return watch(sub.Updates(), out, g.Stderr, c.JSON, c.Stats, c.Count)
+	if c.Device != "" {
+		if err := sub.Watch(ctx, c.Device); err != nil {
+			return err
+		}
+	}
+	return w.run(sub.Updates())
 }
 
-// watch prints updates: nothing for the first snapshot, a resync line for
-// later ones, one line per delta. Before the first snapshot, a refused
+// watcher prints a stream: nothing for the first snapshot, a resync line
+// for later ones, one line per delta; watching a device, only the deltas
+// that name it, and its traffic. Before the first snapshot, a refused
 // token or an unreachable relay ends it with that error; later drops are
 // reported on errOut and retried.
-func watch(updates <-chan adminapi.Update, out, errOut io.Writer, asJSON, stats bool, count int) error {
+type watcher struct {
+	out, errOut   io.Writer
+	asJSON, stats bool
+	count         int    // lines to print before returning; 0 for no end
+	device        string // the device watched, "" for all events
+}
+
+// trafficLine is a traffic line in JSON, told from the deltas by its kind.
+type trafficLine struct {
+	Kind string `json:"kind"` // "traffic"
+	adminapi.Traffic
+}
+
+func (w watcher) run(updates <-chan adminapi.Update) error {
+	out, errOut, asJSON, stats, count := w.out, w.errOut, w.asJSON, w.stats, w.count
 	synced, printed := false, 0
+	var dropped uint64
 	enc := json.NewEncoder(out)
 	for u := range updates {
 		switch {
@@ -124,17 +204,42 @@ func watch(updates <-chan adminapi.Update, out, errOut io.Writer, asJSON, stats 
 			}
 			synced = true
 		}
+		var lines []func() error
 		for _, d := range u.Deltas {
 			if d.Kind == adminapi.KindStats && !stats {
 				continue
 			}
-			var err error
-			if asJSON {
-				err = enc.Encode(d)
-			} else {
-				_, err = fmt.Fprintf(out, "%s #%d %s %s\n", d.Time.UTC().Format(time.RFC3339Nano), d.Seq, d.Kind, d.Summary())
+			if w.device != "" && d.ID != w.device && d.Peer != w.device {
+				continue
 			}
-			if err != nil {
+			lines = append(lines, func() error {
+				if asJSON {
+					return enc.Encode(d)
+				}
+				_, err := fmt.Fprintf(out, "%s #%d %s %s\n", d.Time.UTC().Format(time.RFC3339Nano), d.Seq, d.Kind, d.Summary())
+				return err
+			})
+		}
+		if u.Traffic != nil {
+			if u.Traffic.Lost > 0 {
+				fmt.Fprintf(errOut, "p2pctl: %d of %s's events lost on the way (p2pctl reads too slowly)\n", u.Traffic.Lost, w.device)
+			}
+			for _, t := range u.Traffic.Traffic {
+				lines = append(lines, func() error {
+					if asJSON {
+						return enc.Encode(trafficLine{Kind: "traffic", Traffic: t})
+					}
+					_, err := fmt.Fprintf(out, "%s %s %s\n", t.Time.UTC().Format(time.RFC3339Nano), t.ID, t.Summary())
+					return err
+				})
+			}
+		}
+		if d := u.Detail; d != nil && d.Dropped > dropped {
+			fmt.Fprintf(errOut, "p2pctl: %d of %s's events left out, over the relay's bound on events a second\n", d.Dropped-dropped, d.ID)
+			dropped = d.Dropped
+		}
+		for _, line := range lines {
+			if err := line(); err != nil {
 				return err
 			}
 			printed++

@@ -206,7 +206,7 @@ func TestWatchPrinting(t *testing.T) {
 	updates <- adminapi.Update{Status: adminapi.StatusLive, Deltas: []adminapi.Delta{{Seq: 10, Kind: adminapi.KindPairRefused, Time: at, ID: "A", Peer: "Z", Code: "OFFLINE"}}}
 	close(updates)
 	var out, errOut bytes.Buffer
-	if err := watch(updates, &out, &errOut, false, false, 0); err != nil {
+	if err := (watcher{out: &out, errOut: &errOut}).run(updates); err != nil {
 		t.Fatal(err)
 	}
 	want := "2025-06-01T12:00:00Z #5 device_connected A connected from 127.0.0.1:5 (websocket, gen2, EIO 4)\n" +
@@ -223,7 +223,7 @@ func TestWatchPrinting(t *testing.T) {
 	updates = make(chan adminapi.Update, 2)
 	updates <- adminapi.Update{Status: adminapi.StatusUnauthorized, Err: protocol.Errorf(protocol.CodeUnauthorized, "wrong admin token")}
 	close(updates)
-	if err := watch(updates, &out, &errOut, true, false, 0); protocol.CodeOf(err) != protocol.CodeUnauthorized {
+	if err := (watcher{out: &out, errOut: &errOut, asJSON: true}).run(updates); protocol.CodeOf(err) != protocol.CodeUnauthorized {
 		t.Fatalf("watch with a refused token: %v", err)
 	}
 }

@@ -3,12 +3,14 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"fmt"
 	"log/slog"
 	"net"
 	"os"
 	"os/signal"
+	"strings"
 	"syscall"
 	"time"
 
@@ -102,6 +104,17 @@ func offIfZero(d time.Duration) time.Duration {
 // Run serves until ctx ends, then shuts down gracefully.
 func (c *ServeCmd) Run(ctx context.Context) error {
 	log := c.Logger()
+	// Bind first: a port in use fails before any token is made or told.
+	ln, err := net.Listen("tcp", c.Listen)
+	if err != nil {
+		return fmt.Errorf("listen on %s: %w", c.Listen, err)
+	}
+	serving := false
+	defer func() {
+		if !serving {
+			_ = ln.Close()
+		}
+	}()
 	hub, err := c.newHub(log)
 	if err != nil {
 		return err
@@ -139,12 +152,7 @@ func (c *ServeCmd) Run(ctx context.Context) error {
 	if err := hub.Attach(svc); err != nil {
 		return err
 	}
-	ln, err := net.Listen("tcp", c.Listen)
-	if err != nil {
-		return fmt.Errorf("listen on %s: %w", c.Listen, err)
-	}
 	if err := node.start(ctx, svc); err != nil {
-		_ = ln.Close()
 		return err
 	}
 	stopPprof, err := c.startPprof(log)
@@ -165,6 +173,7 @@ func (c *ServeCmd) Run(ctx context.Context) error {
 	log.Info("p2pd serving", "addr", ln.Addr().String(), "scheme", scheme, "device_tokens", tokens != nil, "version", version.String())
 
 	errc := make(chan error, 1)
+	serving = true // Serve closes ln
 	go func() {
 		if c.TLSCert != "" {
 			errc <- svc.ServeTLS(ln, c.TLSCert, c.TLSKey)
@@ -191,15 +200,60 @@ func (c *ServeCmd) Run(ctx context.Context) error {
 	return nil
 }
 
+// description is p2pd's help text.
+const description = "The P2P relay: devices connect with an id, pair 1:1 and send events to their peer. " +
+	"With no command, p2pd serves (the serve command)."
+
+// serveSummary opens p2pd --help, above the serving flags.
+const serveSummary = `The P2P relay: devices connect with an id, pair 1:1 and send events to their
+peer. With no command, p2pd serves; these are its flags.`
+
+// exitCodes ends p2pd's help.
+const exitCodes = `Exit status: 0 after a clean stop (SIGINT or SIGTERM); 1 when it cannot start
+or serve (the address is in use, an unusable token file or certificate); 2 for a
+bad command line.`
+
+// helpPrinter is kong's help, except that p2pd's own (p2pd --help) shows
+// the serving flags, as serve is what p2pd does with no command, then the
+// other commands and the exit codes.
+func helpPrinter(options kong.HelpOptions, ctx *kong.Context) error {
+	if ctx.Selected() != nil {
+		if err := kong.DefaultHelpPrinter(options, ctx); err != nil {
+			return err
+		}
+		if ctx.Selected().Name == "serve" {
+			_, err := fmt.Fprintln(ctx.Stdout, "\n"+exitCodes)
+			return err
+		}
+		return nil
+	}
+	var buf bytes.Buffer
+	k := *ctx.Kong
+	k.Stdout = &buf
+	serve, err := kong.Trace(&k, []string{"serve"})
+	if err != nil {
+		return err
+	}
+	if err := kong.DefaultHelpPrinter(options, serve); err != nil {
+		return err
+	}
+	usage, rest, _ := strings.Cut(buf.String(), "\n")
+	usage = strings.Replace(usage, "p2pd serve", "p2pd [serve]", 1)
+	_, err = fmt.Fprintf(ctx.Stdout, "%s\n%s\nOther commands:\n  token --id=ID    Print a device token (p2pd token --help).\n\n%s\n",
+		usage, strings.Replace(rest, "Serve the relay (the default command).", serveSummary, 1), exitCodes)
+	return err
+}
+
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	var cli CLI
 	parser, err := kong.New(&cli,
 		kong.Name("p2pd"),
-		kong.Description("The P2P relay: devices connect with an id, pair 1:1 and send events to their peer."),
+		kong.Description(description),
 		kong.Vars{"version": version.String()},
 		kong.BindTo(ctx, (*context.Context)(nil)),
+		kong.Help(helpPrinter),
 	)
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "p2pd:", err)

@@ -87,7 +87,15 @@ func (f LimitFlags) apply(c *server.Config) {
 type TokenCmd struct {
 	ID           string        `help:"Device id the token proves." required:""`
 	TTL          time.Duration `help:"How long the token is valid." default:"24h"`
-	DeviceSecret string        `help:"Secret that signs device tokens (the same as p2pd's --device-secret)." env:"P2PD_DEVICE_SECRET" required:""`
+	DeviceSecret string        `help:"Secret that signs device tokens (the same as p2pd's --device-secret)." env:"P2PD_DEVICE_SECRET"`
+}
+
+// Validate says where the secret comes from when it is missing.
+func (c *TokenCmd) Validate() error {
+	if c.DeviceSecret == "" {
+		return errors.New("no device secret: set P2PD_DEVICE_SECRET (or pass --device-secret) to the secret p2pd serves with")
+	}
+	return nil
 }
 
 // Run prints a token for the device.

@@ -7,6 +7,9 @@ set -euo pipefail
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 : "${BIN:=$ROOT/bin}"
 WORK=$(mktemp -d)
+# p2pd keeps a generated admin token in the user's state folder, where
+# p2pctl finds it: the tests keep theirs in their own folder.
+export XDG_STATE_HOME="$WORK/state"
 PIDS=()
 FDS=()
 

@@ -61,6 +61,18 @@ grep -q '^alpha .* bravo ' "$WORK/devices.txt" || fail "devices table: $(cat "$W
 "$BIN/p2pctl" pairs >"$WORK/pairs.txt" || fail "pairs"
 grep -q '^alpha .*bravo' "$WORK/pairs.txt" || fail "pairs table: $(cat "$WORK/pairs.txt")"
 
+# One device: its detail once, then its traffic as it happens.
+"$BIN/p2pctl" device alpha --json >"$WORK/alpha.json" || fail "device alpha --json"
+holds "$WORK/alpha.json" 'v.id === "alpha" && v.peer === "bravo" && v.messages_in > 0 && v.bytes_in > 0 && v.refusals_by_code && v.watched === false' || fail "device alpha --json fields"
+"$BIN/p2pctl" device alpha >"$WORK/alpha.txt" || fail "device alpha"
+grep -q '^STATE  *↔ bravo$' "$WORK/alpha.txt" && grep -q '^SENT  *[1-9][0-9]* messages' "$WORK/alpha.txt" || fail "device alpha: $(cat "$WORK/alpha.txt")"
+"$BIN/p2pctl" watch --device alpha --json --count 3 >"$WORK/tail.out" || fail "watch --device alpha"
+[ "$(grep -c '"kind":"traffic","time":"[^"]*","id":"alpha","dir":"in","event":"tick","size":[0-9]' "$WORK/tail.out")" -eq 3 ] || fail "watch --device alpha: $(cat "$WORK/tail.out")"
+set +e
+"$BIN/p2pctl" device nobody >/dev/null 2>"$WORK/err"; code=$?
+set -e
+[ "$code" -eq 1 ] && grep -q '^p2pctl: OFFLINE' "$WORK/err" || fail "device nobody: exit $code, $(cat "$WORK/err")"
+
 # watch prints the kick as it happens, then exits after --count events.
 "$BIN/p2pctl" watch --json --count 2 >"$WORK/watch.out" 2>"$WORK/watch.log" &
 WATCH=$!
@@ -81,7 +93,7 @@ set +e
 "$BIN/p2pctl" kick delta >/dev/null 2>"$WORK/err"; code=$?
 set -e
 [ "$code" -eq 1 ] && grep -q '^p2pctl: OFFLINE' "$WORK/err" && [ "$(wc -l <"$WORK/err")" -eq 1 ] || fail "kick of a gone device: exit $code, $(cat "$WORK/err")"
-for cmd in devices pairs watch "kick alpha" "unpair alpha"; do
+for cmd in devices pairs watch "kick alpha" "unpair alpha" "device alpha" "watch --device alpha"; do
 	set +e
 	# shellcheck disable=SC2086
 	P2PCTL_TOKEN=p2pa_wrong-token-000000 "$BIN/p2pctl" $cmd >/dev/null 2>"$WORK/err"; code=$?
@@ -100,11 +112,26 @@ tmux -L "$TMUX_SOCKET" new-session -d -s dash -x 120 -y 32 \
 screen() { tmux -L "$TMUX_SOCKET" capture-pane -p -t dash 2>/dev/null; }
 shows() { screen >"$WORK/screen.txt" && grep -q -- "$1" "$WORK/screen.txt"; }
 wait_for "the dashboard to go live" 10 shows "● live"
-wait_for "the pair on screen" 10 shows "alpha → bravo"
+wait_for "the pair on screen" 10 shows "alpha ↔ bravo"
 for text in "All devices 3" "Available 1" "Pairs 1" "↔ bravo" "charlie" "synced: 3 devices, 1 pair"; do
 	shows "$text" || { screen >&2; fail "dashboard does not show '$text'"; }
 done
-tmux -L "$TMUX_SOCKET" send-keys -t dash q
+keys() { tmux -L "$TMUX_SOCKET" send-keys -t dash "$@"; }
+# enter: alpha's detail, and its messages to bravo as they go.
+keys Enter
+wait_for "alpha's detail" 10 shows "Traffic (following)"
+wait_for "alpha's traffic" 10 shows "in  tick"
+wait_for "alpha's counters" 10 shows "sent        [1-9][0-9]* messages ([0-9.]*/s)"
+shows "↔ bravo" || { screen >&2; fail "the detail does not show alpha's peer"; }
+keys Escape
+wait_for "the panes again" 10 shows "All devices 3 · by id"
+keys s
+wait_for "the devices by uptime" 10 shows "by uptime"
+keys '?'
+wait_for "the help" 10 shows "pgup/ctrl+b"
+keys x
+wait_for "the panes after the help" 10 shows "All devices 3"
+keys q
 wait_for "the dashboard to quit" 10 test -s "$WORK/dash.exit"
 [ "$(cat "$WORK/dash.exit")" = 0 ] || fail "dashboard exited with $(cat "$WORK/dash.exit")"
 echo "p2pctl control center: ok"
