@@ -108,6 +108,8 @@ func TestAgainstRelay(t *testing.T) {
 	cfg := DefaultConfig()
 	cfg.LatencyPairs, cfg.Pairs, cfg.Devices = 1, 2, 20
 	cfg.Warmup, cfg.Duration = 50*time.Millisecond, 200*time.Millisecond
+	cfg.FleetPairs, cfg.FleetRate = 4, 50
+	cfg.FleetWarmup, cfg.FleetDuration = 50*time.Millisecond, 200*time.Millisecond
 	cfg.BaseSettle = Settle{Every: 10 * time.Millisecond, Min: 20 * time.Millisecond, Stable: 20 * time.Millisecond, Max: 100 * time.Millisecond, Tolerance: 1}
 	cfg.Settle = Settle{Every: 10 * time.Millisecond, Min: 20 * time.Millisecond, Stable: 20 * time.Millisecond, Max: 100 * time.Millisecond, Tolerance: 1}
 	target := Target{URL: relay.URL, PID: os.Getpid()}
@@ -121,13 +123,16 @@ func TestAgainstRelay(t *testing.T) {
 		}
 		want := MetricRate
 		switch name {
-		case ScenarioLatency:
+		case ScenarioLatency, ScenarioFleet, ScenarioFleet10x:
 			want = MetricP99
 		case ScenarioDevices:
 			want = MetricPair
 		}
 		if res.Metrics[want] <= 0 {
 			t.Errorf("%s: %s = %v, want > 0 (metrics %v)", name, want, res.Metrics[want], res.Metrics)
+		}
+		if _, paced := res.Metrics[MetricOffered]; paced != (name == ScenarioFleet || name == ScenarioFleet10x) {
+			t.Errorf("%s: offered rate %v", name, res.Metrics[MetricOffered])
 		}
 	}
 	if _, err := Run(ctx, cfg, "nope", target); err == nil {
