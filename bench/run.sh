@@ -25,7 +25,10 @@ files=262144
 nr_open=$(cat /proc/sys/fs/nr_open 2>/dev/null || echo "$files")
 files=$((files < nr_open ? files : nr_open))
 if [ "$(ulimit -Hn)" != unlimited ] && [ "$(ulimit -Hn)" -lt "$files" ]; then
-	ulimit -Hn "$files" 2>/dev/null || files=$(ulimit -Hn)
+	if ! ulimit -Hn "$files" 2>/dev/null; then
+		files=$(ulimit -Hn)
+		echo "bench: the open-file limit stays at its hard limit, $files (raising it takes root or CAP_SYS_RESOURCE): runs of more devices than that fail" >&2
+	fi
 fi
 ulimit -Sn "$files" 2>/dev/null || true
 # fs.file-max bounds the open files of the whole machine: both processes'.

@@ -277,7 +277,7 @@ func RaiseFileLimit(need int) error {
 		return fmt.Errorf("raise the open-file limit: %w", err)
 	}
 	if lim.Cur < uint64(need) {
-		return fmt.Errorf("the open-file limit is %d, and this run needs %d: raise it (ulimit -n %d, as root beyond the hard limit, ulimit -Hn; within sysctl fs.nr_open) or connect fewer devices",
+		return fmt.Errorf("the open-file limit is %d, and this run needs %d: raise its hard limit (ulimit -Hn %d, which takes root or CAP_SYS_RESOURCE, at most sysctl fs.nr_open) or connect fewer devices",
 			lim.Cur, need, need)
 	}
 	return nil

@@ -242,7 +242,7 @@ func TestRaiseFileLimit(t *testing.T) {
 	if err := RaiseFileLimit(16); err != nil {
 		t.Fatal(err)
 	}
-	if err := RaiseFileLimit(1 << 40); err == nil || !strings.Contains(err.Error(), "ulimit -n") {
+	if err := RaiseFileLimit(1 << 40); err == nil || !strings.Contains(err.Error(), "ulimit -Hn") {
 		t.Errorf("an impossible limit: %v", err)
 	}
 }
