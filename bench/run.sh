@@ -27,7 +27,7 @@ files=$((files < nr_open ? files : nr_open))
 if [ "$(ulimit -Hn)" != unlimited ] && [ "$(ulimit -Hn)" -lt "$files" ]; then
 	if ! ulimit -Hn "$files" 2>/dev/null; then
 		files=$(ulimit -Hn)
-		echo "bench: the open-file limit stays at its hard limit, $files (raising it takes root or CAP_SYS_RESOURCE): runs of more devices than that fail" >&2
+		echo "bench: the open-file limit stays at its hard limit, $files (raising that takes root or CAP_SYS_RESOURCE): enough for the default run, not for --big" >&2
 	fi
 fi
 ulimit -Sn "$files" 2>/dev/null || true

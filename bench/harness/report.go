@@ -8,7 +8,6 @@ import (
 	"strconv"
 	"strings"
 	"text/tabwriter"
-	"time"
 
 	"github.com/p2prelay/p2prelay/bench/loadgen"
 )
@@ -58,11 +57,15 @@ var Axes = []Axis{
 	{loadgen.ScenarioFleet, loadgen.MetricServerCPU, "fleet: server CPU", "% core", false, 0, false, ""},
 	{loadgen.ScenarioFleet, loadgen.MetricGenCPU, "fleet: generator CPU", "% core", false, 0, false, ""},
 	{loadgen.ScenarioFleet, loadgen.MetricLagP99, "fleet: generator lag p99", "µs", false, 0, false, ""},
+	{loadgen.ScenarioFleet, loadgen.MetricSyscallsPerMsg, "fleet: server reads and writes per message", "syscalls", false, 0, false, ""},
+	{loadgen.ScenarioFleet, loadgen.MetricSwitchesPerMsg, "fleet: server context switches per message", "switches", false, 0, false, ""},
 	{loadgen.ScenarioFleet10x, loadgen.MetricP50, "fleet at 10x: ack round trip p50", "µs", false, 0, false, ""},
 	{loadgen.ScenarioFleet10x, loadgen.MetricP999, "fleet at 10x: ack round trip p99.9", "µs", false, 0, false, ""},
 	{loadgen.ScenarioFleet10x, loadgen.MetricServerCPU, "fleet at 10x: server CPU", "% core", false, 0, false, ""},
 	{loadgen.ScenarioFleet10x, loadgen.MetricGenCPU, "fleet at 10x: generator CPU", "% core", false, 0, false, ""},
 	{loadgen.ScenarioFleet10x, loadgen.MetricLagP99, "fleet at 10x: generator lag p99", "µs", false, 0, false, ""},
+	{loadgen.ScenarioFleet10x, loadgen.MetricSyscallsPerMsg, "fleet at 10x: server reads and writes per message", "syscalls", false, 0, false, ""},
+	{loadgen.ScenarioFleet10x, loadgen.MetricSwitchesPerMsg, "fleet at 10x: server context switches per message", "switches", false, 0, false, ""},
 	{loadgen.ScenarioLatency, loadgen.MetricP999, "ack round trip p99.9", "µs", false, 0, false, ""},
 	{loadgen.ScenarioLatency, loadgen.MetricRate, "sequential round trips", "/s", true, 0, false, ""},
 	{loadgen.ScenarioDevices, loadgen.MetricConnect, "time to connect the devices", "s", false, 0, false, ""},
@@ -186,7 +189,7 @@ func PrintReport(w io.Writer, res *Results) {
 		if rec.Metrics[loadgen.MetricOtherCPU] > BusyThreshold {
 			disturbed++
 		}
-		if rec.Metrics[loadgen.MetricLagP99] > micros(loadgen.LagLimit) {
+		if loadgen.GeneratorLate(rec.Metrics) {
 			late++
 		}
 	}
@@ -195,8 +198,8 @@ func PrintReport(w io.Writer, res *Results) {
 			"the figures are disturbed and the spreads wide; run again on an idle machine\n", BusyThreshold, disturbed, len(all))
 	}
 	if late > 0 {
-		fmt.Fprintf(w, "WARNING: the generator fired its sends late (p99 lag over %s) in %d of %d measurements: "+
-			"their figures may show the generator's delays rather than the relay's\n", loadgen.LagLimit, late, len(all))
+		fmt.Fprintf(w, "WARNING: the generator fired its sends late (p99 lag over %s and over %.0f%% of the ack p99) in %d of %d measurements: "+
+			"their figures may show the generator's delays rather than the relay's\n", loadgen.LagLimit, 100*loadgen.LagShare, late, len(all))
 	}
 	for _, rec := range all {
 		if rec.Errors > 0 {
@@ -314,9 +317,10 @@ func Summary(r loadgen.Result) string {
 	var s string
 	switch r.Scenario {
 	case loadgen.ScenarioFleet, loadgen.ScenarioFleet10x:
-		s = fmt.Sprintf("%s µs server CPU/msg  p50 %s µs  p99 %s µs  p99.9 %s µs  RSS %s MiB  (%s of %s acks/s; generator lag p99 %s µs; CPU: server %s%%, generator %s%%, others %s%%)",
+		s = fmt.Sprintf("%s µs server CPU/msg  p50 %s µs  p99 %s µs  p99.9 %s µs  RSS %s MiB  (%s of %s acks/s; %s syscalls and %s context switches/msg; generator lag p99 %s µs; CPU: server %s%%, generator %s%%, others %s%%)",
 			Number(m[loadgen.MetricCPUPerMsg]), Number(m[loadgen.MetricP50]), Number(m[loadgen.MetricP99]), Number(m[loadgen.MetricP999]),
-			Number(m[loadgen.MetricRSS]), Number(m[loadgen.MetricRate]), Number(m[loadgen.MetricOffered]), Number(m[loadgen.MetricLagP99]),
+			Number(m[loadgen.MetricRSS]), Number(m[loadgen.MetricRate]), Number(m[loadgen.MetricOffered]),
+			Number(m[loadgen.MetricSyscallsPerMsg]), Number(m[loadgen.MetricSwitchesPerMsg]), Number(m[loadgen.MetricLagP99]),
 			Number(m[loadgen.MetricServerCPU]), Number(m[loadgen.MetricGenCPU]), Number(m[loadgen.MetricOtherCPU]))
 	case loadgen.ScenarioLatency:
 		s = fmt.Sprintf("p50 %s µs  p99 %s µs  p99.9 %s µs  (%s round trips/s; CPU: server %s%%, generator %s%%, others %s%%)",
@@ -370,8 +374,6 @@ func thousands(s string) string {
 	}
 	return b.String()
 }
-
-func micros(d time.Duration) float64 { return float64(d) / float64(time.Microsecond) }
 
 func seconds(s float64) string {
 	return fmt.Sprintf("%dm%02ds", int(s)/60, int(s)%60)

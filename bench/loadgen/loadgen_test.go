@@ -94,6 +94,12 @@ func TestSampleProc(t *testing.T) {
 	if _, err := SampleProc(-1); err == nil {
 		t.Error("sampling a missing process did not fail")
 	}
+	if err := SampleCounters(os.Getpid(), &s); err != nil {
+		t.Fatal(err)
+	}
+	if s.Reads <= 0 || s.Switches <= 0 {
+		t.Errorf("no reads or context switches counted: %+v", s)
+	}
 }
 
 // TestAgainstRelay drives an in-process relay: the protocol check and a

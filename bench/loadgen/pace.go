@@ -8,12 +8,24 @@ import (
 	"time"
 )
 
-// LagLimit is the generator lag (how late it fires sends against their
-// schedule, p99) beyond which a paced scenario's figures are flagged:
+// A paced scenario's figures are flagged when the generator's lag (how
+// late it fires sends against their schedule, p99) exceeds both LagLimit,
 // twice the granularity of Go's timers on Linux, which sleep in whole
-// milliseconds, so an idle generator stays within it and only a busy one
-// exceeds it.
-const LagLimit = 2 * time.Millisecond
+// milliseconds, so that only a busy generator exceeds it, and LagShare of
+// the ack round trip p99: round trips are timed from the actual send, so
+// a late send does not lengthen them, but a generator that late is also
+// late to read the acks, by as much.
+const (
+	LagLimit = 2 * time.Millisecond
+	LagShare = 0.1
+)
+
+// GeneratorLate reports whether a paced scenario's metrics show the
+// generator late enough to matter.
+func GeneratorLate(m map[string]float64) bool {
+	lag := m[MetricLagP99]
+	return lag > micros(LagLimit) && lag > LagShare*m[MetricP99]
+}
 
 // schedule says when each of n pairs sends next: every period on average,
 // each interval drawn uniformly within ±jitter of it, the first at a

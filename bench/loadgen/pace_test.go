@@ -4,6 +4,7 @@ import (
 	"math"
 	"net"
 	"net/netip"
+	"strings"
 	"testing"
 	"time"
 )
@@ -126,7 +127,7 @@ func TestPaceFigures(t *testing.T) {
 	for i := range pc.lags {
 		pc.lags[i] = time.Duration(100-i) * 10 * time.Microsecond // 10 µs .. 1 ms
 	}
-	m := map[string]float64{MetricRate: 999}
+	m := map[string]float64{MetricRate: 999, MetricP99: 300}
 	if notes := paceFigures(m, pc, 1000); len(notes) != 0 {
 		t.Errorf("notes for a punctual generator and a relay that kept up: %q", notes)
 	}
@@ -135,9 +136,15 @@ func TestPaceFigures(t *testing.T) {
 	}
 	pc.lags[0], pc.lags[1] = 5*time.Millisecond, 6*time.Millisecond
 	pc.skipped = 3
-	m = map[string]float64{MetricRate: 900}
+	m = map[string]float64{MetricRate: 900, MetricP99: 40000}
 	notes := paceFigures(m, pc, 1000)
-	if len(notes) != 2 || notes[0][:17] != "generator late: i" || notes[1][:22] != "the relay fell behind:" {
+	if len(notes) != 2 || !strings.HasPrefix(notes[0], "generator late: it fired 1% of its sends more than 5ms") ||
+		!strings.HasPrefix(notes[1], "the relay fell behind: 900 acks/s completed of 1000/s offered; 3 sends skipped") {
+		t.Errorf("notes %q", notes)
+	}
+	// As late, against round trips more than ten times longer: no matter.
+	m = map[string]float64{MetricRate: 1000, MetricP99: 60000}
+	if notes := paceFigures(m, pc, 1000); len(notes) != 1 || strings.HasPrefix(notes[0], "generator late") {
 		t.Errorf("notes %q", notes)
 	}
 }

@@ -30,30 +30,32 @@ var Scenarios = []string{ScenarioFleet, ScenarioFleet10x, ScenarioLatency, Scena
 
 // Metric names of a Result.
 const (
-	MetricMessages     = "messages"           // messages completed in the window
-	MetricRate         = "rate"               // messages per second
-	MetricCPUPerMsg    = "cpu_us_per_msg"     // server CPU microseconds per message
-	MetricServerCPU    = "server_cpu_pct"     // server CPU, percent of one core
-	MetricGenCPU       = "gen_cpu_pct"        // load generator CPU, percent of one core
-	MetricOtherCPU     = "other_cpu_pct"      // CPU of every other process, percent of one core
-	MetricSoftIRQ      = "softirq_cpu_pct"    // the kernel's interrupt time (loopback network), percent of one core
-	MetricP50          = "p50_us"             // round trip percentiles, microseconds
-	MetricP99          = "p99_us"             //
-	MetricP999         = "p999_us"            //
-	MetricDevices      = "devices"            // devices connected and paired
-	MetricConnect      = "connect_s"          // seconds to connect them
-	MetricPair         = "pair_s"             // seconds to pair them
-	MetricRSSBase      = "rss_base_mib"       // server RSS before they connected
-	MetricRSS          = "rss_mib"            // server RSS at the end (settled, for devices)
-	MetricPeakRSS      = "peak_rss_mib"       // server peak RSS
-	MetricMemPerDevice = "mem_per_device_kib" // RSS growth per idle paired device
-	MetricIdleCPU      = "idle_cpu_pct"       // server CPU while the devices idle
-	MetricSettled      = "settled"            // 1 when RSS settled before the deadline
-	MetricOffered      = "offered_rate"       // messages the schedule sends per second (paced scenarios)
-	MetricSkipped      = "skipped"            // sends skipped as their pair had its most acks outstanding
-	MetricLagP50       = "gen_lag_p50_us"     // how late the generator fired its sends against their schedule
-	MetricLagP99       = "gen_lag_p99_us"     //
-	MetricLagMax       = "gen_lag_max_us"     //
+	MetricMessages       = "messages"           // messages completed in the window
+	MetricRate           = "rate"               // messages per second
+	MetricCPUPerMsg      = "cpu_us_per_msg"     // server CPU microseconds per message
+	MetricServerCPU      = "server_cpu_pct"     // server CPU, percent of one core
+	MetricGenCPU         = "gen_cpu_pct"        // load generator CPU, percent of one core
+	MetricOtherCPU       = "other_cpu_pct"      // CPU of every other process, percent of one core
+	MetricSoftIRQ        = "softirq_cpu_pct"    // the kernel's interrupt time (loopback network), percent of one core
+	MetricP50            = "p50_us"             // round trip percentiles, microseconds
+	MetricP99            = "p99_us"             //
+	MetricP999           = "p999_us"            //
+	MetricDevices        = "devices"            // devices connected and paired
+	MetricConnect        = "connect_s"          // seconds to connect them
+	MetricPair           = "pair_s"             // seconds to pair them
+	MetricRSSBase        = "rss_base_mib"       // server RSS before they connected
+	MetricRSS            = "rss_mib"            // server RSS at the end (settled, for devices)
+	MetricPeakRSS        = "peak_rss_mib"       // server peak RSS
+	MetricMemPerDevice   = "mem_per_device_kib" // RSS growth per idle paired device
+	MetricIdleCPU        = "idle_cpu_pct"       // server CPU while the devices idle
+	MetricSettled        = "settled"            // 1 when RSS settled before the deadline
+	MetricOffered        = "offered_rate"       // messages the schedule sends per second (paced scenarios)
+	MetricSkipped        = "skipped"            // sends skipped as their pair had its most acks outstanding
+	MetricLagP50         = "gen_lag_p50_us"     // how late the generator fired its sends against their schedule
+	MetricLagP99         = "gen_lag_p99_us"     //
+	MetricLagMax         = "gen_lag_max_us"     //
+	MetricSyscallsPerMsg = "syscalls_per_msg"   // server read and write system calls per message
+	MetricSwitchesPerMsg = "switches_per_msg"   // server context switches per message
 )
 
 // Config says what the scenarios do. Start from DefaultConfig.
@@ -117,7 +119,7 @@ func DefaultConfig() Config {
 		FleetPairs:      5000,
 		FleetRate:       1,
 		FleetJitter:     0.1,
-		FleetWarmup:     3 * time.Second,
+		FleetWarmup:     5 * time.Second,
 		FleetDuration:   10 * time.Second,
 		BaseSettle:      Settle{Every: 250 * time.Millisecond, Min: time.Second, Stable: time.Second, Max: 5 * time.Second, Tolerance: 0.01},
 		Settle:          DefaultSettle,
@@ -547,9 +549,12 @@ func (r *run) closeAll(pairs []*pair) {
 	}
 }
 
-// sample reads the target's process.
+// sample reads the target's process, counters included.
 func (r *run) sample() (ProcSample, error) {
 	s, err := SampleProc(r.t.PID)
+	if err == nil {
+		err = SampleCounters(r.t.PID, &s)
+	}
 	if err != nil {
 		return s, fmt.Errorf("relay process %d: %w", r.t.PID, err)
 	}
@@ -693,11 +698,10 @@ func (r *run) load(ctx context.Context, spec loadSpec) (Result, error) {
 	m[MetricPeakRSS] = mib(s1.HWM)
 	if msgs > 0 {
 		m[MetricCPUPerMsg] = float64(cpu.Microseconds()) / float64(msgs)
+		m[MetricSyscallsPerMsg] = float64(s1.Reads+s1.Writes-s0.Reads-s0.Writes) / float64(msgs)
+		m[MetricSwitchesPerMsg] = float64(s1.Switches-s0.Switches) / float64(msgs)
 	} else {
 		r.errs.add("no message completed in the measured window")
-	}
-	if pc != nil {
-		res.Notes = paceFigures(m, pc, float64(spec.pairs)*spec.rate)
 	}
 	if spec.record {
 		var all []time.Duration
@@ -714,13 +718,16 @@ func (r *run) load(ctx context.Context, spec loadSpec) (Result, error) {
 		m[MetricP99] = micros(Percentile(all, 0.99))
 		m[MetricP999] = micros(Percentile(all, 0.999))
 	}
+	if pc != nil {
+		res.Notes = paceFigures(m, pc, float64(spec.pairs)*spec.rate)
+	}
 	return res, nil
 }
 
-// paceFigures adds a pacer's figures over the measured window to m: the
-// rate its schedule offers, the sends it skipped, and its lag; and
-// returns notes on what they mean: a generator late against its
-// schedule, or a relay that did not keep up with it.
+// paceFigures adds a pacer's figures over the measured window to m, which
+// holds the round trips': the rate its schedule offers, the sends it
+// skipped, and its lag; and returns notes on what they mean: a generator
+// late against its schedule, or a relay that did not keep up with it.
 func paceFigures(m map[string]float64, pc *pacer, offered float64) []string {
 	var notes []string
 	m[MetricOffered] = offered
@@ -731,9 +738,9 @@ func paceFigures(m map[string]float64, pc *pacer, offered float64) []string {
 		m[MetricLagP99] = micros(Percentile(pc.lags, 0.99))
 		m[MetricLagMax] = micros(pc.lags[len(pc.lags)-1])
 	}
-	if lag := Percentile(pc.lags, 0.99); lag > LagLimit {
-		notes = append(notes, fmt.Sprintf("generator late: it fired 1%% of its sends more than %s behind schedule (limit %s), so these figures may show its delays rather than the relay's",
-			lag.Round(10*time.Microsecond), LagLimit))
+	if GeneratorLate(m) {
+		notes = append(notes, fmt.Sprintf("generator late: it fired 1%% of its sends more than %s behind schedule (more than %s and %.0f%% of the ack p99), so these figures may show its delays rather than the relay's",
+			Percentile(pc.lags, 0.99).Round(10*time.Microsecond), LagLimit, 100*LagShare))
 	}
 	if pc.skipped > 0 || m[MetricRate] < 0.98*m[MetricOffered] {
 		notes = append(notes, fmt.Sprintf("the relay fell behind: %s acks/s completed of %s/s offered; %d sends skipped, their pair having %d acks outstanding",

@@ -48,7 +48,7 @@ type ScenarioFlags struct {
 	FleetPairs      int           `help:"Pairs of the fleet scenarios, each sending acks at --fleet-rate (fleet) or ten times that (fleet-10x)." default:"5000"`
 	FleetRate       float64       `help:"Acks each pair of the fleet sends per second, on average." default:"1"`
 	FleetJitter     float64       `help:"How far each interval between a pair's sends may stray from the mean, as a fraction of it." default:"0.1"`
-	FleetWarmup     time.Duration `help:"Load before the fleet's measured window." default:"3s"`
+	FleetWarmup     time.Duration `help:"Load before the fleet's measured window." default:"5s"`
 	FleetDuration   time.Duration `help:"Measured window of the fleet scenarios." default:"10s"`
 }
 
