@@ -3,16 +3,40 @@
 # socket.io 4: builds p2pd and the benchmark, installs the reference relay's
 # npm packages, then runs p2pbench. Not part of the test suite.
 #
-#   bench/run.sh                 full run: 5 rounds, then 10,000 idle devices (about 6 minutes)
-#   bench/run.sh --quick         a quick look (about a minute)
+#   bench/run.sh                 full run: 5 rounds, then 10,000 idle devices (about 16 minutes)
+#   bench/run.sh --quick         a quick look (about a minute and a half)
+#   bench/run.sh --big           only 100,000 idle paired devices on each relay (a few minutes)
 #   bench/run.sh --help          every option
-#   bench/run.sh profile ack     CPU and allocation profiles of p2pd under one scenario
+#   bench/run.sh profile fleet   CPU and allocation profiles of p2pd under one scenario
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 for tool in go node npm; do
 	command -v "$tool" >/dev/null || { echo "bench: $tool is required" >&2; exit 1; }
 done
+
+# Every device is a socket in the generator and another in the relay, and
+# both processes inherit this shell's open-file limit: the fleet's 10,000
+# devices and --big's 100,000 need more than the usual 1,024 (or 20,000).
+# Raise it for this run (beyond the hard limit only as root), within
+# fs.nr_open, the most one process may have; p2pbench raises it again with
+# setrlimit and says so when it is still too low.
+files=262144
+nr_open=$(cat /proc/sys/fs/nr_open 2>/dev/null || echo "$files")
+files=$((files < nr_open ? files : nr_open))
+if [ "$(ulimit -Hn)" != unlimited ] && [ "$(ulimit -Hn)" -lt "$files" ]; then
+	if ! ulimit -Hn "$files" 2>/dev/null; then
+		files=$(ulimit -Hn)
+		echo "bench: the open-file limit stays at its hard limit, $files (raising that takes root or CAP_SYS_RESOURCE): enough for the default run, not for --big" >&2
+	fi
+fi
+ulimit -Sn "$files" 2>/dev/null || true
+# fs.file-max bounds the open files of the whole machine: both processes'.
+file_max=$(cat /proc/sys/fs/file-max 2>/dev/null || echo 0)
+if [ "$file_max" -gt 0 ] && [ "$file_max" -lt $((2 * files)) ]; then
+	echo "bench: fs.file-max is $file_max, below two processes of $files open files: a big run may fail (sysctl -w fs.file-max=$((2 * files)))" >&2
+fi
+
 bin="$(mktemp -d)"
 trap 'rm -rf "$bin"' EXIT
 go build -o "$bin/" ./cmd/p2pd ./bench/cmd/p2pbench

@@ -13,6 +13,8 @@ import (
 	"os/exec"
 	"regexp"
 	"runtime"
+	"slices"
+	"strconv"
 	"strings"
 	"syscall"
 	"time"
@@ -33,6 +35,21 @@ type Relay struct {
 	// Ready matches the output line that says where it listens; its first
 	// group is host:port.
 	Ready *regexp.Regexp
+	// MaxDevices is how many devices the relay accepts as Argv starts it,
+	// 0 for no limit; MaxDevicesFlag is the flag that raises it.
+	MaxDevices     int
+	MaxDevicesFlag string
+}
+
+// For returns the relay started to accept devices devices: with its limit
+// raised when it has one below that, as it is otherwise.
+func (r Relay) For(devices int) Relay {
+	if r.MaxDevices == 0 || devices <= r.MaxDevices {
+		return r
+	}
+	r.Argv = append(slices.Clip(r.Argv), r.MaxDevicesFlag, strconv.Itoa(devices))
+	r.MaxDevices = devices
+	return r
 }
 
 // Readiness lines of the two relays.
@@ -190,6 +207,9 @@ func P2PD(bin, adminToken string, s Settings, env ...string) Relay {
 		},
 		Env:   env,
 		Ready: P2PDReady,
+		// p2pd's default --max-devices.
+		MaxDevices:     50000,
+		MaxDevicesFlag: "--max-devices",
 	}
 }
 
@@ -221,7 +241,7 @@ func Node(node, script string, s Settings, untuned bool) Relay {
 
 // Pinned returns the relay started on the CPUs cpus names (taskset's
 // list syntax, such as "1"), through taskset, which execs it: the process
-// id stays the relay's.
+// id stays the relay's, and arguments appended later still reach it.
 func (r Relay) Pinned(cpus string) Relay {
 	r.Argv = append([]string{"taskset", "-c", cpus}, r.Argv...)
 	return r

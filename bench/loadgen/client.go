@@ -17,6 +17,8 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"net"
+	"net/netip"
 	"net/url"
 	"strconv"
 	"sync"
@@ -99,9 +101,13 @@ type Dialer struct {
 	// Timeout bounds one connection's websocket and namespace handshakes.
 	// Default 10s.
 	Timeout time.Duration
+	// Sources, when set, are the local addresses connections come from,
+	// in turn (see LoopbackSources); by default the system picks one.
+	Sources []netip.Addr
 
 	once sync.Once
 	ws   *websocket.Dialer
+	next atomic.Uint64 // the next connection's source
 }
 
 func (d *Dialer) init() {
@@ -116,7 +122,17 @@ func (d *Dialer) init() {
 			// Idle devices then hold no write buffer.
 			WriteBufferPool: &sync.Pool{},
 		}
+		if len(d.Sources) > 0 {
+			d.ws.NetDialContext = d.dialFromSource
+		}
 	})
+}
+
+// dialFromSource opens a TCP connection from the next of d.Sources.
+func (d *Dialer) dialFromSource(ctx context.Context, network, addr string) (net.Conn, error) {
+	src := d.Sources[(d.next.Add(1)-1)%uint64(len(d.Sources))]
+	nd := net.Dialer{LocalAddr: net.TCPAddrFromAddrPort(netip.AddrPortFrom(src, 0)), Control: bindAddressNoPort}
+	return nd.DialContext(ctx, network, addr)
 }
 
 // ConnectError is the relay's refusal of a namespace connection.

@@ -95,6 +95,12 @@ func TestSampleProc(t *testing.T) {
 	if _, err := SampleProc(-1); err == nil {
 		t.Error("sampling a missing process did not fail")
 	}
+	if err := SampleCounters(os.Getpid(), &s); err != nil {
+		t.Fatal(err)
+	}
+	if s.Reads <= 0 || s.Switches <= 0 {
+		t.Errorf("no reads or context switches counted: %+v", s)
+	}
 }
 
 // TestAgainstRelay drives an in-process relay: the protocol check and a
@@ -109,6 +115,8 @@ func TestAgainstRelay(t *testing.T) {
 	cfg := DefaultConfig()
 	cfg.LatencyPairs, cfg.Pairs, cfg.Devices = 1, 2, 20
 	cfg.Warmup, cfg.Duration = 50*time.Millisecond, 200*time.Millisecond
+	cfg.FleetPairs, cfg.FleetRate = 4, 50
+	cfg.FleetWarmup, cfg.FleetDuration = 50*time.Millisecond, 200*time.Millisecond
 	cfg.BaseSettle = Settle{Every: 10 * time.Millisecond, Min: 20 * time.Millisecond, Stable: 20 * time.Millisecond, Max: 100 * time.Millisecond, Tolerance: 1}
 	cfg.Settle = Settle{Every: 10 * time.Millisecond, Min: 20 * time.Millisecond, Stable: 20 * time.Millisecond, Max: 100 * time.Millisecond, Tolerance: 1}
 	target := Target{URL: relay.URL, PID: os.Getpid()}
@@ -122,13 +130,16 @@ func TestAgainstRelay(t *testing.T) {
 		}
 		want := MetricRate
 		switch name {
-		case ScenarioLatency:
+		case ScenarioLatency, ScenarioFleet, ScenarioFleet10x:
 			want = MetricP99
 		case ScenarioDevices:
 			want = MetricPair
 		}
 		if res.Metrics[want] <= 0 {
 			t.Errorf("%s: %s = %v, want > 0 (metrics %v)", name, want, res.Metrics[want], res.Metrics)
+		}
+		if _, paced := res.Metrics[MetricOffered]; paced != (name == ScenarioFleet || name == ScenarioFleet10x) {
+			t.Errorf("%s: offered rate %v", name, res.Metrics[MetricOffered])
 		}
 	}
 	if _, err := Run(ctx, cfg, "nope", target); err == nil {

@@ -15,13 +15,17 @@ import (
 const clockTicks = 100
 
 // ProcSample is a relay process's resource use at one instant, read from
-// /proc/PID/stat and /proc/PID/status.
+// /proc/PID/stat and /proc/PID/status; the counters from /proc/PID/io and
+// its threads' status by SampleCounters.
 type ProcSample struct {
 	At      time.Time
 	CPU     time.Duration // user + system time of all its threads so far
 	RSS     int64         // resident set size, bytes
 	HWM     int64         // peak resident set size, bytes
 	Threads int
+
+	Reads, Writes int64 // read and write system calls (read, recvmsg...; write, sendmsg, writev...)
+	Switches      int64 // context switches of its live threads, voluntary or not
 }
 
 // SampleProc reads process pid's CPU time and memory.
@@ -66,6 +70,41 @@ func SampleProc(pid int) (ProcSample, error) {
 		return s, fmt.Errorf("/proc/%d/status: no VmRSS", pid)
 	}
 	return s, nil
+}
+
+// SampleCounters adds to s process pid's read and write system calls and
+// its threads' context switches so far.
+func SampleCounters(pid int, s *ProcSample) error {
+	io, err := os.ReadFile(fmt.Sprintf("/proc/%d/io", pid))
+	if err != nil {
+		return err
+	}
+	for _, line := range bytes.Split(io, []byte{'\n'}) {
+		switch k, v, _ := bytes.Cut(line, []byte(":")); string(k) {
+		case "syscr":
+			s.Reads, _ = strconv.ParseInt(string(bytes.TrimSpace(v)), 10, 64)
+		case "syscw":
+			s.Writes, _ = strconv.ParseInt(string(bytes.TrimSpace(v)), 10, 64)
+		}
+	}
+	tasks, err := os.ReadDir(fmt.Sprintf("/proc/%d/task", pid))
+	if err != nil {
+		return err
+	}
+	s.Switches = 0
+	for _, t := range tasks {
+		status, err := os.ReadFile(fmt.Sprintf("/proc/%d/task/%s/status", pid, t.Name()))
+		if err != nil {
+			continue // the thread has ended
+		}
+		for _, line := range bytes.Split(status, []byte{'\n'}) {
+			if k, v, _ := bytes.Cut(line, []byte(":")); bytes.HasSuffix(k, []byte("ctxt_switches")) {
+				n, _ := strconv.ParseInt(string(bytes.TrimSpace(v)), 10, 64)
+				s.Switches += n
+			}
+		}
+	}
+	return nil
 }
 
 // kB parses a /proc/PID/status line "Name:   1234 kB" into bytes.

@@ -17,36 +17,45 @@ import (
 
 // Scenario names.
 const (
-	ScenarioLatency = "latency" // sequential ack round trips
-	ScenarioAck     = "ack"     // a window of outstanding acks per pair
-	ScenarioEmit    = "emit"    // fire-and-forget emits, counted at the receivers
-	ScenarioDevices = "devices" // connect and pair many devices, then idle memory
+	ScenarioFleet    = "fleet"     // many pairs, each sending acks at a steady rate
+	ScenarioFleet10x = "fleet-10x" // the fleet at ten times the rate
+	ScenarioLatency  = "latency"   // sequential ack round trips
+	ScenarioAck      = "ack"       // a window of outstanding acks per pair
+	ScenarioEmit     = "emit"      // fire-and-forget emits, counted at the receivers
+	ScenarioDevices  = "devices"   // connect and pair many devices, then idle memory
 )
 
 // Scenarios lists the scenarios in the order a round runs them.
-var Scenarios = []string{ScenarioLatency, ScenarioAck, ScenarioEmit, ScenarioDevices}
+var Scenarios = []string{ScenarioFleet, ScenarioFleet10x, ScenarioLatency, ScenarioAck, ScenarioEmit, ScenarioDevices}
 
 // Metric names of a Result.
 const (
-	MetricMessages     = "messages"           // messages completed in the window
-	MetricRate         = "rate"               // messages per second
-	MetricCPUPerMsg    = "cpu_us_per_msg"     // server CPU microseconds per message
-	MetricServerCPU    = "server_cpu_pct"     // server CPU, percent of one core
-	MetricGenCPU       = "gen_cpu_pct"        // load generator CPU, percent of one core
-	MetricOtherCPU     = "other_cpu_pct"      // CPU of every other process, percent of one core
-	MetricSoftIRQ      = "softirq_cpu_pct"    // the kernel's interrupt time (loopback network), percent of one core
-	MetricP50          = "p50_us"             // round trip percentiles, microseconds
-	MetricP99          = "p99_us"             //
-	MetricP999         = "p999_us"            //
-	MetricDevices      = "devices"            // devices connected and paired
-	MetricConnect      = "connect_s"          // seconds to connect them
-	MetricPair         = "pair_s"             // seconds to pair them
-	MetricRSSBase      = "rss_base_mib"       // server RSS before they connected
-	MetricRSS          = "rss_mib"            // server RSS at the end (settled, for devices)
-	MetricPeakRSS      = "peak_rss_mib"       // server peak RSS
-	MetricMemPerDevice = "mem_per_device_kib" // RSS growth per idle paired device
-	MetricIdleCPU      = "idle_cpu_pct"       // server CPU while the devices idle
-	MetricSettled      = "settled"            // 1 when RSS settled before the deadline
+	MetricMessages       = "messages"           // messages completed in the window
+	MetricRate           = "rate"               // messages per second
+	MetricCPUPerMsg      = "cpu_us_per_msg"     // server CPU microseconds per message
+	MetricServerCPU      = "server_cpu_pct"     // server CPU, percent of one core
+	MetricGenCPU         = "gen_cpu_pct"        // load generator CPU, percent of one core
+	MetricOtherCPU       = "other_cpu_pct"      // CPU of every other process, percent of one core
+	MetricSoftIRQ        = "softirq_cpu_pct"    // the kernel's interrupt time (loopback network), percent of one core
+	MetricP50            = "p50_us"             // round trip percentiles, microseconds
+	MetricP99            = "p99_us"             //
+	MetricP999           = "p999_us"            //
+	MetricDevices        = "devices"            // devices connected and paired
+	MetricConnect        = "connect_s"          // seconds to connect them
+	MetricPair           = "pair_s"             // seconds to pair them
+	MetricRSSBase        = "rss_base_mib"       // server RSS before they connected
+	MetricRSS            = "rss_mib"            // server RSS at the end (settled, for devices)
+	MetricPeakRSS        = "peak_rss_mib"       // server peak RSS
+	MetricMemPerDevice   = "mem_per_device_kib" // RSS growth per idle paired device
+	MetricIdleCPU        = "idle_cpu_pct"       // server CPU while the devices idle
+	MetricSettled        = "settled"            // 1 when RSS settled before the deadline
+	MetricOffered        = "offered_rate"       // messages the schedule sends per second (paced scenarios)
+	MetricSkipped        = "skipped"            // sends skipped as their pair had its most acks outstanding
+	MetricLagP50         = "gen_lag_p50_us"     // how late the generator fired its sends against their schedule
+	MetricLagP99         = "gen_lag_p99_us"     //
+	MetricLagMax         = "gen_lag_max_us"     //
+	MetricSyscallsPerMsg = "syscalls_per_msg"   // server read and write system calls per message
+	MetricSwitchesPerMsg = "switches_per_msg"   // server context switches per message
 )
 
 // Config says what the scenarios do. Start from DefaultConfig.
@@ -72,6 +81,14 @@ type Config struct {
 	PairWindow int
 	// DialConcurrency is how many connections are opened at once.
 	DialConcurrency int
+	// FleetPairs pairs each send P2P_EMIT_ACKNOWLEDGE FleetRate times a
+	// second on average (ten times that in fleet-10x), each interval drawn
+	// within ±FleetJitter (a fraction) of the mean, whether the acks of
+	// the ones before have come back or not; FleetWarmup runs the fleet
+	// before its FleetDuration is measured.
+	FleetPairs                 int
+	FleetRate, FleetJitter     float64
+	FleetWarmup, FleetDuration time.Duration
 	// BaseSettle says when the fresh relay's memory counts as settled,
 	// before the devices connect; Settle, once they idle (devices).
 	BaseSettle, Settle Settle
@@ -99,6 +116,11 @@ func DefaultConfig() Config {
 		Devices:         5000,
 		PairWindow:      256,
 		DialConcurrency: 64,
+		FleetPairs:      5000,
+		FleetRate:       1,
+		FleetJitter:     0.1,
+		FleetWarmup:     5 * time.Second,
+		FleetDuration:   10 * time.Second,
 		BaseSettle:      Settle{Every: 250 * time.Millisecond, Min: time.Second, Stable: time.Second, Max: 5 * time.Second, Tolerance: 0.01},
 		Settle:          DefaultSettle,
 	}
@@ -108,7 +130,7 @@ func DefaultConfig() Config {
 func (c Config) Validate() error {
 	for name, v := range map[string]int{
 		"latency pairs": c.LatencyPairs, "pairs": c.Pairs, "ack window": c.AckWindow, "emit window": c.EmitWindow,
-		"pair window": c.PairWindow, "dial concurrency": c.DialConcurrency,
+		"pair window": c.PairWindow, "dial concurrency": c.DialConcurrency, "fleet pairs": c.FleetPairs,
 	} {
 		if v < 1 {
 			return fmt.Errorf("%s must be at least 1, got %d", name, v)
@@ -120,8 +142,15 @@ func (c Config) Validate() error {
 	if c.Payload < 0 {
 		return fmt.Errorf("payload must not be negative, got %d", c.Payload)
 	}
-	if c.Warmup < 0 || c.Duration <= 0 {
-		return errors.New("warm-up must not be negative and duration must be positive")
+	if c.Warmup < 0 || c.Duration <= 0 || c.FleetWarmup < 0 || c.FleetDuration <= 0 {
+		return errors.New("warm-ups must not be negative and durations must be positive")
+	}
+	// At most one send a microsecond per pair, so that periods stay whole.
+	if !(c.FleetRate > 0 && c.FleetRate*fleet10x <= 1e6) {
+		return fmt.Errorf("fleet rate must be above 0 and at most %g per second, got %g", 1e6/fleet10x, c.FleetRate)
+	}
+	if !(c.FleetJitter >= 0 && c.FleetJitter < 1) {
+		return fmt.Errorf("fleet jitter must be at least 0 and below 1, got %g", c.FleetJitter)
 	}
 	return nil
 }
@@ -129,7 +158,20 @@ func (c Config) Validate() error {
 // FilesNeeded is how many open files a run of c needs: a connection per
 // device, and room to spare.
 func (c Config) FilesNeeded() int {
-	return max(c.Devices, 2*c.Pairs) + 256
+	return max(c.Devices, 2*c.Pairs, 2*c.LatencyPairs, 2*c.FleetPairs) + 256
+}
+
+// devicesOf is how many devices scenario name connects.
+func (c Config) devicesOf(name string) int {
+	switch name {
+	case ScenarioFleet, ScenarioFleet10x:
+		return 2 * c.FleetPairs
+	case ScenarioLatency:
+		return 2 * c.LatencyPairs
+	case ScenarioDevices:
+		return c.Devices
+	}
+	return 2 * c.Pairs
 }
 
 // Target is the relay under test: where it listens and its process id.
@@ -155,22 +197,28 @@ func Run(ctx context.Context, cfg Config, name string, t Target) (Result, error)
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
-	r := &run{cfg: cfg, t: t, dialer: &Dialer{URL: t.URL}, log: cfg.Logger.With("scenario", name)}
+	sources, err := LoopbackSources(t.URL, cfg.devicesOf(name))
+	if err != nil {
+		return Result{}, err
+	}
+	r := &run{cfg: cfg, t: t, dialer: &Dialer{URL: t.URL, Sources: sources}, log: cfg.Logger.With("scenario", name)}
 	// Ids unique to this run, so that runs against one relay never meet
 	// the devices of the run before, whose disconnections may still be
 	// under way. Every run's ids have the same length.
 	r.prefix = fmt.Sprintf("%.1s%04x-", name, uint16(time.Now().UnixNano()>>10))
-	var (
-		res Result
-		err error
-	)
+	var res Result
+	closed := func(pairs, window int, withAck, record bool) loadSpec {
+		return loadSpec{pairs: pairs, window: window, withAck: withAck, record: record, warmup: cfg.Warmup, duration: cfg.Duration}
+	}
 	switch name {
+	case ScenarioFleet, ScenarioFleet10x:
+		res, err = r.load(ctx, fleetSpec(cfg, name == ScenarioFleet10x))
 	case ScenarioLatency:
-		res, err = r.load(ctx, loadSpec{pairs: cfg.LatencyPairs, window: 1, withAck: true, record: true})
+		res, err = r.load(ctx, closed(cfg.LatencyPairs, 1, true, true))
 	case ScenarioAck:
-		res, err = r.load(ctx, loadSpec{pairs: cfg.Pairs, window: cfg.AckWindow, withAck: true})
+		res, err = r.load(ctx, closed(cfg.Pairs, cfg.AckWindow, true, false))
 	case ScenarioEmit:
-		res, err = r.load(ctx, loadSpec{pairs: cfg.Pairs, window: cfg.EmitWindow})
+		res, err = r.load(ctx, closed(cfg.Pairs, cfg.EmitWindow, false, false))
 	case ScenarioDevices:
 		res, err = r.devices(ctx, cfg.Devices)
 	default:
@@ -228,10 +276,12 @@ var (
 const registerAck = 0
 
 // pair is two devices, a (which asks to pair and sends) and b (which
-// accepts and receives), and the load between them. Each completed
-// message (an ack at a, a delivery at b) sends the next one at once, from
-// the reader goroutine that saw it complete: the window of messages in
-// flight stays full without handing work from one goroutine to another.
+// accepts and receives), and the load between them. In the closed-loop
+// scenarios each completed message (an ack at a, a delivery at b) sends
+// the next one at once, from the reader goroutine that saw it complete:
+// the window of messages in flight stays full without handing work from
+// one goroutine to another. In the paced ones (fleet) a pacer sends them
+// on a schedule, and a completion only counts.
 type pair struct {
 	aID, bID string
 	a, b     *Conn
@@ -247,13 +297,45 @@ type pair struct {
 	mu     sync.Mutex // guards buf, seq, sentAt, rtts
 	buf    []byte
 	seq    int64
-	sentAt time.Time
-	rtts   []time.Duration // round trips completed while measuring (window 1)
+	sentAt sendTimes       // when each message awaiting its ack was sent (record)
+	rtts   []time.Duration // round trips completed while measuring (record)
+}
+
+// sendTimes records when each message still awaiting its ack was sent,
+// message seq (from 1) in slot seq % len: at most len of them, and a
+// message waits for its slot when an older one still holds it, so that
+// acks that come back out of order never mix up their times.
+type sendTimes []sendTime
+
+type sendTime struct {
+	seq int64 // 0: free
+	at  time.Time
+}
+
+// free reports whether message seq may be sent.
+func (t sendTimes) free(seq int64) bool { return t[seq%int64(len(t))].seq == 0 }
+
+// put records that message seq was sent at at.
+func (t sendTimes) put(seq int64, at time.Time) { t[seq%int64(len(t))] = sendTime{seq, at} }
+
+// take returns the round trip of message seq acked at now and frees its
+// slot; false when seq is not outstanding.
+func (t sendTimes) take(seq int64, now time.Time) (time.Duration, bool) {
+	if seq <= 0 {
+		return 0, false
+	}
+	s := &t[seq%int64(len(t))]
+	if s.seq != seq {
+		return 0, false
+	}
+	s.seq = 0
+	return now.Sub(s.at), true
 }
 
 // loadState is what the pairs of a load scenario share.
 type loadState struct {
-	record    bool        // record round trips (window 1)
+	record    bool        // record round trips (scenarios with acks)
+	paced     bool        // sends come from a pacer, not from completions
 	stopping  atomic.Bool // no more sends
 	measuring atomic.Bool // round trips count
 	errs      *errorLog
@@ -263,22 +345,36 @@ func newPair(prefix string, i int) *pair {
 	return &pair{aID: prefix + "a" + strconv.Itoa(i), bID: prefix + "b" + strconv.Itoa(i), paired: make(chan []byte, 1)}
 }
 
-// completed counts one completed message and sends the next.
-func (p *pair) completed() {
+// completed counts one completed message, the ack ackID or a delivery
+// (NoAck), records its round trip, and in a closed loop sends the next.
+func (p *pair) completed(ackID int64) {
+	ls := p.load
+	if ls != nil && ls.record && ackID > 0 {
+		now := time.Now()
+		p.mu.Lock()
+		if rtt, ok := p.sentAt.take(ackID, now); ok && ls.measuring.Load() {
+			p.rtts = append(p.rtts, rtt)
+		}
+		p.mu.Unlock()
+	}
 	p.done.Add(1)
-	p.send(true)
+	if ls != nil && !ls.paced {
+		p.send()
+	}
 }
 
-// send sends a's next message, unless the load is stopping; after a
-// completion (window 1) it records the round trip that just ended.
-func (p *pair) send(afterCompletion bool) {
+// send sends a's next message and reports whether it did: not once the
+// load is stopping, nor, recording round trips, while the message whose
+// slot in sentAt it would take is outstanding.
+func (p *pair) send() bool {
 	ls := p.load
 	if ls == nil || ls.stopping.Load() {
-		return
+		return false
 	}
 	p.mu.Lock()
-	if ls.record && afterCompletion && ls.measuring.Load() {
-		p.rtts = append(p.rtts, time.Since(p.sentAt))
+	if ls.record && !p.sentAt.free(p.seq+1) {
+		p.mu.Unlock()
+		return false
 	}
 	p.seq++
 	ack := int64(NoAck)
@@ -290,14 +386,19 @@ func (p *pair) send(afterCompletion bool) {
 	p.buf = append(p.buf, p.suf...)
 	p.sent.Add(1)
 	if ls.record {
-		p.sentAt = time.Now()
+		p.sentAt.put(p.seq, time.Now())
 	}
 	err := p.a.Send(p.buf)
+	if err != nil && ls.record {
+		p.sentAt.take(p.seq, time.Time{})
+	}
 	p.mu.Unlock()
 	if err != nil {
 		p.sent.Add(-1)
 		ls.errs.add("%s: send: %v", p.aID, err)
+		return false
 	}
+	return true
 }
 
 // handlerA handles the sending side: its pairing answer and its acks.
@@ -313,7 +414,7 @@ func (r *run) handlerA(p *pair) Handler {
 			if bytes.HasPrefix(pk.Data, ackErrorPrefix) {
 				r.errs.add("%s: ack answered with an error: %s", c.ID, truncate(pk.Data))
 			}
-			p.completed()
+			p.completed(pk.AckID)
 		default:
 			r.unexpected(c, pk)
 		}
@@ -329,7 +430,7 @@ func (r *run) handlerB(p *pair) Handler {
 			r.unexpected(c, pk)
 		case pk.IsEvent("bench"):
 			if pk.AckID == NoAck {
-				p.completed()
+				p.completed(NoAck)
 			} else if err := c.Answer(pk.AckID, answerOK); err != nil {
 				r.errs.add("%s: answer: %v", c.ID, err)
 			}
@@ -448,9 +549,12 @@ func (r *run) closeAll(pairs []*pair) {
 	}
 }
 
-// sample reads the target's process.
+// sample reads the target's process, counters included.
 func (r *run) sample() (ProcSample, error) {
 	s, err := SampleProc(r.t.PID)
+	if err == nil {
+		err = SampleCounters(r.t.PID, &s)
+	}
 	if err != nil {
 		return s, fmt.Errorf("relay process %d: %w", r.t.PID, err)
 	}
@@ -458,15 +562,43 @@ func (r *run) sample() (ProcSample, error) {
 }
 
 // loadSpec is a load scenario: pairs each keeping window messages in
-// flight, with acks or fire-and-forget, with round trips recorded or not.
+// flight, with acks or fire-and-forget, with round trips recorded or not;
+// or, at a rate, pairs each sending rate messages a second on a schedule
+// (at most window of them outstanding). It runs warmup, then measures
+// duration.
 type loadSpec struct {
-	pairs   int
-	window  int
-	withAck bool
-	record  bool
+	pairs            int
+	window           int
+	withAck          bool
+	record           bool
+	rate             float64 // per pair and second; 0: a closed loop
+	jitter           float64
+	warmup, duration time.Duration
 }
 
-// load runs a load scenario: warm up, then measure for Duration.
+// fleetOutstanding bounds the acks each pair of the fleet leaves
+// outstanding, as a device would: a relay that falls this far behind
+// sees sends skipped (counted) rather than an ever longer queue, and the
+// generator's work follows what the relay completes, not what it cannot.
+const fleetOutstanding = 8
+
+// fleet10x is how much faster fleet-10x sends than fleet.
+const fleet10x = 10
+
+// fleetSpec is the fleet scenario, at ten times the rate when fast.
+func fleetSpec(c Config, fast bool) loadSpec {
+	rate := c.FleetRate
+	if fast {
+		rate *= fleet10x
+	}
+	return loadSpec{pairs: c.FleetPairs, window: fleetOutstanding, withAck: true, record: true,
+		rate: rate, jitter: c.FleetJitter, warmup: c.FleetWarmup, duration: c.FleetDuration}
+}
+
+// fleetSeed makes every fleet's schedule the same, on both relays.
+const fleetSeed = 1
+
+// load runs a load scenario: warm up, then measure for the spec's duration.
 func (r *run) load(ctx context.Context, spec loadSpec) (Result, error) {
 	pairs := make([]*pair, spec.pairs)
 	body := payload(r.cfg.Payload)
@@ -474,7 +606,11 @@ func (r *run) load(ctx context.Context, spec loadSpec) (Result, error) {
 	if spec.withAck {
 		event = "P2P_EMIT_ACKNOWLEDGE"
 	}
-	ls := &loadState{record: spec.record, errs: &r.errs}
+	ls := &loadState{record: spec.record, paced: spec.rate > 0, errs: &r.errs}
+	keep := 1 << 14 // round trips a pair records room for: sequential ones over a few seconds
+	if ls.paced {
+		keep = int(spec.rate*spec.duration.Seconds()*1.1) + 16
+	}
 	for i := range pairs {
 		p := newPair(r.prefix, i)
 		p.pre = []byte(`["` + event + `",{"targetClientId":` + strconv.Quote(p.bID) + `,"event":"bench","args":[{"seq":`)
@@ -483,7 +619,8 @@ func (r *run) load(ctx context.Context, spec loadSpec) (Result, error) {
 		p.withAck = spec.withAck
 		p.load = ls
 		if spec.record {
-			p.rtts = make([]time.Duration, 0, 1<<14)
+			p.sentAt = make(sendTimes, spec.window)
+			p.rtts = make([]time.Duration, 0, keep)
 		}
 		pairs[i] = p
 	}
@@ -494,16 +631,29 @@ func (r *run) load(ctx context.Context, spec loadSpec) (Result, error) {
 	if err := r.pairAll(ctx, pairs); err != nil {
 		return Result{}, err
 	}
-	// The load starts: each pair fills its window, and every completion
-	// sends the next message from then on.
-	for range spec.window {
-		for _, p := range pairs {
-			p.send(false)
+	// The load starts: paced, the pacer sends on its schedule; in a
+	// closed loop, each pair fills its window, and every completion sends
+	// the next message from then on.
+	var pc *pacer
+	if ls.paced {
+		period := time.Duration(float64(time.Second) / spec.rate)
+		pc = startPacer(newSchedule(len(pairs), period, spec.jitter, fleetSeed), spec.duration,
+			ls.measuring.Load, func(i int) bool { return pairs[i].send() })
+	} else {
+		for range spec.window {
+			for _, p := range pairs {
+				p.send()
+			}
 		}
 	}
-	stop := func() { ls.stopping.Store(true) }
-	r.log.Debug("load running", "pairs", spec.pairs, "window", spec.window)
-	if err := sleep(ctx, r.cfg.Warmup); err != nil {
+	stop := func() {
+		ls.stopping.Store(true)
+		if pc != nil {
+			pc.stop()
+		}
+	}
+	r.log.Debug("load running", "pairs", spec.pairs, "window", spec.window, "rate", spec.rate)
+	if err := sleep(ctx, spec.warmup); err != nil {
 		stop()
 		return Result{}, err
 	}
@@ -515,9 +665,9 @@ func (r *run) load(ctx context.Context, spec loadSpec) (Result, error) {
 	n0, g0, o0, irq0 := sumDone(pairs), SelfCPU(), SampleOthers(r.t.PID), SoftIRQ()
 	ls.measuring.Store(true)
 	if r.cfg.OnMeasure != nil {
-		r.cfg.OnMeasure(r.cfg.Duration)
+		r.cfg.OnMeasure(spec.duration)
 	}
-	serr := sleep(ctx, r.cfg.Duration)
+	serr := sleep(ctx, spec.duration)
 	ls.measuring.Store(false)
 	s1, err := r.sample()
 	n1, g1, o1, irq1 := sumDone(pairs), SelfCPU(), SampleOthers(r.t.PID), SoftIRQ()
@@ -548,6 +698,8 @@ func (r *run) load(ctx context.Context, spec loadSpec) (Result, error) {
 	m[MetricPeakRSS] = mib(s1.HWM)
 	if msgs > 0 {
 		m[MetricCPUPerMsg] = float64(cpu.Microseconds()) / float64(msgs)
+		m[MetricSyscallsPerMsg] = float64(s1.Reads+s1.Writes-s0.Reads-s0.Writes) / float64(msgs)
+		m[MetricSwitchesPerMsg] = float64(s1.Switches-s0.Switches) / float64(msgs)
 	} else {
 		r.errs.add("no message completed in the measured window")
 	}
@@ -566,8 +718,38 @@ func (r *run) load(ctx context.Context, spec loadSpec) (Result, error) {
 		m[MetricP99] = micros(Percentile(all, 0.99))
 		m[MetricP999] = micros(Percentile(all, 0.999))
 	}
+	if pc != nil {
+		res.Notes = paceFigures(m, pc, float64(spec.pairs)*spec.rate)
+	}
 	return res, nil
 }
+
+// paceFigures adds a pacer's figures over the measured window to m, which
+// holds the round trips': the rate its schedule offers, the sends it
+// skipped, and its lag; and returns notes on what they mean: a generator
+// late against its schedule, or a relay that did not keep up with it.
+func paceFigures(m map[string]float64, pc *pacer, offered float64) []string {
+	var notes []string
+	m[MetricOffered] = offered
+	m[MetricSkipped] = float64(pc.skipped)
+	slices.Sort(pc.lags)
+	if len(pc.lags) > 0 {
+		m[MetricLagP50] = micros(Percentile(pc.lags, 0.50))
+		m[MetricLagP99] = micros(Percentile(pc.lags, 0.99))
+		m[MetricLagMax] = micros(pc.lags[len(pc.lags)-1])
+	}
+	if GeneratorLate(m) {
+		notes = append(notes, fmt.Sprintf("generator late: it fired 1%% of its sends more than %s behind schedule (more than %s and %.0f%% of the ack p99), so these figures may show its delays rather than the relay's",
+			Percentile(pc.lags, 0.99).Round(10*time.Microsecond), LagLimit, 100*LagShare))
+	}
+	if pc.skipped > 0 || m[MetricRate] < 0.98*m[MetricOffered] {
+		notes = append(notes, fmt.Sprintf("the relay fell behind: %s acks/s completed of %s/s offered; %d sends skipped, their pair having %d acks outstanding",
+			fmtRate(m[MetricRate]), fmtRate(m[MetricOffered]), pc.skipped, fleetOutstanding))
+	}
+	return notes
+}
+
+func fmtRate(v float64) string { return strconv.FormatFloat(math.Round(v), 'f', 0, 64) }
 
 // drain waits until every message sent has completed (acked or
 // delivered) and returns how many are still missing.
