@@ -81,8 +81,10 @@ type Node struct {
 	cancel context.CancelFunc
 	done   sync.WaitGroup
 
-	mu     sync.Mutex // guards queues
-	queues map[string]*outbox
+	mu       sync.Mutex // guards queues, flushers, drained
+	queues   map[string]*outbox
+	flushers int           // outboxes being sent
+	drained  chan struct{} // closed when flushers drops to 0, for Close
 
 	fenced   atomic.Bool
 	lastLive atomic.Int64 // Unix ns of the last renewal that reached Redis
@@ -151,6 +153,9 @@ func (n *Node) publish(channel string, b []byte) {
 	q.running = true
 	q.mu.Unlock()
 	if start {
+		n.mu.Lock()
+		n.flushers++
+		n.mu.Unlock()
 		go n.flush(channel, q)
 	}
 }
@@ -186,6 +191,13 @@ func (n *Node) flush(channel string, q *outbox) {
 		if len(batch) == 0 {
 			q.running = false
 			q.mu.Unlock()
+			n.mu.Lock()
+			n.flushers--
+			if n.flushers == 0 && n.drained != nil {
+				close(n.drained)
+				n.drained = nil
+			}
+			n.mu.Unlock()
 			return
 		}
 		q.mu.Unlock()
@@ -413,5 +425,27 @@ func (n *Node) Close(ctx context.Context) error {
 		n.cancel()
 	}
 	n.done.Wait()
+	// What the relay sent last (the links of the devices it handed over,
+	// above all) goes out before the lease: a peer's node that missed it
+	// would keep sending to this node, gone.
+	n.mu.Lock()
+	var drained chan struct{}
+	if n.flushers > 0 {
+		if n.drained == nil {
+			n.drained = make(chan struct{})
+		}
+		drained = n.drained
+	}
+	n.mu.Unlock()
+	if drained != nil {
+		wait := time.NewTimer(n.cfg.Lease)
+		select {
+		case <-drained:
+		case <-ctx.Done():
+		case <-wait.C:
+			n.log.Warn("node left with messages to other nodes unsent")
+		}
+		wait.Stop()
+	}
 	return n.rdb.Del(ctx, n.key("lease", n.cfg.ID)).Err()
 }

@@ -223,3 +223,48 @@ func TestANodeWithoutRedisFencesItself(t *testing.T) {
 		t.Fatalf("nodes %+v, %v", infos, err)
 	}
 }
+
+// TestCloseSendsWhatWasQueued: a node that leaves first sends what its
+// relay queued for the other nodes (a leaving node's last links tell its
+// devices' peers where they went), and only then gives its lease up.
+func TestCloseSendsWhatWasQueued(t *testing.T) {
+	mr := miniredis.RunT(t)
+	rdb := redis.NewClient(&redis.Options{Addr: mr.Addr()})
+	node, err := NewNode(NodeConfig{Client: rdb, ID: "n1", Lease: time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	relay, err := server.New(server.Config{Node: "n1", Bus: node})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := node.Start(context.Background(), relay, memDevices{server.NewMemoryStore(time.Now)}, nil); err != nil {
+		t.Fatal(err)
+	}
+	sub := redis.NewClient(&redis.Options{Addr: mr.Addr()})
+	defer sub.Close()
+	ps := sub.Subscribe(context.Background(), node.key("bus", "n2"))
+	defer ps.Close()
+	if _, err := ps.Receive(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	const sent = 5000
+	for i := range sent {
+		node.Send("n2", server.Envelope{Kind: server.EnvLink, To: fmt.Sprint("d", i), From: "p", PeerNode: "n3"})
+	}
+	if err := node.Close(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	_ = rdb.Close() // as p2pd does once the node left
+	if mr.Exists(node.key("lease", "n1")) {
+		t.Fatal("the lease is still there after Close")
+	}
+	ch := ps.Channel()
+	for i := range sent {
+		select {
+		case <-ch:
+		case <-time.After(5 * time.Second):
+			t.Fatalf("%d of %d envelopes arrived", i, sent)
+		}
+	}
+}

@@ -387,6 +387,8 @@ func (r *Relay) handOver(id, node string) {
 		r.post(node, Envelope{Kind: EnvHandedOver, To: id})
 		return
 	}
+	r.handing.Add(1)
+	defer r.handing.Add(-1)
 	r.devices.CompareAndDelete(id, d)
 	r.order.Unlock()
 	d.mu.Lock()

@@ -39,9 +39,10 @@ func (r *Relay) Devices() []DeviceInfo {
 }
 
 // LocalDevices returns how many devices this relay node holds (all of
-// them, without other nodes).
+// them, without other nodes), counting those it is handing over to the
+// node they came back on.
 func (r *Relay) LocalDevices() int {
-	n := 0
+	n := int(r.handing.Load())
 	r.devices.Range(func(_, _ any) bool { n++; return true })
 	return n
 }

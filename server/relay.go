@@ -98,6 +98,9 @@ type Relay struct {
 
 	closing atomic.Bool
 	fenced  atomic.Bool // cut off from the shared store: admits nobody (Fence)
+	// handing counts the handovers under way (a device that came back on
+	// another node), for LocalDevices.
+	handing atomic.Int32
 	stats   *stats
 }
 
