@@ -89,6 +89,7 @@ type Node struct {
 	fenced   atomic.Bool
 	lastLive atomic.Int64 // Unix ns of the last renewal that reached Redis
 	dead     sync.Map     // node id -> struct{}: nodes known dead
+	alive    sync.Map     // node id -> struct{}: other nodes seen alive, until they are dead
 	stats    func() (devices int, messages uint64)
 	events   server.Observer // where the other nodes' events go; nil: nowhere
 }
@@ -349,7 +350,9 @@ func (n *Node) checkNodes(ctx context.Context) {
 	if err != nil {
 		return
 	}
+	listed := make(map[string]bool, len(ids))
 	for _, id := range ids {
+		listed[id] = true
 		if id == n.cfg.ID {
 			continue
 		}
@@ -359,13 +362,29 @@ func (n *Node) checkNodes(ctx context.Context) {
 		}
 		if alive == 1 {
 			n.dead.Delete(id)
+			n.alive.Store(id, struct{}{})
 			continue
 		}
-		if _, known := n.dead.LoadOrStore(id, struct{}{}); !known {
-			n.log.Warn("a node left the cluster without a word", "node", id)
-			n.relay.NodeGone(id)
-		}
+		n.gone(id, "its lease is gone: it stopped, or could not renew it")
 		n.reap(ctx, id)
+	}
+	// A node seen alive that is no longer listed was reaped by another
+	// node between two checks of this one: it is gone all the same.
+	n.alive.Range(func(k, _ any) bool {
+		if id := k.(string); !listed[id] {
+			n.gone(id, "a node was reaped by another")
+		}
+		return true
+	})
+}
+
+// gone tells the relay, once, that node id left the cluster: it fails what
+// it awaits from the node.
+func (n *Node) gone(id, why string) {
+	n.alive.Delete(id)
+	if _, known := n.dead.LoadOrStore(id, struct{}{}); !known {
+		n.log.Warn("a node left the cluster", "node", id, "why", why)
+		n.relay.NodeGone(id)
 	}
 }
 

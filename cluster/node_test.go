@@ -268,3 +268,38 @@ func TestCloseSendsWhatWasQueued(t *testing.T) {
 		}
 	}
 }
+
+// TestANodeReapedByAnotherIsGoneForAll: when a dead node's devices were
+// reaped by another node before this one saw its lease run out, this one
+// still answers what it awaited from the dead node.
+func TestANodeReapedByAnotherIsGoneForAll(t *testing.T) {
+	mr := miniredis.RunT(t)
+	store := server.NewMemoryStore(nil)
+	lease := 600 * time.Millisecond
+	n1 := startNode(t, mr, store, "n1", lease)
+	n3 := startNode(t, mr, store, "n3", lease)
+	sa, _ := join(t, n1.relay, "A")
+	_, cb := join(t, n3.relay, "B")
+	pairAcross(t, n1.relay, sa, "B", cb)
+	await(t, "n1 to see n3 alive", func() bool { _, ok := n1.node.alive.Load("n3"); return ok })
+	answer := make(chan protocol.Args, 1)
+	n1.relay.Handle(sa, protocol.EventEmitAck, protocol.NewArgs(map[string]any{"targetClientId": "B", "event": "q"}),
+		func(v protocol.Args) { answer <- v })
+
+	// n3 dies, and another node reaps it at once: n3 leaves the list of
+	// nodes before n1 looks again.
+	n3.node.cancel()
+	n3.node.done.Wait()
+	if _, err := mr.SRem(n1.node.key("nodes"), "n3"); err != nil {
+		t.Fatal(err)
+	}
+	mr.Del(n1.node.key("lease", "n3"))
+	select {
+	case v := <-answer:
+		if e := protocol.ParseAckError(v.Values()); e == nil || e.Code != protocol.CodeOffline {
+			t.Fatalf("the ack owed by a device of a dead node answered %s", v)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("the ack owed by a device of a node reaped by another was never answered")
+	}
+}

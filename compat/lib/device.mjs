@@ -191,6 +191,22 @@ export class Device {
     return gone;
   }
 
+  /**
+   * dropAndHold drops the connection as drop does, and holds the client's
+   * reconnection until comeBack: a test can then act while the relay sees
+   * the device gone, however late the relay or the client run.
+   */
+  async dropAndHold() {
+    this.socket.io.reconnection(false);
+    return this.drop();
+  }
+
+  /** comeBack reconnects a device held by dropAndHold, as its client's reconnection would. */
+  comeBack() {
+    this.socket.io.reconnection(true);
+    this.socket.connect();
+  }
+
   /** reconnected resolves the next time the socket connects. */
   reconnected() {
     return new Promise((resolve) => this.socket.once('connect', resolve));

@@ -1,8 +1,9 @@
 // Resume: a paired device whose connection drops (its transport closes
 // without a word) keeps its pair for the relay's resume window
 // (P2P_RESUME_WINDOW_MS). Its peer is told nothing; what is sent to it
-// meanwhile is held and arrives once, in order, when the device, with its
-// client's own reconnection, comes back under its id; it has nothing to
+// meanwhile is held and arrives once, in order, when the device comes back
+// under its id (its reconnection is held until the relay saw it away, then
+// made as the client's own would be); it has nothing to
 // send to be paired again. Past the window its peer gets P2P_DISCONNECT. An
 // explicit disconnect still tells the peer at once.
 import assert from 'node:assert/strict';
@@ -41,12 +42,13 @@ for (const kind of KINDS) {
     for (const name of ['m1', 'q', 'm2']) b.on(name, () => order.push(name));
 
     const back = b.reconnected();
-    await b.drop();
+    await b.dropAndHold();
     await relaySeesAway(b.id);
     // Sent while b is away: held by the relay.
     a.emit('m1', 1, { k: 'v' });
     const answer = a.emitWithAck('q', 2);
     a.emit('m2', 3);
+    b.comeBack();
     await back;
 
     assert.deepEqual((await m1.next()).args, [1, { k: 'v' }]);
