@@ -263,7 +263,7 @@ func (r *Relay) receiveRelay(e Envelope) {
 		fail(protocol.Errorf(protocol.CodeOffline, "device %q is offline", e.To))
 		return
 	}
-	if l := t.peerOf(); l == nil || l.id != e.From {
+	if r.peerFor(t, e.From) == nil {
 		fail(protocol.Errorf(protocol.CodeNotPaired, "device %q is not your peer", e.To))
 		return
 	}

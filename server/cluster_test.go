@@ -60,6 +60,39 @@ func TestClusterFlows(t *testing.T) {
 			g.send("A", protocol.EventEmit, false, relayTo("B", "hi"))
 			g.expect("B", "hi")
 		}},
+		{"a side that hears of its pair before its node does relays at once", server.Config{}, func(g *rig) {
+			g.joinOn("n1", "A", gen2)
+			g.joinOn("n2", "B", gen2)
+			g.joinOn("n1", "C", gen2)
+			g.joinOn("n2", "D", gen2)
+			// The links a node sends to the other are late: the sides that
+			// heard of the pair (an answer, a crossed request) send first.
+			g.bus.Hold(func(_ string, e server.Envelope) bool { return e.Kind == server.EnvLink })
+			g.send("A", protocol.EventRegister, true, "B")
+			g.expect("B", `P2P_REGISTER "A" +ack`)
+			g.answer("B", protocol.EventRegister, true)
+			g.answers("A", "true")
+			g.send("B", protocol.EventEmit, false, relayTo("A", "from-b"))
+			g.expect("A", "from-b")
+			g.send("C", protocol.EventRegister, true, "D")
+			g.send("D", protocol.EventRegister, true, "C")
+			g.answers("C", "true")
+			g.answers("D", "true")
+			g.expect("D", `P2P_REGISTER "C" +ack`)
+			g.send("C", protocol.EventEmit, false, relayTo("D", "from-c"))
+			g.expect("D", "from-c")
+			g.send("D", protocol.EventEmitAck, true, relayTo("C", "q"))
+			g.expect("C", "q +ack")
+			g.answer("C", "q", "ok")
+			g.answers("D", `"ok"`)
+			g.bus.Release()
+			g.flush()
+			g.send("A", protocol.EventEmit, false, relayTo("B", "later"))
+			g.expect("B", "later")
+			// A device paired with no one is still refused.
+			g.send("A", protocol.EventEmit, false, relayTo("D", "x"))
+			g.expect("A", "SERVER_ERROR NOT_PAIRED")
+		}},
 		{"relaying across nodes, with and without ack, in order", server.Config{}, func(g *rig) {
 			g.joinOn("n1", "A", gen2)
 			g.joinOn("n2", "B", gen2)

@@ -172,6 +172,40 @@ func (r *Relay) link(id, peer string) {
 	}
 }
 
+// peerFor returns d's link to target when target is d's peer. In a
+// cluster, the link of a pair formed on another node reaches d's node a
+// moment after the pair was settled in the shared store (EnvLink), and a
+// side that heard of it sooner (its ack, a crossed request) may send first:
+// when d has no link to target, the store, which holds the truth, is asked,
+// and the link is made from it. Only refusals pay for that look-up.
+func (r *Relay) peerFor(d *device, target string) *peerLink {
+	if l := d.peerOf(); l != nil && l.id == target {
+		return l
+	}
+	if !r.clustered() || target == "" || d.gone() {
+		return nil
+	}
+	rec, ok := r.store.Get(d.id)
+	if !ok || rec.Peer != target || rec.Away {
+		return nil
+	}
+	r.order.Lock()
+	defer r.order.Unlock()
+	if l := d.peerOf(); l != nil && l.id == target {
+		return l
+	}
+	l := &peerLink{id: target, dev: r.device(target)}
+	if l.dev == nil {
+		node, ok := r.nodeOf(target)
+		if !ok {
+			return nil
+		}
+		l.node = node
+	}
+	d.peer.Store(l)
+	return l
+}
+
 // unlinkPair forgets an ended pair on its local sides. r.order must be
 // held.
 func (r *Relay) unlinkPair(p Pair) {

@@ -32,8 +32,8 @@ func (r *Relay) handleEmit(s *device, args protocol.Args, ack Ack, withAck bool)
 		r.refuse(s, perr, ack, ackError)
 		return
 	}
-	link := s.peerOf()
-	if link == nil || link.id != req.Target {
+	link := r.peerFor(s, req.Target)
+	if link == nil {
 		r.refuse(s, protocol.Errorf(protocol.CodeNotPaired, "device %q is not your peer", req.Target), ack, ackError)
 		return
 	}

@@ -14,8 +14,8 @@ func (r *Relay) handleRegisterStream(s *device, args protocol.Args, ack Ack) {
 	}
 	first, _ := args.First()
 	target, _ := first.(string)
-	link := s.peerOf()
-	if link == nil || target != link.id {
+	link := r.peerFor(s, target)
+	if link == nil {
 		r.refuse(s, protocol.Errorf(protocol.CodeNotPaired, "device %q is not your peer", truncate(target, 64)), ack, ackFalse)
 		return
 	}

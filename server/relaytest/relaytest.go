@@ -304,10 +304,12 @@ func (a *Acks) Take() []string {
 // envelope, and Flush delivers what is queued, in order, in the caller's
 // goroutine, so a test decides when nodes hear from each other.
 type Bus struct {
-	mu     sync.Mutex // guards relays, queue, gone
+	mu     sync.Mutex // guards relays, queue, gone, hold, held
 	relays map[string]*server.Relay
 	queue  []queued
 	gone   map[string]bool
+	hold   func(node string, e server.Envelope) bool
+	held   []queued
 }
 
 type queued struct {
@@ -341,6 +343,24 @@ func (b *Bus) Kill(node string) {
 	b.mu.Unlock()
 }
 
+// Hold makes Flush set aside the envelopes for which hold returns true,
+// until Release: a test can make a node hear of something late.
+func (b *Bus) Hold(hold func(node string, e server.Envelope) bool) {
+	b.mu.Lock()
+	b.hold = hold
+	b.mu.Unlock()
+}
+
+// Release ends Hold and queues what it set aside, in order, for the next
+// Flush.
+func (b *Bus) Release() {
+	b.mu.Lock()
+	b.hold = nil
+	b.queue = append(b.queue, b.held...)
+	b.held = nil
+	b.mu.Unlock()
+}
+
 // Flush delivers every queued envelope, and those their delivery sends,
 // until none is left; it returns how many it delivered.
 func (b *Bus) Flush() int {
@@ -353,6 +373,11 @@ func (b *Bus) Flush() int {
 		}
 		q := b.queue[0]
 		b.queue = b.queue[1:]
+		if b.hold != nil && b.hold(q.node, q.e) {
+			b.held = append(b.held, q)
+			b.mu.Unlock()
+			continue
+		}
 		r, dead := b.relays[q.node], b.gone[q.node] || b.gone[q.e.Node]
 		b.mu.Unlock()
 		if r != nil && !dead {
