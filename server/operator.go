@@ -142,6 +142,12 @@ func (r *Relay) Shutdown(ctx context.Context) error {
 			r.notify(id, protocol.EventDisconnect, p.Other(id))
 		}
 	}
+	return r.closeAll(ctx, "the relay is shutting down", nil)
+}
+
+// closeAll tells every device here SHUTTING_DOWN with msg and closes its
+// transport, after before (when set) for each.
+func (r *Relay) closeAll(ctx context.Context, msg string, before func(*Session)) error {
 	var all []*device
 	r.devices.Range(func(_, v any) bool {
 		all = append(all, v.(*device))
@@ -155,7 +161,10 @@ func (r *Relay) Shutdown(ctx context.Context) error {
 		if s == nil {
 			continue
 		}
-		r.emit(d, protocol.EventServerError, protocol.Errorf(protocol.CodeShuttingDown, "the relay is shutting down").Error())
+		r.emit(d, protocol.EventServerError, protocol.Errorf(protocol.CodeShuttingDown, "%s", msg).Error())
+		if before != nil {
+			before(s)
+		}
 		s.conn.Close()
 	}
 	return nil
@@ -168,24 +177,7 @@ func (r *Relay) Shutdown(ctx context.Context) error {
 // for them handed over (it keeps serving the handover until the process
 // ends).
 func (r *Relay) leaveCluster(ctx context.Context) error {
-	var all []*device
-	r.devices.Range(func(_, v any) bool {
-		all = append(all, v.(*device))
-		return true
-	})
-	for _, d := range all {
-		if err := ctx.Err(); err != nil {
-			return err
-		}
-		s := d.cur.Load()
-		if s == nil {
-			continue
-		}
-		r.emit(d, protocol.EventServerError, protocol.Errorf(protocol.CodeShuttingDown, "this relay node is shutting down: connect again").Error())
-		r.drop(s, "node shutting down")
-		s.conn.Close()
-	}
-	return nil
+	return r.closeAll(ctx, "this relay node is shutting down: connect again", func(s *Session) { r.drop(s, "node shutting down") })
 }
 
 // Store returns the relay's state store.

@@ -21,17 +21,7 @@ func (r *Relay) handleRegisterStream(s *device, args protocol.Args, ack Ack) {
 	}
 	peer, t := link.id, link.dev
 	if t == nil && link.node != "" && r.clustered() {
-		p := &pendingAck{src: s, ack: ack, shape: ackFalse}
-		p.answered = func(answer protocol.Args) {
-			if answer.FirstIsTrue() {
-				ack.answer(true)
-				return
-			}
-			r.refuse(s, protocol.Errorf(protocol.CodeRefused, "device %q did not open a stream", peer), ack, ackFalse)
-		}
-		p.timedOut = func() {
-			r.refuse(s, protocol.Errorf(protocol.CodeTimeout, "device %q did not answer the stream request within %s", peer, r.cfg.PairTimeout), ack, ackFalse)
-		}
+		p := r.streamAsk(s, peer, ack)
 		corr := r.askRemote(link.node, p, r.cfg.PairTimeout)
 		r.post(link.node, Envelope{Kind: EnvRequest, Event: protocol.EventRegisterStream, To: peer, From: s.id, Corr: corr})
 		return
@@ -44,6 +34,12 @@ func (r *Relay) handleRegisterStream(s *device, args protocol.Args, ack Ack) {
 		r.refuse(s, protocol.Errorf(protocol.CodeRefused, "device %q speaks generation 1, which has no streams", peer), ack, ackFalse)
 		return
 	}
+	r.ask(t, r.streamAsk(s, peer, ack), protocol.EventRegisterStream, protocol.Args{}, -1, r.cfg.PairTimeout)
+}
+
+// streamAsk is s's request to open a stream with peer, whose answer, a
+// boolean, goes to ack: true, or false with REFUSED, or TIMEOUT.
+func (r *Relay) streamAsk(s *device, peer string, ack Ack) *pendingAck {
 	p := &pendingAck{src: s, ack: ack, shape: ackFalse}
 	p.answered = func(answer protocol.Args) {
 		if answer.FirstIsTrue() {
@@ -55,7 +51,7 @@ func (r *Relay) handleRegisterStream(s *device, args protocol.Args, ack Ack) {
 	p.timedOut = func() {
 		r.refuse(s, protocol.Errorf(protocol.CodeTimeout, "device %q did not answer the stream request within %s", peer, r.cfg.PairTimeout), ack, ackFalse)
 	}
-	r.ask(t, p, protocol.EventRegisterStream, protocol.Args{}, -1, r.cfg.PairTimeout)
+	return p
 }
 
 // endStreams fails the stream chunks still waiting between the two sides
