@@ -15,6 +15,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"text/tabwriter"
 	"time"
 
@@ -231,10 +232,14 @@ type running struct {
 	nodes []*Proc
 }
 
+// stop stops the nodes, at once (a p2pd node may take seconds to hand
+// over), then Redis.
 func (r *running) stop() {
+	var wg sync.WaitGroup
 	for _, p := range r.nodes {
-		p.Stop()
+		wg.Go(p.Stop)
 	}
+	wg.Wait()
 	if r.redis != nil {
 		r.redis.Stop()
 	}
@@ -341,7 +346,11 @@ func Cluster(ctx context.Context, o ClusterOptions) (*ClusterResults, error) {
 	for _, s := range o.Setups {
 		res.Setups = append(res.Setups, s.Name)
 		if s.Redis {
-			res.Argv[s.Name] = append(res.Argv[s.Name], o.Redis("DIR", 0).Argv)
+			argv := o.Redis("DIR", 0).Argv
+			if i := slices.Index(argv, "--port"); i >= 0 && i+1 < len(argv) {
+				argv[i+1] = "PORT"
+			}
+			res.Argv[s.Name] = append(res.Argv[s.Name], argv)
 		}
 		for _, n := range s.Nodes("redis://127.0.0.1:PORT") {
 			res.Argv[s.Name] = append(res.Argv[s.Name], n.Argv)
