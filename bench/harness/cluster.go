@@ -425,9 +425,13 @@ func Cluster(ctx context.Context, o ClusterOptions) (*ClusterResults, error) {
 // ClusterSummary is one line about one cluster measurement.
 func ClusterSummary(r loadgen.Result) string {
 	m := r.Metrics
-	s := fmt.Sprintf("%s acks/s  p50 %s µs  p99 %s µs  CPU/msg: relays %s µs, redis %s µs, total %s µs  (CPU: relays %s%%, redis %s%%, generator %s%%, others %s%%; relays' RSS %s MiB)",
+	nodes := ""
+	if a, ok := m[loadgen.MetricNodeACPUPerMsg]; ok {
+		nodes = fmt.Sprintf(" (%s + %s)", Number(a), Number(m[loadgen.MetricNodeBCPUPerMsg]))
+	}
+	s := fmt.Sprintf("%s acks/s  p50 %s µs  p99 %s µs  CPU/msg: relays %s µs%s, redis %s µs, total %s µs  (CPU: relays %s%%, redis %s%%, generator %s%%, others %s%%; relays' RSS %s MiB)",
 		Number(m[loadgen.MetricRate]), Number(m[loadgen.MetricP50]), Number(m[loadgen.MetricP99]),
-		Number(m[loadgen.MetricCPUPerMsg]), Number(m[loadgen.MetricRedisCPUPerMsg]), Number(m[loadgen.MetricTotalCPUPerMsg]),
+		Number(m[loadgen.MetricCPUPerMsg]), nodes, Number(m[loadgen.MetricRedisCPUPerMsg]), Number(m[loadgen.MetricTotalCPUPerMsg]),
 		Number(m[loadgen.MetricServerCPU]), Number(m[loadgen.MetricRedisCPU]), Number(m[loadgen.MetricGenCPU]),
 		Number(m[loadgen.MetricOtherCPU]), Number(m[loadgen.MetricRSS]))
 	if r.Errors > 0 {
@@ -443,6 +447,8 @@ var clusterRows = []struct{ metric, label, unit string }{
 	{loadgen.MetricP99, "ack round trip p99", "µs"},
 	{loadgen.MetricP999, "ack round trip p99.9", "µs"},
 	{loadgen.MetricCPUPerMsg, "CPU per message, relay processes", "µs"},
+	{loadgen.MetricNodeACPUPerMsg, "CPU per message, senders' node", "µs"},
+	{loadgen.MetricNodeBCPUPerMsg, "CPU per message, receivers' node", "µs"},
 	{loadgen.MetricRedisCPUPerMsg, "CPU per message, redis-server", "µs"},
 	{loadgen.MetricTotalCPUPerMsg, "CPU per message, total", "µs"},
 	{loadgen.MetricServerCPU, "CPU, relay processes", "% core"},

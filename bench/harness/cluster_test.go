@@ -109,7 +109,8 @@ func TestClusterSetups(t *testing.T) {
 func TestClusterReport(t *testing.T) {
 	res := &ClusterResults{Rounds: 1, Setups: []string{SetupP2PDCluster, SetupP2PD, SetupNodeCluster}}
 	res.Records = []Record{
-		clusterRecord(1, SetupP2PDCluster, map[string]float64{loadgen.MetricRate: 30000, loadgen.MetricP99: 900, loadgen.MetricRedisCPUPerMsg: 2}),
+		clusterRecord(1, SetupP2PDCluster, map[string]float64{loadgen.MetricRate: 30000, loadgen.MetricP99: 900, loadgen.MetricRedisCPUPerMsg: 2,
+			loadgen.MetricCPUPerMsg: 40, loadgen.MetricNodeACPUPerMsg: 21, loadgen.MetricNodeBCPUPerMsg: 19}),
 		clusterRecord(1, SetupP2PD, map[string]float64{loadgen.MetricRate: 70000, loadgen.MetricP99: 500}),
 		clusterRecord(1, SetupNodeCluster, map[string]float64{loadgen.MetricRate: 3000, loadgen.MetricP99: 9000, loadgen.MetricOtherCPU: 50}),
 	}
@@ -121,7 +122,7 @@ func TestClusterReport(t *testing.T) {
 			t.Errorf("report lacks %q:\n%s", want, out.String())
 		}
 	}
-	if s := ClusterSummary(res.Records[0].Result); !strings.Contains(s, "30,000 acks/s") {
+	if s := ClusterSummary(res.Records[0].Result); !strings.Contains(s, "30,000 acks/s") || !strings.Contains(s, "relays 40.0 µs (21.0 + 19.0)") {
 		t.Errorf("summary %q", s)
 	}
 }

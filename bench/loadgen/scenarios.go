@@ -62,7 +62,9 @@ const (
 	MetricSwitchesPerMsg = "switches_per_msg"   // server context switches per message
 	MetricRedisCPU       = "redis_cpu_pct"      // Redis server CPU, percent of one core (Target.RedisPID)
 	MetricRedisCPUPerMsg = "redis_cpu_us_per_msg"
-	MetricTotalCPUPerMsg = "total_cpu_us_per_msg" // the relay's processes and Redis, per message
+	MetricTotalCPUPerMsg = "total_cpu_us_per_msg"  // the relay's processes and Redis, per message
+	MetricNodeACPUPerMsg = "node_a_cpu_us_per_msg" // the senders' node alone, per message (with Target.PeerPID)
+	MetricNodeBCPUPerMsg = "node_b_cpu_us_per_msg" // the receivers' node alone, per message
 )
 
 // Config says what the scenarios do. Start from DefaultConfig.
@@ -607,6 +609,22 @@ func (r *run) sampleRedis() (time.Duration, error) {
 	return s.CPU, nil
 }
 
+// sampleNodes reads the CPU time of each of the target's two nodes; 0
+// for a node it cannot read (the sum, from sample, reports the error).
+func (r *run) sampleNodes() (a, b time.Duration) {
+	pids := r.t.relays()
+	if len(pids) < 2 {
+		return 0, 0
+	}
+	if s, err := SampleProc(pids[0]); err == nil {
+		a = s.CPU
+	}
+	if s, err := SampleProc(pids[1]); err == nil {
+		b = s.CPU
+	}
+	return a, b
+}
+
 // others samples every process but the generator and the target's.
 func (r *run) others() Others {
 	return SampleOthers(append(r.t.relays(), r.t.RedisPID)...)
@@ -713,6 +731,7 @@ func (r *run) load(ctx context.Context, spec loadSpec) (Result, error) {
 		stop()
 		return Result{}, err
 	}
+	a0, b0 := r.sampleNodes()
 	red0, rerr := r.sampleRedis()
 	if rerr != nil {
 		stop()
@@ -726,6 +745,7 @@ func (r *run) load(ctx context.Context, spec loadSpec) (Result, error) {
 	serr := sleep(ctx, spec.duration)
 	ls.measuring.Store(false)
 	s1, err := r.sample()
+	a1, b1 := r.sampleNodes()
 	red1, rerr := r.sampleRedis()
 	n1, g1, o1, irq1 := sumDone(pairs), SelfCPU(), r.others(), SoftIRQ()
 	stop()
@@ -762,6 +782,10 @@ func (r *run) load(ctx context.Context, spec loadSpec) (Result, error) {
 		m[MetricSwitchesPerMsg] = float64(s1.Switches-s0.Switches) / float64(msgs)
 	} else {
 		r.errs.add("no message completed in the measured window")
+	}
+	if len(r.t.relays()) > 1 && msgs > 0 {
+		m[MetricNodeACPUPerMsg] = float64((a1 - a0).Microseconds()) / float64(msgs)
+		m[MetricNodeBCPUPerMsg] = float64((b1 - b0).Microseconds()) / float64(msgs)
 	}
 	if r.t.RedisPID != 0 {
 		redis := red1 - red0
