@@ -8,12 +8,21 @@
 #   bench/run.sh --big           only 100,000 idle paired devices on each relay (a few minutes)
 #   bench/run.sh --help          every option
 #   bench/run.sh profile fleet   CPU and allocation profiles of p2pd under one scenario
+#   bench/run.sh --cluster       pairs across two p2pd nodes sharing Redis, against one
+#                                p2pd and against two Node relays on socket.io's Redis
+#                                adapter (3 rounds, about 3 minutes; needs redis-server)
+#   bench/run.sh --cluster --quick   1 round of it (about a minute)
+#   bench/run.sh --cluster --help    the cluster benchmark's options
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 for tool in go node npm; do
 	command -v "$tool" >/dev/null || { echo "bench: $tool is required" >&2; exit 1; }
 done
+if [ "${1:-}" = "--cluster" ] && ! command -v redis-server >/dev/null; then
+	echo "bench: --cluster needs redis-server (Debian: apt-get install redis-server)" >&2
+	exit 1
+fi
 
 # Every device is a socket in the generator and another in the relay, and
 # both processes inherit this shell's open-file limit: the fleet's 10,000
@@ -42,11 +51,27 @@ trap 'rm -rf "$bin"' EXIT
 go build -o "$bin/" ./cmd/p2pd ./bench/cmd/p2pbench
 npm ci --prefix bench/node-relay --no-audit --no-fund --loglevel=error
 
-if [ "${1:-}" = "profile" ]; then
+label="commit $(git rev-parse --short HEAD 2>/dev/null || echo unknown)"
+git diff --quiet HEAD -- . ':!bench' 2>/dev/null || label="$label with uncommitted changes"
+case "${1:-}" in
+profile)
 	shift
 	"$bin/p2pbench" profile --p2pd "$bin/p2pd" "$@"
-else
-	label="commit $(git rev-parse --short HEAD 2>/dev/null || echo unknown)"
-	git diff --quiet HEAD -- . ':!bench' 2>/dev/null || label="$label with uncommitted changes"
+	;;
+--cluster)
+	shift
+	"$bin/p2pbench" cluster --p2pd "$bin/p2pd" --label "$label" "$@"
+	;;
+*)
 	"$bin/p2pbench" run --p2pd "$bin/p2pd" --label "$label" "$@"
-fi
+	for arg in "$@"; do
+		if [ "$arg" = --help ] || [ "$arg" = -h ]; then
+			echo
+			echo "Also: bench/run.sh --cluster [--quick] runs the cluster benchmark (pairs across two p2pd"
+			echo "nodes sharing Redis, against one p2pd and two Node relays on socket.io's Redis adapter);"
+			echo "bench/run.sh --cluster --help lists its options. bench/run.sh profile SCENARIO profiles p2pd."
+			break
+		fi
+	done
+	;;
+esac

@@ -332,6 +332,8 @@ func Summary(r loadgen.Result) string {
 			Number(m[loadgen.MetricRate]), Number(m[loadgen.MetricCPUPerMsg]),
 			Number(m[loadgen.MetricServerCPU]), Number(m[loadgen.MetricGenCPU]), Number(m[loadgen.MetricOtherCPU]),
 			Number(m[loadgen.MetricRSS]))
+	case loadgen.ScenarioCluster:
+		return ClusterSummary(r)
 	case loadgen.ScenarioDevices:
 		s = fmt.Sprintf("%s devices: connect %s s  pair %s s  %s KiB/device  (RSS %s -> %s MiB, idle CPU %s%%; others %s%%)",
 			Number(m[loadgen.MetricDevices]), Number(m[loadgen.MetricConnect]), Number(m[loadgen.MetricPair]),

@@ -18,13 +18,32 @@ import (
 // unregistering, and the peer's drop. The benchmark runs it on both relays
 // before measuring, so that both are known to do the same work.
 func Check(ctx context.Context, relayURL string) error {
-	d := &Dialer{URL: relayURL, Timeout: 5 * time.Second}
+	return CheckCluster(ctx, relayURL, relayURL, false)
+}
+
+// CheckCluster runs Check across two nodes of a cluster: devices A and C
+// connect to urlA, B (A's peer) to urlB, and so does the second
+// connection as A, which must be refused ID_IN_USE. firstValueOnly
+// expects an ack answered with several values to reach the sender with the
+// first of them alone, as it does through socket.io's Redis adapter, which
+// carries one value per socket between nodes.
+func CheckCluster(ctx context.Context, urlA, urlB string, firstValueOnly bool) error {
+	d := &Dialer{URL: urlA, Timeout: 5 * time.Second}
+	dB := &Dialer{URL: urlB, Timeout: 5 * time.Second}
 	ctx, cancel := context.WithTimeout(ctx, 20*time.Second)
 	defer cancel()
 	dial := func(id string) (*Conn, *inbox, error) {
 		in := newInbox()
-		c, err := d.Dial(ctx, id, in.handle)
+		dd := d
+		if id == "check-B" {
+			dd = dB
+		}
+		c, err := dd.Dial(ctx, id, in.handle)
 		return c, in, err
+	}
+	answer := []any{"answer", 3.0}
+	if firstValueOnly {
+		answer = answer[:1]
 	}
 	a, inA, err := dial("check-A")
 	if err != nil {
@@ -145,7 +164,7 @@ func Check(ctx context.Context, relayURL string) error {
 			if err != nil {
 				return err
 			}
-			if err := expect("B's answer piped back", got, "answer", 3.0); err != nil {
+			if err := expect("B's answer piped back", got, answer...); err != nil {
 				return err
 			}
 			ev, err := inB.await(ctx, "question")
@@ -173,7 +192,7 @@ func Check(ctx context.Context, relayURL string) error {
 			return refused("pair with nobody", c, inC, "OFFLINE", "false", "P2P_REGISTER", "check-nobody")
 		}},
 		{"ID_IN_USE", func() error {
-			dup, err := d.Dial(ctx, "check-A", nil)
+			dup, err := dB.Dial(ctx, "check-A", nil)
 			if err == nil {
 				dup.Close()
 				return errors.New("a second connection as check-A was accepted")

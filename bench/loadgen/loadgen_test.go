@@ -3,6 +3,7 @@ package loadgen
 import (
 	"context"
 	"os"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -142,7 +143,48 @@ func TestAgainstRelay(t *testing.T) {
 			t.Errorf("%s: offered rate %v", name, res.Metrics[MetricOffered])
 		}
 	}
+	// The cluster scenario, with both "nodes" this one relay: its
+	// devices' two dialers, the check across two URLs, and the CPU of one
+	// process counted once.
+	if err := CheckCluster(ctx, relay.URL, relay.URL, false); err != nil {
+		t.Fatal(err)
+	}
+	res, err := Run(ctx, cfg, ScenarioCluster, Target{URL: relay.URL, PID: os.Getpid(), PeerURL: relay.URL, PeerPID: os.Getpid()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Errors != 0 || res.Metrics[MetricRate] <= 0 || res.Metrics[MetricP99] <= 0 {
+		t.Errorf("cluster: %d errors (%s), metrics %v", res.Errors, res.FirstError, res.Metrics)
+	}
+	if m := res.Metrics; m[MetricTotalCPUPerMsg] != m[MetricCPUPerMsg] || m[MetricRedisCPU] != 0 {
+		t.Errorf("cluster without Redis: total CPU per message %v, relay's %v, Redis's %v", m[MetricTotalCPUPerMsg], m[MetricCPUPerMsg], m[MetricRedisCPU])
+	}
 	if _, err := Run(ctx, cfg, "nope", target); err == nil {
 		t.Error("an unknown scenario ran")
+	}
+}
+
+func TestSampleGroup(t *testing.T) {
+	one, err := SampleProc(os.Getpid())
+	if err != nil {
+		t.Fatal(err)
+	}
+	two, err := SampleGroup([]int{os.Getpid(), os.Getpid()}, true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The same process twice: twice its figures, give or take what it
+	// did between the samples.
+	if two.Threads < 2*one.Threads || two.RSS < one.RSS*3/2 || two.CPU < 2*one.CPU || two.Reads <= 0 {
+		t.Errorf("sum of two samples %+v against one %+v", two, one)
+	}
+	if _, err := SampleGroup([]int{os.Getpid(), -1}, false); err == nil {
+		t.Error("a missing process did not fail the group")
+	}
+	if got := (Target{PID: 5, PeerPID: 5}).relays(); !slices.Equal(got, []int{5}) {
+		t.Errorf("one process as both nodes: %v", got)
+	}
+	if got := (Target{PID: 5, PeerPID: 6, RedisPID: 7}).relays(); !slices.Equal(got, []int{5, 6}) {
+		t.Errorf("two nodes: %v", got)
 	}
 }

@@ -5,6 +5,7 @@ import (
 	"context"
 	"fmt"
 	"os"
+	"slices"
 	"strconv"
 	"syscall"
 	"time"
@@ -117,25 +118,53 @@ func kB(line []byte) int64 {
 	return n << 10
 }
 
+// SampleGroup reads the processes pids (a cluster's nodes) and sums what
+// they use: CPU time, RSS, peak RSS, threads and, with counters, read and
+// write system calls and context switches.
+func SampleGroup(pids []int, counters bool) (ProcSample, error) {
+	var sum ProcSample
+	for i, pid := range pids {
+		s, err := SampleProc(pid)
+		if err == nil && counters {
+			err = SampleCounters(pid, &s)
+		}
+		if err != nil {
+			return sum, fmt.Errorf("process %d: %w", pid, err)
+		}
+		if i == 0 {
+			sum.At = s.At
+		}
+		sum.CPU += s.CPU
+		sum.RSS += s.RSS
+		sum.HWM += s.HWM
+		sum.Threads += s.Threads
+		sum.Reads += s.Reads
+		sum.Writes += s.Writes
+		sum.Switches += s.Switches
+	}
+	return sum, nil
+}
+
 // Others is the CPU time used so far by every process but this one and
-// the relay, read from /proc/*/stat: what else competes for the cores.
+// the relay's, read from /proc/*/stat: what else competes for the cores.
 // A process that ends is counted through its parent's time for waited-for
 // children; a process started since the earlier sample counts whole.
 type Others struct {
-	exclude [2]int
-	cpu     map[int]time.Duration
+	cpu map[int]time.Duration
 }
 
-// SampleOthers reads the CPU time of every process but this one and relay.
-func SampleOthers(relay int) Others {
-	o := Others{exclude: [2]int{os.Getpid(), relay}, cpu: make(map[int]time.Duration)}
+// SampleOthers reads the CPU time of every process but this one and
+// exclude (the relay's processes; 0 stands for none).
+func SampleOthers(exclude ...int) Others {
+	o := Others{cpu: make(map[int]time.Duration)}
+	self := os.Getpid()
 	dir, err := os.ReadDir("/proc")
 	if err != nil {
 		return o
 	}
 	for _, e := range dir {
 		pid, err := strconv.Atoi(e.Name())
-		if err != nil || pid == o.exclude[0] || pid == o.exclude[1] {
+		if err != nil || pid == self || slices.Contains(exclude, pid) {
 			continue
 		}
 		stat, err := os.ReadFile("/proc/" + e.Name() + "/stat")

@@ -23,6 +23,10 @@ const (
 	ScenarioAck      = "ack"       // a window of outstanding acks per pair
 	ScenarioEmit     = "emit"      // fire-and-forget emits, counted at the receivers
 	ScenarioDevices  = "devices"   // connect and pair many devices, then idle memory
+	// ScenarioCluster is the ack scenario with round trips recorded, run
+	// against a cluster: each pair's sender on one node (Target.URL), its
+	// receiver on another (Target.PeerURL). Not one of the rounds' Scenarios.
+	ScenarioCluster = "cluster"
 )
 
 // Scenarios lists the scenarios in the order a round runs them.
@@ -56,6 +60,11 @@ const (
 	MetricLagMax         = "gen_lag_max_us"     //
 	MetricSyscallsPerMsg = "syscalls_per_msg"   // server read and write system calls per message
 	MetricSwitchesPerMsg = "switches_per_msg"   // server context switches per message
+	MetricRedisCPU       = "redis_cpu_pct"      // Redis server CPU, percent of one core (Target.RedisPID)
+	MetricRedisCPUPerMsg = "redis_cpu_us_per_msg"
+	MetricTotalCPUPerMsg = "total_cpu_us_per_msg"  // the relay's processes and Redis, per message
+	MetricNodeACPUPerMsg = "node_a_cpu_us_per_msg" // the senders' node alone, per message (with Target.PeerPID)
+	MetricNodeBCPUPerMsg = "node_b_cpu_us_per_msg" // the receivers' node alone, per message
 )
 
 // Config says what the scenarios do. Start from DefaultConfig.
@@ -174,10 +183,30 @@ func (c Config) devicesOf(name string) int {
 	return 2 * c.Pairs
 }
 
-// Target is the relay under test: where it listens and its process id.
+// Target is the relay under test: where it listens and its process id;
+// for a cluster, where its other node listens, and the processes whose CPU
+// counts with the relay's (its other node) or apart (Redis).
 type Target struct {
 	URL string
 	PID int
+	// PeerURL, when set, is where the second device of every pair
+	// connects (another node of the cluster URL is a node of); PeerPID is
+	// that node's process, whose CPU time, memory and system calls are
+	// added to PID's.
+	PeerURL string
+	PeerPID int
+	// RedisPID, when set, is the Redis server the nodes share: its CPU is
+	// reported apart (MetricRedisCPU), and with the relay's in
+	// MetricTotalCPUPerMsg.
+	RedisPID int
+}
+
+// relays returns the target's relay processes.
+func (t Target) relays() []int {
+	if t.PeerPID != 0 && t.PeerPID != t.PID {
+		return []int{t.PID, t.PeerPID}
+	}
+	return []int{t.PID}
 }
 
 // Result is what one scenario measured.
@@ -202,6 +231,13 @@ func Run(ctx context.Context, cfg Config, name string, t Target) (Result, error)
 		return Result{}, err
 	}
 	r := &run{cfg: cfg, t: t, dialer: &Dialer{URL: t.URL, Sources: sources}, log: cfg.Logger.With("scenario", name)}
+	r.peerDialer = r.dialer
+	if t.PeerURL != "" && t.PeerURL != t.URL {
+		if sources, err = LoopbackSources(t.PeerURL, cfg.devicesOf(name)); err != nil {
+			return Result{}, err
+		}
+		r.peerDialer = &Dialer{URL: t.PeerURL, Sources: sources}
+	}
 	// Ids unique to this run, so that runs against one relay never meet
 	// the devices of the run before, whose disconnections may still be
 	// under way. Every run's ids have the same length.
@@ -217,12 +253,14 @@ func Run(ctx context.Context, cfg Config, name string, t Target) (Result, error)
 		res, err = r.load(ctx, closed(cfg.LatencyPairs, 1, true, true))
 	case ScenarioAck:
 		res, err = r.load(ctx, closed(cfg.Pairs, cfg.AckWindow, true, false))
+	case ScenarioCluster:
+		res, err = r.load(ctx, closed(cfg.Pairs, cfg.AckWindow, true, true))
 	case ScenarioEmit:
 		res, err = r.load(ctx, closed(cfg.Pairs, cfg.EmitWindow, false, false))
 	case ScenarioDevices:
 		res, err = r.devices(ctx, cfg.Devices)
 	default:
-		return Result{}, fmt.Errorf("unknown scenario %q (want one of %s)", name, strings.Join(Scenarios, ", "))
+		return Result{}, fmt.Errorf("unknown scenario %q (want one of %s or %s)", name, strings.Join(Scenarios, ", "), ScenarioCluster)
 	}
 	res.Scenario = name
 	res.Errors = r.errs.n.Load()
@@ -232,12 +270,13 @@ func Run(ctx context.Context, cfg Config, name string, t Target) (Result, error)
 
 // run is one scenario's state.
 type run struct {
-	prefix string // of device ids
-	cfg    Config
-	t      Target
-	dialer *Dialer
-	log    *slog.Logger
-	errs   errorLog
+	prefix     string // of device ids
+	cfg        Config
+	t          Target
+	dialer     *Dialer // of the pairs' senders
+	peerDialer *Dialer // of their receivers: dialer, or Target.PeerURL's
+	log        *slog.Logger
+	errs       errorLog
 
 	closing atomic.Bool // set once the devices are being closed
 }
@@ -503,7 +542,7 @@ func (r *run) connect(ctx context.Context, pairs []*pair) error {
 		if k%2 == 0 {
 			p.a, err = r.dialer.Dial(ctx, p.aID, r.handlerA(p))
 		} else {
-			p.b, err = r.dialer.Dial(ctx, p.bID, r.handlerB(p))
+			p.b, err = r.peerDialer.Dial(ctx, p.bID, r.handlerB(p))
 		}
 		return err
 	})
@@ -549,16 +588,46 @@ func (r *run) closeAll(pairs []*pair) {
 	}
 }
 
-// sample reads the target's process, counters included.
+// sample reads the target's processes, counters included: their sum.
 func (r *run) sample() (ProcSample, error) {
-	s, err := SampleProc(r.t.PID)
-	if err == nil {
-		err = SampleCounters(r.t.PID, &s)
-	}
+	s, err := SampleGroup(r.t.relays(), true)
 	if err != nil {
-		return s, fmt.Errorf("relay process %d: %w", r.t.PID, err)
+		return s, fmt.Errorf("relay: %w", err)
 	}
 	return s, nil
+}
+
+// sampleRedis reads the Redis server's CPU time, 0 without one.
+func (r *run) sampleRedis() (time.Duration, error) {
+	if r.t.RedisPID == 0 {
+		return 0, nil
+	}
+	s, err := SampleProc(r.t.RedisPID)
+	if err != nil {
+		return 0, fmt.Errorf("redis-server: %w", err)
+	}
+	return s.CPU, nil
+}
+
+// sampleNodes reads the CPU time of each of the target's two nodes; 0
+// for a node it cannot read (the sum, from sample, reports the error).
+func (r *run) sampleNodes() (a, b time.Duration) {
+	pids := r.t.relays()
+	if len(pids) < 2 {
+		return 0, 0
+	}
+	if s, err := SampleProc(pids[0]); err == nil {
+		a = s.CPU
+	}
+	if s, err := SampleProc(pids[1]); err == nil {
+		b = s.CPU
+	}
+	return a, b
+}
+
+// others samples every process but the generator and the target's.
+func (r *run) others() Others {
+	return SampleOthers(append(r.t.relays(), r.t.RedisPID)...)
 }
 
 // loadSpec is a load scenario: pairs each keeping window messages in
@@ -662,7 +731,13 @@ func (r *run) load(ctx context.Context, spec loadSpec) (Result, error) {
 		stop()
 		return Result{}, err
 	}
-	n0, g0, o0, irq0 := sumDone(pairs), SelfCPU(), SampleOthers(r.t.PID), SoftIRQ()
+	a0, b0 := r.sampleNodes()
+	red0, rerr := r.sampleRedis()
+	if rerr != nil {
+		stop()
+		return Result{}, rerr
+	}
+	n0, g0, o0, irq0 := sumDone(pairs), SelfCPU(), r.others(), SoftIRQ()
 	ls.measuring.Store(true)
 	if r.cfg.OnMeasure != nil {
 		r.cfg.OnMeasure(spec.duration)
@@ -670,10 +745,15 @@ func (r *run) load(ctx context.Context, spec loadSpec) (Result, error) {
 	serr := sleep(ctx, spec.duration)
 	ls.measuring.Store(false)
 	s1, err := r.sample()
-	n1, g1, o1, irq1 := sumDone(pairs), SelfCPU(), SampleOthers(r.t.PID), SoftIRQ()
+	a1, b1 := r.sampleNodes()
+	red1, rerr := r.sampleRedis()
+	n1, g1, o1, irq1 := sumDone(pairs), SelfCPU(), r.others(), SoftIRQ()
 	stop()
 	if serr != nil {
 		return Result{}, serr
+	}
+	if err == nil {
+		err = rerr
 	}
 	if err != nil {
 		return Result{}, err
@@ -702,6 +782,20 @@ func (r *run) load(ctx context.Context, spec loadSpec) (Result, error) {
 		m[MetricSwitchesPerMsg] = float64(s1.Switches-s0.Switches) / float64(msgs)
 	} else {
 		r.errs.add("no message completed in the measured window")
+	}
+	if len(r.t.relays()) > 1 && msgs > 0 {
+		m[MetricNodeACPUPerMsg] = float64((a1 - a0).Microseconds()) / float64(msgs)
+		m[MetricNodeBCPUPerMsg] = float64((b1 - b0).Microseconds()) / float64(msgs)
+	}
+	if r.t.RedisPID != 0 {
+		redis := red1 - red0
+		m[MetricRedisCPU] = 100 * redis.Seconds() / window.Seconds()
+		if msgs > 0 {
+			m[MetricRedisCPUPerMsg] = float64(redis.Microseconds()) / float64(msgs)
+			m[MetricTotalCPUPerMsg] = float64((cpu + redis).Microseconds()) / float64(msgs)
+		}
+	} else if msgs > 0 {
+		m[MetricTotalCPUPerMsg] = m[MetricCPUPerMsg]
 	}
 	if spec.record {
 		var all []time.Duration
@@ -793,7 +887,7 @@ func (r *run) devices(ctx context.Context, k int) (Result, error) {
 	if r.cfg.OnMeasure != nil {
 		r.cfg.OnMeasure(0)
 	}
-	o0 := SampleOthers(r.t.PID)
+	o0 := r.others()
 	t0 := time.Now()
 	if err := r.connect(ctx, pairs); err != nil {
 		return res, err
@@ -829,7 +923,7 @@ func (r *run) devices(ctx context.Context, k int) (Result, error) {
 	m[MetricPeakRSS] = mib(s.HWM)
 	m[MetricMemPerDevice] = float64(s.RSS-base.RSS) / 1024 / float64(k)
 	m[MetricIdleCPU] = 100 * (s.CPU - idle0.CPU).Seconds() / s.At.Sub(idle0.At).Seconds()
-	m[MetricOtherCPU] = 100 * SampleOthers(r.t.PID).Since(o0).Seconds() / time.Since(t0).Seconds()
+	m[MetricOtherCPU] = 100 * r.others().Since(o0).Seconds() / time.Since(t0).Seconds()
 	if ok {
 		m[MetricSettled] = 1
 	} else {

@@ -28,6 +28,7 @@ import (
 // CLI is p2pbench's command line.
 type CLI struct {
 	Run     RunCmd     `cmd:"" default:"withargs" help:"Run the side-by-side benchmark (the default command)."`
+	Cluster ClusterCmd `cmd:"" help:"Run the cluster benchmark: pairs across two p2pd nodes sharing Redis, against one p2pd node and against two Node relays on socket.io's Redis adapter."`
 	Profile ProfileCmd `cmd:"" help:"Run one scenario against p2pd serving pprof (--pprof-listen) and save its CPU and allocation profiles."`
 	One     OneCmd     `cmd:"" help:"Run one scenario against a relay that is already running, and print what it measured."`
 	Verbose bool       `help:"Log progress to stderr." short:"v"`
@@ -182,6 +183,82 @@ func (c *RunCmd) machine() harness.Machine {
 	return m
 }
 
+// ClusterCmd runs the cluster benchmark.
+type ClusterCmd struct {
+	RelayFlags
+	NodeCluster string        `help:"The reference relay's cluster script, on socket.io's Redis adapter." default:"bench/node-relay/cluster.mjs" type:"existingfile"`
+	RedisServer string        `help:"The redis-server binary; each measurement starts its own on a free port of 127.0.0.1." default:"redis-server"`
+	Pairs       int           `help:"Pairs, each with its sender on the first node and its receiver on the second." default:"32"`
+	AckWindow   int           `help:"Acks each pair keeps outstanding." default:"64"`
+	Payload     int           `help:"Characters of the string each message carries." default:"64"`
+	Warmup      time.Duration `help:"Load before each measured window." default:"1s"`
+	Duration    time.Duration `help:"Measured window." default:"5s"`
+	Rounds      int           `help:"Rounds; the setups take turns going first." default:"3"`
+	Quick       bool          `help:"A quick look: 1 round, 0.5s warm-up, 2s windows."`
+	Out         string        `help:"Directory for the processes' logs and results.json (default: a new temporary directory)." type:"path"`
+	Strict      bool          `help:"Exit with status 3 when a target is missed."`
+	QuietWait   time.Duration `help:"How long each measurement may wait for other processes to leave the cores alone." default:"5s"`
+	Label       string        `help:"What is measured, for the report (run.sh passes the commit p2pd is built from)."`
+}
+
+// Run runs the cluster benchmark.
+func (c *ClusterCmd) Run(ctx context.Context, log *slog.Logger) error {
+	cfg := loadgen.DefaultConfig()
+	cfg.Pairs, cfg.AckWindow, cfg.Payload = c.Pairs, c.AckWindow, c.Payload
+	cfg.Warmup, cfg.Duration = c.Warmup, c.Duration
+	rounds := c.Rounds
+	if c.Quick {
+		rounds, cfg.Warmup, cfg.Duration = 1, 500*time.Millisecond, 2*time.Second
+	}
+	redisBin, err := exec.LookPath(c.RedisServer)
+	if err != nil {
+		return fmt.Errorf("the cluster benchmark needs redis-server (Debian: apt-get install redis-server): %w", err)
+	}
+	out, err := outDir(c.Out)
+	if err != nil {
+		return err
+	}
+	p2pd, node, err := c.relays()
+	if err != nil {
+		return err
+	}
+	redis := func(dir string, port int) harness.Relay {
+		r := harness.RedisServer(redisBin, dir, port)
+		if c.Pin {
+			r = r.Pinned("1")
+		}
+		return r
+	}
+	m := harness.Describe(c.Node, c.P2PD, c.Pin)
+	m.Label = c.Label
+	res, err := harness.Cluster(ctx, harness.ClusterOptions{
+		Setups: []harness.Setup{
+			harness.P2PDNodes(harness.SetupP2PDCluster, p2pd, 2),
+			harness.P2PDNodes(harness.SetupP2PD, p2pd, 1),
+			harness.NodeCluster(harness.SetupNodeCluster, node, c.NodeCluster, 2),
+		},
+		Redis:     redis,
+		Rounds:    rounds,
+		Config:    cfg,
+		QuietWait: c.QuietWait,
+		Machine:   m,
+		OutDir:    out,
+		Out:       os.Stdout,
+		Logger:    log,
+	})
+	if err != nil {
+		return err
+	}
+	if c.Strict {
+		for _, v := range res.Verdicts {
+			if v.Missed() {
+				return exitError{3, harness.ErrFailed}
+			}
+		}
+	}
+	return nil
+}
+
 // ProfileCmd profiles p2pd under one scenario.
 type ProfileCmd struct {
 	RelayFlags
@@ -210,11 +287,15 @@ func (c *ProfileCmd) Run(ctx context.Context, log *slog.Logger) error {
 // OneCmd runs one scenario against a running relay.
 type OneCmd struct {
 	ScenarioFlags
-	Scenario string `arg:"" help:"Scenario: fleet, fleet-10x, latency, ack, emit or devices." enum:"fleet,fleet-10x,latency,ack,emit,devices"`
-	URL      string `name:"url" help:"The relay's URL (http://127.0.0.1:PORT)." required:""`
-	PID      int    `name:"pid" help:"The relay's process id, whose CPU time and memory are measured." required:""`
-	Check    bool   `help:"Run the protocol check first."`
-	JSON     bool   `name:"json" help:"Print the result as JSON."`
+	Scenario  string `arg:"" help:"Scenario: fleet, fleet-10x, latency, ack, emit, devices or cluster." enum:"fleet,fleet-10x,latency,ack,emit,devices,cluster"`
+	URL       string `name:"url" help:"The relay's URL (http://127.0.0.1:PORT)." required:""`
+	PID       int    `name:"pid" help:"The relay's process id, whose CPU time and memory are measured." required:""`
+	PeerURL   string `name:"peer-url" help:"Another node of the relay's cluster, where the second device of every pair connects (default: --url)."`
+	PeerPID   int    `name:"peer-pid" help:"The process id of --peer-url's node, measured with --pid's."`
+	RedisPID  int    `name:"redis-pid" help:"The process id of the Redis server the nodes share, whose CPU is reported apart."`
+	Check     bool   `help:"Run the protocol check first (across --url and --peer-url)."`
+	FirstOnly bool   `name:"first-value-only" help:"In the protocol check, expect an ack answered with several values to arrive with the first alone (socket.io's Redis adapter between nodes)."`
+	JSON      bool   `name:"json" help:"Print the result as JSON."`
 }
 
 // Run runs the scenario.
@@ -224,12 +305,16 @@ func (c *OneCmd) Run(ctx context.Context, log *slog.Logger) error {
 	if err := harness.RaiseFileLimit(cfg.FilesNeeded()); err != nil {
 		return err
 	}
+	peer := c.PeerURL
+	if peer == "" {
+		peer = c.URL
+	}
 	if c.Check {
-		if err := loadgen.Check(ctx, c.URL); err != nil {
+		if err := loadgen.CheckCluster(ctx, c.URL, peer, c.FirstOnly); err != nil {
 			return err
 		}
 	}
-	res, err := loadgen.Run(ctx, cfg, c.Scenario, loadgen.Target{URL: c.URL, PID: c.PID})
+	res, err := loadgen.Run(ctx, cfg, c.Scenario, loadgen.Target{URL: c.URL, PID: c.PID, PeerURL: peer, PeerPID: c.PeerPID, RedisPID: c.RedisPID})
 	if err != nil {
 		return err
 	}
