@@ -123,7 +123,7 @@ func (c *clusterRig) start(n *p2pdNode) {
 		c.t.Fatal(err)
 	}
 	n.cmd = exec.Command(c.bin, "--listen", "127.0.0.1:"+strconv.Itoa(n.port), "--redis", "redis://"+addr,
-		"--node-id", n.id, "--lease", "1s", "--resume-window", "2s", "--reclaim-check", "1s", "--admin-token", "p2pa_compat-cluster-"+n.id,
+		"--node-id", n.id, "--lease", "1s", "--resume-window", "3s", "--reclaim-check", "1s", "--admin-token", "p2pa_compat-cluster-"+n.id,
 		"--log-level", "debug")
 	n.cmd.Stdout, n.cmd.Stderr = logf, logf
 	if err := n.cmd.Start(); err != nil {
