@@ -23,6 +23,7 @@ func deviceOf(d server.Device) adminapi.Device {
 		Transport:   d.Transport,
 		Generation:  d.Gen.String(),
 		EngineIO:    d.EngineIO,
+		Node:        d.Node,
 	}
 }
 
