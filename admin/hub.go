@@ -248,7 +248,7 @@ func (h *Hub) source() Source {
 // OnEvent numbers a relay event and hands it to every subscriber. It never
 // blocks: a subscriber whose buffer is full is marked for a resync.
 func (h *Hub) OnEvent(e server.Event) {
-	h.publish(deltaOf(e))
+	h.publish(deltaOf(e, h.cfg.Node != ""))
 	h.noticeWatched(e)
 }
 
@@ -357,7 +357,7 @@ func (h *Hub) snapshotAt(seq uint64) *adminapi.Snapshot {
 		refusals = *p
 	}
 	for i, d := range devs {
-		snap.Devices[i] = deviceOf(d.Device)
+		snap.Devices[i] = deviceOf(d.Device, h.cfg.Node != "")
 		snap.Devices[i].Messages = d.Messages
 		snap.Devices[i].Refusals = refusals[d.ID]
 	}

@@ -110,10 +110,18 @@ func TestNodesInTheSnapshotAndTheStats(t *testing.T) {
 }
 
 func TestAloneHasNoNodes(t *testing.T) {
-	h := newTestHub(t, Config{})
+	h, err := New(Config{Token: testToken, StatsInterval: time.Hour})
+	if err != nil {
+		t.Fatal(err)
+	}
+	h.Start(&fakeSource{devices: []server.DeviceInfo{{Device: server.Device{ID: "A", Node: "local"}}}})
+	t.Cleanup(h.Close)
 	snap := h.Snapshot()
 	if snap.Node != "" || snap.Nodes != nil || snap.Clustered() {
 		t.Fatalf("a relay alone shows nodes: %q %+v", snap.Node, snap.Nodes)
+	}
+	if len(snap.Devices) != 1 || snap.Devices[0].Node != "" {
+		t.Fatalf("a relay alone names its devices' node: %+v", snap.Devices)
 	}
 	sub := h.subscribe()
 	t.Cleanup(func() { h.unsubscribe(sub) })
