@@ -356,7 +356,11 @@ func (d Delta) Summary() string {
 		if d.Device == nil {
 			return fmt.Sprintf("%s connected", d.ID)
 		}
-		return fmt.Sprintf("%s connected from %s (%s, %s, EIO %d)", d.ID, d.Device.Address, d.Device.Transport, d.Device.Generation, d.Device.EngineIO)
+		on := ""
+		if d.Device.Node != "" {
+			on = " on " + d.Device.Node
+		}
+		return fmt.Sprintf("%s connected%s from %s (%s, %s, EIO %d)", d.ID, on, d.Device.Address, d.Device.Transport, d.Device.Generation, d.Device.EngineIO)
 	case KindDeviceDisconnected:
 		return fmt.Sprintf("%s disconnected: %s", d.ID, LeaveReason(d.Reason))
 	case KindDeviceAway:
