@@ -151,6 +151,10 @@ func (v *detailView) flow(msgs, bytes uint64, of func(*adminapi.DeviceDetail) ui
 
 // watchText says how complete the traffic below is.
 func (v *detailView) watchText() string {
+	if st := v.data.state; st != nil && v.det.Node != "" && v.det.Node != st.Node {
+		// Its counters and traffic are its node's own.
+		return "held by node " + v.det.Node + ", which counts and watches it: point p2pctl at that node"
+	}
 	var parts []string
 	if v.det.Dropped > 0 {
 		parts = append(parts, thousands(int(v.det.Dropped))+" left out over the relay's bound")

@@ -76,3 +76,26 @@ func TestNodesPaneFollowsTheCluster(t *testing.T) {
 		t.Fatalf("a relay alone shows nodes:\n%s", out)
 	}
 }
+
+// TestDetailOfADeviceOnAnotherNode: the detail says which node holds the
+// device, and that its traffic is that node's to show.
+func TestDetailOfADeviceOnAnotherNode(t *testing.T) {
+	ch, cmds := clusterFeed(), &fakeCommands{}
+	tm, _ := startTest(t, ch, cmds, 120, 30)
+	waitFor(t, tm, "golf could not pair")
+	typeKeys(tm, "j", "enter") // bravo, on relay-2
+	waitFor(t, tm, "reading what the relay knows")
+	det := &adminapi.DeviceDetail{Device: device("bravo", 4*time.Minute, "alpha"), Time: t0}
+	det.Node = "relay-2"
+	ch <- adminapi.Update{Status: adminapi.StatusLive, Detail: det}
+	waitFor(t, tm, "point p2pctl at that node")
+	out := final(t, tm)
+	for _, want := range []string{"on relay-2", "held by node relay-2"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("the detail lacks %q:\n%s", want, out)
+		}
+	}
+	if got := cmds.Calls(); len(got) != 1 || got[0] != "watch bravo" {
+		t.Fatalf("commands %v", got)
+	}
+}
