@@ -85,13 +85,14 @@ func nodesAt(nodes []adminapi.Node, now time.Time) []adminapi.Node {
 }
 
 // readNodes reads the cluster's nodes and keeps them for the snapshots and
-// the stats deltas; on a relay alone it does nothing. A failed reading
-// keeps the last one, and is logged once until a reading succeeds again.
+// the stats deltas; on a relay alone it does nothing. A reading may take
+// half the stats interval, lest a slow Redis hold the counters up; a
+// failed one keeps the last, and is logged once until one succeeds again.
 func (h *Hub) readNodes() {
 	if h.cfg.Nodes == nil {
 		return
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), h.cfg.StatsInterval)
+	ctx, cancel := context.WithTimeout(context.Background(), h.cfg.StatsInterval/2)
 	defer cancel()
 	nodes, err := h.nodeReader.read(ctx, h.cfg.Nodes, h.cfg.Node)
 	if err != nil {
