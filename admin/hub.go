@@ -341,9 +341,9 @@ func (h *Hub) snapshotAt(seq uint64) *adminapi.Snapshot {
 	now := h.cfg.Now()
 	snap := &adminapi.Snapshot{Seq: seq, Time: now, Devices: []adminapi.Device{}, Pairs: []adminapi.Pair{}}
 	snap.Node = h.cfg.Node
-	if h.cfg.Nodes != nil && h.nodes.Load() == nil {
-		h.readNodes() // none read yet: the first snapshots need them too
-	}
+	// Read afresh: the lease ages of the last reading, up to a second old,
+	// would be that much too long.
+	h.readNodes()
 	snap.Nodes = h.clusterNodes(now)
 	src := h.source()
 	if src == nil {

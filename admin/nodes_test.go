@@ -48,7 +48,7 @@ func TestNodesInTheSnapshotAndTheStats(t *testing.T) {
 	h.Start(src)
 	t.Cleanup(h.Close)
 
-	// The first snapshot reads the nodes itself.
+	// A snapshot reads the nodes afresh.
 	snap := h.Snapshot()
 	if snap.Node != "n1" || !snap.Clustered() || len(snap.Nodes) != 2 {
 		t.Fatalf("snapshot node %q, nodes %+v", snap.Node, snap.Nodes)
