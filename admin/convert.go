@@ -10,9 +10,10 @@ import (
 // The relay's types (package server) become the admin side's own (package
 // adminapi) here, on their way into the stream.
 
-// deviceOf converts the relay's view of a device.
-func deviceOf(d server.Device) adminapi.Device {
-	return adminapi.Device{
+// deviceOf converts the relay's view of a device; its node is kept on a
+// node of a cluster only (a relay alone calls itself "local").
+func deviceOf(d server.Device, clustered bool) adminapi.Device {
+	out := adminapi.Device{
 		ID:          d.ID,
 		Available:   d.Available(),
 		Peer:        d.Peer,
@@ -24,13 +25,17 @@ func deviceOf(d server.Device) adminapi.Device {
 		Generation:  d.Gen.String(),
 		EngineIO:    d.EngineIO,
 	}
+	if clustered {
+		out.Node = d.Node
+	}
+	return out
 }
 
 // deltaOf converts a relay event; Seq is set by the hub.
-func deltaOf(e server.Event) adminapi.Delta {
+func deltaOf(e server.Event, clustered bool) adminapi.Delta {
 	d := adminapi.Delta{Kind: adminapi.Kind(e.Kind), Time: e.Time, ID: e.ID, Peer: e.Peer, Reason: e.Reason, Code: string(e.Code)}
 	if e.Device != nil {
-		dev := deviceOf(*e.Device)
+		dev := deviceOf(*e.Device, clustered)
 		d.Device = &dev
 	}
 	return d
@@ -61,9 +66,9 @@ func statsOf(st server.Stats, now time.Time) adminapi.Stats {
 }
 
 // detailOf converts the relay's detail of a device, read at now.
-func detailOf(d server.DeviceDetail, now time.Time) adminapi.DeviceDetail {
+func detailOf(d server.DeviceDetail, now time.Time, clustered bool) adminapi.DeviceDetail {
 	out := adminapi.DeviceDetail{
-		Device:         deviceOf(d.Device),
+		Device:         deviceOf(d.Device, clustered),
 		Time:           now,
 		TokenExpires:   d.TokenExpires,
 		MessagesIn:     d.MessagesIn,

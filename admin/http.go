@@ -140,7 +140,7 @@ func commandStatus(c protocol.Code) int {
 // MetricsHandler serves the Prometheus metrics. Unless Config.MetricsOpen
 // is set it requires the admin token, as StateHandler does.
 func (h *Hub) MetricsHandler() http.Handler {
-	hh := promhttp.HandlerFor(h.reg, promhttp.HandlerOpts{Registry: h.reg})
+	hh := promhttp.HandlerFor(h.reg, promhttp.HandlerOpts{Registry: h.regr})
 	if h.cfg.MetricsOpen {
 		return hh
 	}

@@ -75,6 +75,14 @@ type Config struct {
 	AuthFailureBurst int
 	// Now is the clock. Default time.Now.
 	Now func() time.Time
+	// Node is the id of the cluster node the hub serves, "" for a relay
+	// alone: every metric carries it as the label node, and the admin side
+	// names it (adminapi.Snapshot.Node) and marks it among the nodes.
+	Node string
+	// Nodes lists the cluster's live nodes, read once a second for the
+	// nodes view (the snapshots and the stats deltas); nil for a relay
+	// alone.
+	Nodes NodeLister
 }
 
 func (c Config) withDefaults() (Config, error) {
@@ -170,7 +178,12 @@ type Hub struct {
 
 	refusals atomic.Pointer[map[string]uint64] // the devices' refusal counts at the last sample (read-only)
 
+	nodeReader   nodeReader
+	nodes        atomic.Pointer[[]adminapi.Node] // the cluster's nodes at the last reading (read-only)
+	nodesFailing atomic.Bool                     // the last reading of the nodes failed
+
 	reg    *prometheus.Registry
+	regr   prometheus.Registerer // reg, with the node label on a node of a cluster
 	closed chan struct{}
 	once   sync.Once
 	wg     sync.WaitGroup
@@ -204,7 +217,7 @@ func New(cfg Config) (*Hub, error) {
 	if len(cfg.Token) < MinTokenLength {
 		h.log.Warn("the admin token is short; use at least 16 random characters", "length", len(cfg.Token))
 	}
-	h.reg = newRegistry(h)
+	h.reg, h.regr = newRegistry(h)
 	return h, nil
 }
 
@@ -235,7 +248,7 @@ func (h *Hub) source() Source {
 // OnEvent numbers a relay event and hands it to every subscriber. It never
 // blocks: a subscriber whose buffer is full is marked for a resync.
 func (h *Hub) OnEvent(e server.Event) {
-	h.publish(deltaOf(e))
+	h.publish(deltaOf(e, h.cfg.Node != ""))
 	h.noticeWatched(e)
 }
 
@@ -327,6 +340,11 @@ func (h *Hub) Snapshot() *adminapi.Snapshot {
 func (h *Hub) snapshotAt(seq uint64) *adminapi.Snapshot {
 	now := h.cfg.Now()
 	snap := &adminapi.Snapshot{Seq: seq, Time: now, Devices: []adminapi.Device{}, Pairs: []adminapi.Pair{}}
+	snap.Node = h.cfg.Node
+	// Read afresh: the lease ages of the last reading, up to a second old,
+	// would be that much too long.
+	h.readNodes()
+	snap.Nodes = h.clusterNodes(now)
 	src := h.source()
 	if src == nil {
 		snap.Stats = adminapi.Stats{Time: now, Refusals: map[string]uint64{}, PairFailed: map[string]uint64{}, Subscribers: int(h.nsubs.Load())}
@@ -339,7 +357,7 @@ func (h *Hub) snapshotAt(seq uint64) *adminapi.Snapshot {
 		refusals = *p
 	}
 	for i, d := range devs {
-		snap.Devices[i] = deviceOf(d.Device)
+		snap.Devices[i] = deviceOf(d.Device, h.cfg.Node != "")
 		snap.Devices[i].Messages = d.Messages
 		snap.Devices[i].Refusals = refusals[d.ID]
 	}
@@ -496,6 +514,7 @@ func (h *Hub) tickStats() {
 			continue
 		case <-t.C:
 		}
+		h.readNodes()
 		h.sampleStats(&smp)
 		h.refreshWatches(h.source())
 		h.auth.flush(h.cfg.Now())
@@ -521,7 +540,7 @@ func (h *Hub) sampleStats(smp *sampler) {
 	}
 	st.Subscribers = int(h.nsubs.Load())
 	h.stats.Store(&st)
-	d := adminapi.Delta{Kind: adminapi.KindStats, Time: now, Stats: &st}
+	d := adminapi.Delta{Kind: adminapi.KindStats, Time: now, Stats: &st, Nodes: h.clusterNodes(now)}
 	if st.Subscribers > 0 {
 		if smp.pairs == nil {
 			smp.pairs = map[string]pairSample{}

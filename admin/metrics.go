@@ -23,14 +23,22 @@ type collector struct {
 	authThrottled, watched                *prometheus.Desc
 }
 
-func newRegistry(h *Hub) *prometheus.Registry {
+// newRegistry returns the registry /metrics serves, and the registerer
+// that adds to it: on a node of a cluster, every metric, the Go runtime's,
+// the process's and the handler's own included, carries the node's id as
+// the constant label node.
+func newRegistry(h *Hub) (*prometheus.Registry, prometheus.Registerer) {
 	reg := prometheus.NewRegistry()
-	reg.MustRegister(
+	var r prometheus.Registerer = reg
+	if h.cfg.Node != "" {
+		r = prometheus.WrapRegistererWith(prometheus.Labels{"node": h.cfg.Node}, reg)
+	}
+	r.MustRegister(
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 		newCollector(h),
 	)
-	return reg
+	return reg, r
 }
 
 func newCollector(h *Hub) *collector {

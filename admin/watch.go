@@ -336,7 +336,7 @@ func (h *Hub) detail(src Source, id string) (adminapi.DeviceDetail, bool) {
 	if !ok {
 		return adminapi.DeviceDetail{Device: adminapi.Device{ID: id}, Time: now, Offline: true}, false
 	}
-	return detailOf(det, now), true
+	return detailOf(det, now, h.cfg.Node != ""), true
 }
 
 // Detail returns what the relay knows of device id: OFFLINE when it is not

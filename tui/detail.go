@@ -110,9 +110,13 @@ func (v *detailView) View() string {
 		if conn == nil {
 			conn = &det.Device
 		}
+		where := ""
+		if conn.Node != "" {
+			where = " · on " + conn.Node
+		}
 		lines = append(lines,
-			label("connection")+fmt.Sprintf("%s · %s EIO %d · %s · since %s (%s)", conn.Transport, conn.Generation,
-				conn.EngineIO, conn.Address, conn.ConnectedAt.UTC().Format("15:04:05"), age(d.now, conn.ConnectedAt)),
+			label("connection")+fmt.Sprintf("%s · %s EIO %d · %s%s · since %s (%s)", conn.Transport, conn.Generation,
+				conn.EngineIO, conn.Address, where, conn.ConnectedAt.UTC().Format("15:04:05"), age(d.now, conn.ConnectedAt)),
 			label("token")+det.TokenSummary(d.now),
 			label("sent")+v.flow(det.MessagesIn, det.BytesIn, func(x *adminapi.DeviceDetail) uint64 { return x.MessagesIn }),
 			label("received")+v.flow(det.MessagesOut, det.BytesOut, func(x *adminapi.DeviceDetail) uint64 { return x.MessagesOut }),
@@ -147,6 +151,10 @@ func (v *detailView) flow(msgs, bytes uint64, of func(*adminapi.DeviceDetail) ui
 
 // watchText says how complete the traffic below is.
 func (v *detailView) watchText() string {
+	if st := v.data.state; st != nil && v.det.Node != "" && v.det.Node != st.Node {
+		// Its counters and traffic are its node's own.
+		return "held by node " + v.det.Node + ", which counts and watches it: point p2pctl at that node"
+	}
 	var parts []string
 	if v.det.Dropped > 0 {
 		parts = append(parts, thousands(int(v.det.Dropped))+" left out over the relay's bound")

@@ -79,13 +79,14 @@ type Config struct {
 	Now func() time.Time
 }
 
-// The panes, in tab order.
+// The panes, in tab order; the nodes pane is in it only when the relay is
+// a node of a cluster.
 const (
 	paneAll = iota
 	paneAvailable
 	panePairs
 	paneEvents
-	paneCount
+	paneNodes
 )
 
 // mode is what the keys currently do.
@@ -111,6 +112,7 @@ type Model struct {
 	avail   *devicesPane
 	pairs   *pairsPane
 	events  *eventsPane
+	nodes   *nodesPane
 	detail  *detailView
 	help    *helpScreen
 	footer  *footer
@@ -121,6 +123,7 @@ type Model struct {
 	mode        mode
 	detailOpen  bool   // the detail takes the panes' place
 	focus       int    // the pane with the focus, in tab order
+	clustered   bool   // the relay is a node of a cluster: the nodes pane is shown
 	headerLines int    // the lines the header took at the last layout
 	dirty       bool   // the rows' data, the filter or the order changed since the panes' rows were built
 	stale       bool   // the stream brought something since the last redraw
@@ -164,6 +167,7 @@ func New(cfg Config) *Model {
 	m.avail = newDevicesPane(c, true)
 	m.pairs = newPairsPane(c)
 	m.events = newEventsPane(c, cfg.LogSize, cfg.Now)
+	m.nodes = newNodesPane(c)
 	m.detail = newDetailView(c)
 	m.help = newHelpScreen(c)
 	m.footer = newFooter(c)
@@ -174,9 +178,12 @@ func New(cfg Config) *Model {
 	return m
 }
 
-// panes returns the panes in tab order.
-func (m *Model) panes() [paneCount]pane {
-	return [paneCount]pane{m.all, m.avail, m.pairs, m.events}
+// panes returns the panes shown, in tab order.
+func (m *Model) panes() []pane {
+	if m.clustered {
+		return []pane{m.all, m.avail, m.pairs, m.events, m.nodes}
+	}
+	return []pane{m.all, m.avail, m.pairs, m.events}
 }
 
 // Messages the model handles besides bubbletea's own.
@@ -284,8 +291,8 @@ func (m *Model) resize(w, h int) {
 }
 
 // layout sizes the body under a header of m.headerLines: the three device
-// and pair panes side by side over the event log, or the detail, or the
-// help.
+// and pair panes side by side over the event log (beside the nodes, under
+// the pairs, on a cluster), or the detail, or the help.
 func (m *Model) layout() {
 	w, h := m.common.Width, m.common.Height
 	body := max(h-m.headerLines-1, 0)
@@ -294,7 +301,12 @@ func (m *Model) layout() {
 	m.all.SetSize(third, top)
 	m.avail.SetSize(third, top)
 	m.pairs.SetSize(w-2*third, top)
-	m.events.SetSize(w, max(body-top, 0))
+	if m.clustered {
+		m.events.SetSize(2*third, max(body-top, 0))
+		m.nodes.SetSize(w-2*third, max(body-top, 0))
+	} else {
+		m.events.SetSize(w, max(body-top, 0))
+	}
 	m.detail.SetSize(w, body)
 	m.help.SetSize(w, body)
 }
@@ -337,6 +349,13 @@ func (m *Model) resynced(snap *adminapi.Snapshot) {
 	}
 	m.events.Synced(snap)
 	m.dirty = true
+	if c := m.data.state.Clustered(); c != m.clustered {
+		m.clustered = c
+		if m.focus >= len(m.panes()) {
+			m.setFocus(paneAll)
+		}
+		m.layout()
+	}
 }
 
 func (m *Model) applyDelta(d adminapi.Delta) {
@@ -349,7 +368,7 @@ func (m *Model) applyDelta(d adminapi.Delta) {
 		if d.Stats != nil {
 			m.header.AddRate(d.Stats.MessagesPerSec)
 		}
-		if m.data.order.followsCounters() {
+		if m.data.order.followsCounters() || (d.Nodes != nil && m.nodes.changed(d.Nodes)) {
 			m.dirty = true
 		}
 		return
@@ -415,9 +434,11 @@ func (m *Model) onPanesKey(msg tea.KeyMsg) tea.Cmd {
 	k := m.common.Keys
 	switch {
 	case key.Matches(msg, k.NextPane):
-		m.setFocus((m.focus + 1) % paneCount)
+		n := len(m.panes())
+		m.setFocus((m.focus + 1) % n)
 	case key.Matches(msg, k.PrevPane):
-		m.setFocus((m.focus + paneCount - 1) % paneCount)
+		n := len(m.panes())
+		m.setFocus((m.focus + n - 1) % n)
 	case key.Matches(msg, k.Filter):
 		m.mode = modeFilter
 		return m.filter.Focus()
@@ -640,7 +661,11 @@ func (m *Model) redraw() {
 		body = m.detail.View()
 	default:
 		body = joinRow(m.all.View(), m.avail.View(), m.pairs.View())
-		if m.events.Height > 2 {
+		switch {
+		case m.events.Height <= 2:
+		case m.clustered:
+			body += "\n" + joinRow(m.events.View(), m.nodes.View())
+		default:
 			body += "\n" + m.events.View()
 		}
 	}

@@ -189,6 +189,32 @@ func withSortColumn(cols []column, order sortOrder) []column {
 	return out
 }
 
+// withNodeColumn returns cols with the devices' node after the column
+// keyed after, as wide as the longest node id: on a cluster, it goes when
+// room is short after the optional columns but the uptime. The state
+// column gives up some of its room for it.
+func withNodeColumn(cols []column, after string, nodes []adminapi.Node) []column {
+	w := 8
+	if len(nodes) > 0 {
+		w = 4
+		for _, n := range nodes {
+			w = max(w, ansi.StringWidth(n.ID))
+		}
+	}
+	nc := column{key: "node", title: "NODE", width: min(w, 16), min: 4, drop: 1}
+	out := make([]column, 0, len(cols)+1)
+	for _, c := range cols {
+		if c.key == "state" {
+			c.width = 12
+		}
+		out = append(out, c)
+		if c.key == after {
+			out = append(out, nc)
+		}
+	}
+	return out
+}
+
 // Refresh takes the devices that pass the filter, or only the available
 // ones among them.
 func (p *devicesPane) Refresh() {
@@ -209,8 +235,13 @@ func (p *devicesPane) View() string {
 	d := p.data
 	cols := allDeviceCols
 	title, short := "All devices", "All"
+	nodeAfter := "state"
 	if p.available {
 		cols, title, short = availableCols, "Available", "Avail."
+		nodeAfter = "up"
+	}
+	if d.state != nil && d.state.Clustered() {
+		cols = withNodeColumn(cols, nodeAfter, d.state.Nodes)
 	}
 	cols = fitColumns(withSortColumn(cols, d.order), p.Width-2-markerWidth, p.idWidth())
 	empty := emptyText(d, "no devices", "no device")
@@ -258,6 +289,8 @@ func (p *devicesPane) value(dev *adminapi.Device, key string) string {
 		return fmt.Sprintf("%s/%d", dev.Generation, dev.EngineIO)
 	case "addr":
 		return dev.Address
+	case "node":
+		return dev.Node
 	}
 	return ""
 }

@@ -2,6 +2,7 @@ package adminapi
 
 import (
 	"maps"
+	"slices"
 	"sort"
 )
 
@@ -29,7 +30,12 @@ type State struct {
 	// relayed nothing in that interval, or was not yet connected when it
 	// began.
 	DeviceRates map[string]float64
-	pairOf      map[string]string // device id -> the A of its pair
+	// Node is the cluster node serving the admin side, "" for a relay
+	// alone; Nodes are the cluster's live nodes as the snapshot or the
+	// last stats delta that read them gave them, sorted by id.
+	Node   string
+	Nodes  []Node
+	pairOf map[string]string // device id -> the A of its pair
 }
 
 // NewState returns a State holding snap.
@@ -43,6 +49,7 @@ func NewState(snap *Snapshot) *State {
 func (s *State) Reset(snap *Snapshot) {
 	s.Seq = snap.Seq
 	s.Stats = snap.Stats
+	s.Node, s.Nodes = snap.Node, slices.Clone(snap.Nodes)
 	s.Devices = make(map[string]*Device, len(snap.Devices))
 	s.Pairs = make(map[string]*Pair, len(snap.Pairs))
 	s.PairRates = nil
@@ -100,6 +107,7 @@ func (s *State) Apply(d Delta) {
 		}
 		if dev, ok := s.Devices[d.ID]; ok {
 			dev.Away = false
+			dev.Node = d.Device.Node // it may have come back on another node
 			dev.Address, dev.Transport = d.Device.Address, d.Device.Transport
 			dev.Generation, dev.EngineIO = d.Device.Generation, d.Device.EngineIO
 		}
@@ -149,6 +157,9 @@ func (s *State) Apply(d Delta) {
 		}
 		if d.DevicesSampled {
 			s.DeviceRates = maps.Clone(d.DeviceRates)
+		}
+		if d.Nodes != nil {
+			s.Nodes = slices.Clone(d.Nodes)
 		}
 	}
 }
@@ -213,7 +224,7 @@ func (s *State) syncPeer(d *Device) {
 // Snapshot returns the state as a Snapshot, devices sorted by id and pairs
 // by their asking side.
 func (s *State) Snapshot() *Snapshot {
-	out := &Snapshot{Seq: s.Seq, Stats: s.Stats, Time: s.Stats.Time,
+	out := &Snapshot{Seq: s.Seq, Stats: s.Stats, Time: s.Stats.Time, Node: s.Node, Nodes: slices.Clone(s.Nodes),
 		Devices: make([]Device, 0, len(s.Devices)), Pairs: make([]Pair, 0, len(s.Pairs))}
 	for _, d := range s.Devices {
 		out.Devices = append(out.Devices, *d)
@@ -225,6 +236,9 @@ func (s *State) Snapshot() *Snapshot {
 	sort.Slice(out.Pairs, func(i, j int) bool { return out.Pairs[i].A < out.Pairs[j].A })
 	return out
 }
+
+// Clustered reports whether the relay is a node of a cluster.
+func (s *State) Clustered() bool { return s.Node != "" }
 
 // PairOf returns the pair device id is in.
 func (s *State) PairOf(id string) (*Pair, bool) {

@@ -71,3 +71,32 @@ func TestStateFollowsADeviceAwayAndBack(t *testing.T) {
 		t.Errorf("summary %q", got)
 	}
 }
+
+func TestStateFollowsTheCluster(t *testing.T) {
+	s := NewState(&Snapshot{Seq: 1, Node: "n1", Nodes: []Node{{ID: "n1", Self: true}, {ID: "n2"}},
+		Devices: []Device{{ID: "A", Peer: "B", Node: "n1"}, {ID: "B", Peer: "A", Node: "n2"}}, Pairs: []Pair{{A: "A", B: "B"}}})
+	if !s.Clustered() || len(s.Nodes) != 2 {
+		t.Fatalf("state of a cluster: node %q, nodes %+v", s.Node, s.Nodes)
+	}
+	// B drops off n2 and comes back on n1.
+	s.Apply(Delta{Seq: 2, Kind: KindDeviceAway, ID: "B", Peer: "A"})
+	s.Apply(Delta{Seq: 3, Kind: KindDeviceResumed, ID: "B", Peer: "A", Device: &Device{ID: "B", Node: "n1"}})
+	if d := s.Devices["B"]; d.Node != "n1" || d.Away {
+		t.Fatalf("B back on n1: %+v", d)
+	}
+	// Stats without nodes (the reading failed) keep them; with, replace them.
+	s.Apply(Delta{Seq: 4, Kind: KindStats, Stats: &Stats{}})
+	if len(s.Nodes) != 2 {
+		t.Fatalf("nodes after stats without any: %+v", s.Nodes)
+	}
+	s.Apply(Delta{Seq: 5, Kind: KindStats, Stats: &Stats{}, Nodes: []Node{{ID: "n1", Self: true}}})
+	if len(s.Nodes) != 1 || !s.Snapshot().Clustered() || len(s.Snapshot().Nodes) != 1 {
+		t.Fatalf("nodes after n2 left: %+v", s.Nodes)
+	}
+	if got := (Delta{Kind: KindDeviceConnected, ID: "C", Device: &Device{ID: "C", Node: "n2", Address: "x", Transport: "websocket", Generation: "gen2", EngineIO: 4}}).Summary(); got != "C connected on n2 from x (websocket, gen2, EIO 4)" {
+		t.Errorf("summary %q", got)
+	}
+	if NewState(&Snapshot{}).Clustered() {
+		t.Error("a relay alone's state is clustered")
+	}
+}

@@ -23,6 +23,10 @@ type Device struct {
 	// Refusals is how many of its requests the relay refused, all codes
 	// together, as last sampled (the snapshot, then the stats deltas).
 	Refusals uint64 `json:"refusals,omitempty"`
+	// Node is the cluster node that holds its connection; "" (left out)
+	// for a relay alone. Messages and Refusals are counted by that node:
+	// another node's admin side shows them as 0.
+	Node string `json:"node,omitempty"`
 }
 
 // DeviceDetail is everything the relay knows of one device: the body of
@@ -240,6 +244,28 @@ type Stats struct {
 	Subscribers    int               `json:"subscribers"` // admin stream subscribers
 }
 
+// Node is one live node of a cluster, as its lease in Redis says, read
+// once a second by the node serving the admin side.
+type Node struct {
+	ID      string `json:"id"`
+	Address string `json:"address"` // where it serves devices
+	// Self marks the node serving this admin side.
+	Self bool `json:"self,omitempty"`
+	// Devices is how many devices it holds, and Messages how many messages
+	// it relayed since it started, as of its last renewal.
+	Devices  int    `json:"devices"`
+	Messages uint64 `json:"messages"`
+	// MessagesPerSec is its rate between its last two renewals.
+	MessagesPerSec float64 `json:"messages_per_sec"`
+	// Started is when it joined; Renewed when it last renewed its lease.
+	Started time.Time `json:"started"`
+	Renewed time.Time `json:"renewed"`
+	// LeaseAge is how long ago it renewed its lease (nanoseconds), as of
+	// the snapshot or stats delta: a node renews every third of its lease,
+	// and one whose lease runs out is taken for dead.
+	LeaseAge time.Duration `json:"lease_age"`
+}
+
 // Snapshot is the whole state at sequence number Seq: every event numbered
 // Seq or lower is reflected in it. It is also the body of GET /admin/v1/state.
 type Snapshot struct {
@@ -248,7 +274,15 @@ type Snapshot struct {
 	Devices []Device  `json:"devices"`
 	Pairs   []Pair    `json:"pairs"`
 	Stats   Stats     `json:"stats"`
+	// Node is the id of the cluster node serving this admin side, and
+	// Nodes the cluster's live nodes, sorted by id; both left out for a
+	// relay alone (p2pd without --redis).
+	Node  string `json:"node,omitempty"`
+	Nodes []Node `json:"nodes,omitempty"`
 }
+
+// Clustered reports whether the relay is a node of a cluster.
+func (s *Snapshot) Clustered() bool { return s.Node != "" }
 
 // Kind names a Delta.
 type Kind string
@@ -305,6 +339,9 @@ type Delta struct {
 	DeviceMessages map[string]uint64  `json:"device_messages,omitempty"`
 	DeviceRates    map[string]float64 `json:"device_rates,omitempty"`
 	DeviceRefusals map[string]uint64  `json:"device_refusals,omitempty"`
+	// Nodes are the cluster's live nodes, sorted by id (stats, on a node
+	// of a cluster, when it could read them).
+	Nodes []Node `json:"nodes,omitempty"`
 	// Command is "kick" or "unpair" (command).
 	Command string `json:"command,omitempty"`
 	// By is the operator's address (command).
@@ -319,7 +356,11 @@ func (d Delta) Summary() string {
 		if d.Device == nil {
 			return fmt.Sprintf("%s connected", d.ID)
 		}
-		return fmt.Sprintf("%s connected from %s (%s, %s, EIO %d)", d.ID, d.Device.Address, d.Device.Transport, d.Device.Generation, d.Device.EngineIO)
+		on := ""
+		if d.Device.Node != "" {
+			on = " on " + d.Device.Node
+		}
+		return fmt.Sprintf("%s connected%s from %s (%s, %s, EIO %d)", d.ID, on, d.Device.Address, d.Device.Transport, d.Device.Generation, d.Device.EngineIO)
 	case KindDeviceDisconnected:
 		return fmt.Sprintf("%s disconnected: %s", d.ID, LeaveReason(d.Reason))
 	case KindDeviceAway:

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"slices"
 	"text/tabwriter"
 	"time"
 
@@ -55,9 +56,17 @@ func (c *DevicesCmd) Run(ctx context.Context, g *Globals, out io.Writer) error {
 	if c.JSON {
 		return printJSON(out, devs)
 	}
-	return table(out, "ID\tAVAILABLE\tPEER\tTRANSPORT\tCLIENT\tADDRESS\tCONNECTED", len(devs), func(i int) string {
+	header := "ID\tAVAILABLE\tPEER\tTRANSPORT\tCLIENT\tADDRESS\tCONNECTED"
+	if snap.Clustered() {
+		header += "\tNODE"
+	}
+	return table(out, header, len(devs), func(i int) string {
 		d := devs[i]
-		return fmt.Sprintf("%s\t%v\t%s\t%s\t%s/%d\t%s\t%s", d.ID, d.Available, dash(d.Peer), d.Transport, d.Generation, d.EngineIO, d.Address, d.ConnectedAt.UTC().Format(time.RFC3339))
+		line := fmt.Sprintf("%s\t%v\t%s\t%s\t%s/%d\t%s\t%s", d.ID, d.Available, dash(d.Peer), d.Transport, d.Generation, d.EngineIO, d.Address, d.ConnectedAt.UTC().Format(time.RFC3339))
+		if snap.Clustered() {
+			line += "\t" + dash(d.Node)
+		}
+		return line
 	})
 }
 
@@ -104,6 +113,9 @@ func (c *DeviceCmd) Run(ctx context.Context, g *Globals, out io.Writer) error {
 		{"REFUSALS", det.RefusalSummary()},
 		{"WATCHED", watched},
 	}
+	if det.Node != "" {
+		rows = slices.Insert(rows, 5, [2]string{"NODE", det.Node}) // after ADDRESS
+	}
 	tw := tabwriter.NewWriter(out, 0, 4, 2, ' ', 0)
 	for _, r := range rows {
 		fmt.Fprintf(tw, "%s\t%s\n", r[0], r[1])
@@ -128,6 +140,42 @@ func (c *PairsCmd) Run(ctx context.Context, g *Globals, out io.Writer) error {
 	return table(out, "A (ASKED)\tB\tSINCE\tMESSAGES", len(snap.Pairs), func(i int) string {
 		p := snap.Pairs[i]
 		return fmt.Sprintf("%s\t%s\t%s\t%d", p.A, p.B, p.Since.UTC().Format(time.RFC3339), p.Messages)
+	})
+}
+
+// NodesCmd lists the nodes of a cluster.
+type NodesCmd struct {
+	JSON bool `help:"Print a JSON array of node objects (lease_age in nanoseconds); [] for a relay alone."`
+}
+
+// alone is what p2pctl nodes says of a relay that is no cluster.
+const alone = "this relay runs alone (p2pd without --redis): it has no cluster nodes to list"
+
+// Run prints the nodes, the one serving the admin side marked "(serving)".
+func (c *NodesCmd) Run(ctx context.Context, g *Globals, out io.Writer) error {
+	snap, err := state(ctx, g)
+	if err != nil {
+		return err
+	}
+	nodes := snap.Nodes
+	if nodes == nil {
+		nodes = []adminapi.Node{}
+	}
+	if c.JSON {
+		return printJSON(out, nodes)
+	}
+	if !snap.Clustered() {
+		_, err := fmt.Fprintln(out, alone)
+		return err
+	}
+	return table(out, "NODE\tADDRESS\tDEVICES\tMSG/S\tMESSAGES\tLEASE AGE\tUP", len(nodes), func(i int) string {
+		n := nodes[i]
+		id := n.ID
+		if n.Self {
+			id += " (serving)"
+		}
+		return fmt.Sprintf("%s\t%s\t%d\t%.1f\t%d\t%.1fs\t%s", id, n.Address, n.Devices, n.MessagesPerSec, n.Messages,
+			n.LeaseAge.Seconds(), adminapi.Compact(snap.Time.Sub(n.Started)))
 	})
 }
 

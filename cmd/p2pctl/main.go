@@ -32,6 +32,7 @@ type CLI struct {
 	Devices   DevicesCmd       `cmd:"" help:"List the connected devices."`
 	Device    DeviceCmd        `cmd:"" help:"Print everything the relay knows of one device."`
 	Pairs     PairsCmd         `cmd:"" help:"List the live pairs."`
+	Nodes     NodesCmd         `cmd:"" help:"List the nodes of a cluster of relays (p2pd --redis): address, devices, messages a second, lease age."`
 	Watch     WatchCmd         `cmd:"" help:"Print the relay's events as they happen, one per line; with --device, one device's traffic."`
 	Kick      KickCmd          `cmd:"" help:"Disconnect a device."`
 	Unpair    UnpairCmd        `cmd:"" help:"Break the pair a device is in."`

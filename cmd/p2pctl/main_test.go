@@ -141,7 +141,7 @@ func TestWrongTokenAndUnreachableRelay(t *testing.T) {
 }
 
 func TestUsage(t *testing.T) {
-	if r := p2pctl(t, "--help"); r.code != 0 || !strings.Contains(r.stdout, "watch") || !strings.Contains(r.stdout, "P2PCTL_TOKEN") {
+	if r := p2pctl(t, "--help"); r.code != 0 || !strings.Contains(r.stdout, "watch") || !strings.Contains(r.stdout, "nodes") || !strings.Contains(r.stdout, "P2PCTL_TOKEN") {
 		t.Fatalf("--help: %+v", r)
 	}
 	if r := p2pctl(t, "frobnicate"); r.code == 0 || !strings.Contains(r.stderr, "frobnicate") {

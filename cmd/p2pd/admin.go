@@ -71,13 +71,19 @@ func (f AdminFlags) adminToken(log *slog.Logger) (string, error) {
 	return tok, nil
 }
 
-// newHub builds the admin hub with the admin token. The caller must Close it.
-func (f AdminFlags) newHub(log *slog.Logger) (*admin.Hub, error) {
+// newHub builds the admin hub with the admin token; on a node of a
+// cluster (node not nil), it shows the whole cluster. The caller must
+// Close it.
+func (f AdminFlags) newHub(log *slog.Logger, node *clusterNode) (*admin.Hub, error) {
 	tok, err := f.adminToken(log)
 	if err != nil {
 		return nil, err
 	}
-	hub, err := admin.New(admin.Config{Token: tok, Logger: log.With("component", "admin"), MetricsOpen: f.MetricsOpen})
+	cfg := admin.Config{Token: tok, Logger: log.With("component", "admin"), MetricsOpen: f.MetricsOpen}
+	if node != nil {
+		cfg.Node, cfg.Nodes = node.id, admin.NodeListerFunc(node.nodes)
+	}
+	hub, err := admin.New(cfg)
 	if err != nil {
 		if f.AdminToken == "" {
 			return nil, fmt.Errorf("the admin token in its file: %w", err)

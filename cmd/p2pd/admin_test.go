@@ -90,14 +90,14 @@ func TestAdminTokenFileRefused(t *testing.T) {
 	if err := os.WriteFile(jwt, []byte("eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiJBIn0.c2ln"), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := (AdminFlags{AdminTokenFile: jwt}).newHub(slog.New(slog.DiscardHandler)); protocol.CodeOf(err) != protocol.CodeUnauthorized {
+	if _, err := (AdminFlags{AdminTokenFile: jwt}).newHub(slog.New(slog.DiscardHandler), nil); protocol.CodeOf(err) != protocol.CodeUnauthorized {
 		t.Fatalf("a device token in the file: %v", err)
 	}
 }
 
 func TestAdminTokenWithoutFileLoggedOnce(t *testing.T) {
 	var logs bytes.Buffer
-	hub, err := AdminFlags{AdminTokenFile: "none"}.newHub(slog.New(slog.NewTextHandler(&logs, nil)))
+	hub, err := AdminFlags{AdminTokenFile: "none"}.newHub(slog.New(slog.NewTextHandler(&logs, nil)), nil)
 	if err != nil {
 		t.Fatalf("newHub: %v", err)
 	}
@@ -110,7 +110,7 @@ func TestAdminTokenWithoutFileLoggedOnce(t *testing.T) {
 func TestAdminTokenRejected(t *testing.T) {
 	jwt := "eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiJBIn0.c2ln"
 	for _, tok := range []string{jwt, "has space in it, sixteen+"} {
-		if _, err := (AdminFlags{AdminToken: tok}).newHub(slog.New(slog.DiscardHandler)); protocol.CodeOf(err) != protocol.CodeUnauthorized {
+		if _, err := (AdminFlags{AdminToken: tok}).newHub(slog.New(slog.DiscardHandler), nil); protocol.CodeOf(err) != protocol.CodeUnauthorized {
 			t.Errorf("token %q: %v, want UNAUTHORIZED", tok, err)
 		}
 	}
@@ -118,7 +118,7 @@ func TestAdminTokenRejected(t *testing.T) {
 
 func TestAdminAttached(t *testing.T) {
 	const tok = "p2pa_mount-test-token-123"
-	hub, err := AdminFlags{AdminToken: tok}.newHub(slog.New(slog.DiscardHandler))
+	hub, err := AdminFlags{AdminToken: tok}.newHub(slog.New(slog.DiscardHandler), nil)
 	if err != nil {
 		t.Fatal(err)
 	}

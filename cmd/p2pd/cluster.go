@@ -6,11 +6,14 @@ import (
 	"encoding/hex"
 	"fmt"
 	"log/slog"
+	"net"
+	"os"
 	"strings"
 	"time"
 
 	"github.com/redis/go-redis/v9"
 
+	"github.com/p2prelay/p2prelay/admin"
 	"github.com/p2prelay/p2prelay/cluster"
 	"github.com/p2prelay/p2prelay/server"
 	"github.com/p2prelay/p2prelay/server/socketio"
@@ -60,8 +63,9 @@ type clusterNode struct {
 	id     string
 }
 
-// join connects to Redis and prepares the node; relayCfg takes its store,
-// bus and observer. Start must follow once the relay exists.
+// join connects to Redis and prepares the node, serving devices at
+// address; relayCfg takes its store and bus, and observer must wrap the
+// relay's observer. Start must follow once the relay exists.
 func (f *ClusterFlags) join(ctx context.Context, relayCfg *server.Config, address string, log *slog.Logger) (*clusterNode, error) {
 	if f.Redis == "" {
 		return nil, nil
@@ -97,11 +101,47 @@ func (f *ClusterFlags) join(ctx context.Context, relayCfg *server.Config, addres
 	}
 	c.node = node
 	relayCfg.Store, relayCfg.Node, relayCfg.Bus = c.store, id, node
-	if relayCfg.Observer != nil {
-		relayCfg.Observer = node.Observer(relayCfg.Observer)
-	}
 	log.Info("cluster node", "node", id, "redis", opts.Addr, "prefix", f.RedisPrefix)
 	return c, nil
+}
+
+// observer returns the relay's observer: local, which on a node of a
+// cluster also hears the other nodes' events, as the others hear this
+// one's.
+func (c *clusterNode) observer(local server.Observer) server.Observer {
+	if c == nil {
+		return local
+	}
+	return c.node.Observer(local)
+}
+
+// nodes lists the cluster's live nodes for the admin side.
+func (c *clusterNode) nodes(ctx context.Context) ([]admin.NodeLease, error) {
+	infos, err := c.node.Nodes(ctx)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]admin.NodeLease, len(infos))
+	for i, n := range infos {
+		out[i] = admin.NodeLease{ID: n.ID, Address: n.Address, Started: n.Started, Renewed: n.Renewed, Devices: n.Devices, Messages: n.Messages}
+	}
+	return out, nil
+}
+
+// advertised is the address a node shows in the nodes view: where it
+// listens, with the machine's name for an unspecified host (":9000").
+func advertised(addr net.Addr) string {
+	s := addr.String()
+	host, port, err := net.SplitHostPort(s)
+	if err != nil {
+		return s
+	}
+	if ip := net.ParseIP(host); host == "" || (ip != nil && ip.IsUnspecified()) {
+		if name, err := os.Hostname(); err == nil && name != "" {
+			return net.JoinHostPort(name, port)
+		}
+	}
+	return s
 }
 
 // start joins the cluster with the service's relay: a node that loses

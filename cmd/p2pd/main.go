@@ -103,23 +103,23 @@ func offIfZero(d time.Duration) time.Duration {
 
 // Run serves until ctx ends, then shuts down gracefully.
 func (c *ServeCmd) Run(ctx context.Context) error {
-	log := c.Logger()
 	// Bind first: a port in use fails before any token is made or told.
 	ln, err := net.Listen("tcp", c.Listen)
 	if err != nil {
 		return fmt.Errorf("listen on %s: %w", c.Listen, err)
 	}
+	return c.serve(ctx, ln, c.Logger())
+}
+
+// serve serves on ln until ctx ends, then shuts down gracefully. It
+// closes ln.
+func (c *ServeCmd) serve(ctx context.Context, ln net.Listener, log *slog.Logger) error {
 	serving := false
 	defer func() {
 		if !serving {
 			_ = ln.Close()
 		}
 	}()
-	hub, err := c.newHub(log)
-	if err != nil {
-		return err
-	}
-	defer hub.Close()
 	tokens, err := c.verifier()
 	if err != nil {
 		return err
@@ -131,15 +131,20 @@ func (c *ServeCmd) Run(ctx context.Context) error {
 		ResumeWindow: offIfZero(c.ResumeWindow),
 		ReclaimCheck: offIfZero(c.ReclaimCheck),
 		Tokens:       tokens,
-		Observer:     hub,
 		Logger:       log,
 	}
 	c.LimitFlags.apply(&relayCfg)
-	node, err := c.ClusterFlags.join(ctx, &relayCfg, c.Listen, log)
+	node, err := c.ClusterFlags.join(ctx, &relayCfg, advertised(ln.Addr()), log)
 	if err != nil {
 		return err
 	}
 	defer node.leave(context.Background())
+	hub, err := c.newHub(log, node)
+	if err != nil {
+		return err
+	}
+	defer hub.Close()
+	relayCfg.Observer = node.observer(hub)
 	svc, err := socketio.NewService(socketio.ServiceConfig{
 		Relay:          relayCfg,
 		PingInterval:   c.PingInterval,

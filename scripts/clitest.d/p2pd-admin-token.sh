@@ -14,7 +14,7 @@ for want in "--listen" "P2PD_LISTEN" "--admin-token-file" "--state-dir" "P2PD_ST
 	grep -qF -- "$want" "$WORK/help.out" || fail "p2pd --help lacks $want"
 done
 "$BIN/p2pd" token --help | grep -qF P2PD_DEVICE_SECRET || fail "p2pd token --help does not name P2PD_DEVICE_SECRET"
-for cmd in "" devices device watch kick unpair pairs; do
+for cmd in "" devices device watch kick unpair pairs nodes; do
 	# shellcheck disable=SC2086
 	"$BIN/p2pctl" $cmd --help >"$WORK/ctlhelp.out" 2>&1 || true
 	for env in P2PCTL_URL P2PCTL_TOKEN P2PCTL_TOKEN_FILE; do
