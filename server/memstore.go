@@ -168,7 +168,8 @@ func (s *memoryStore) BeginPair(src, dst string) (BeginResult, error) {
 		return BeginResult{}, protocol.Errorf(protocol.CodeOffline, "device %q is not connected", src)
 	}
 	rd, ok := s.devices[dst]
-	if !ok {
+	if !ok || rd.dev.Away && rd.dev.Peer == "" {
+		// An away device that lost its peer waits only for its end.
 		return BeginResult{}, protocol.Errorf(protocol.CodeOffline, "device %q is offline", dst)
 	}
 	switch {

@@ -8,6 +8,8 @@ local src, dst, since = ARGV[2], ARGV[3], ARGV[4]
 if not has(src) then return {'src_offline'} end
 if not has(dst) then return {'dst_offline'} end
 local speer = get(src, 'peer')
+-- An away device that lost its peer waits only for its end.
+if get(dst, 'away') == '1' and get(dst, 'peer') == '' then return {'dst_offline'} end
 if speer == dst then return {'already'} end
 if speer ~= '' then return {'src_paired', speer} end
 if get(dst, 'peer') ~= '' then return {'dst_paired'} end

@@ -56,6 +56,7 @@ var cases = []contractCase{
 	{"SuspendKeepsAPairedDeviceAway", testSuspend},
 	{"SuspendRemovesAnUnpairedDevice", testSuspendUnpaired},
 	{"AwayDeviceRemovedAfterItsWindow", testAwayRemoved},
+	{"AwayDeviceThatLostItsPeerIsOffline", testAwayUnpaired},
 	{"ConcurrentAddOfOneID", testConcurrentAdd},
 	{"ConcurrentResumeOfOneID", testConcurrentResume},
 	{"ConcurrentCrossedBeginPair", testConcurrentCrossed},
@@ -540,6 +541,23 @@ func testAwayRemoved(t *testing.T, s server.Store) {
 	if c, err := s.Add(dev("A"), false); err != nil || c.Resumed {
 		t.Fatalf("Add after the window = %+v, %v", c, err)
 	}
+}
+
+// testAwayUnpaired: an away device whose pair ended (unpaired, or its
+// peer removed) keeps its record until the relay ends it, but nobody can
+// ask it to pair meanwhile.
+func testAwayUnpaired(t *testing.T, s server.Store) {
+	mustAdd(t, s, "A", "B", "C")
+	mustPair(t, s, "A", "B")
+	if _, kept, _ := s.Suspend("A", "c-A"); !kept {
+		t.Fatalf("A not kept")
+	}
+	if _, ok := s.Unpair("B"); !ok {
+		t.Fatalf("Unpair of the peer of an away device failed")
+	}
+	_, err := s.BeginPair("C", "A")
+	wantCode(t, "pair with an away device that lost its peer", err, protocol.CodeOffline)
+	mustBegin(t, s, "C", "B")
 }
 
 func testConcurrentResume(t *testing.T, s server.Store) {
