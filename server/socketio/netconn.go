@@ -5,7 +5,9 @@ import (
 	"errors"
 	"net"
 	"net/http"
+	"os"
 	"sync"
+	"syscall"
 	"time"
 )
 
@@ -109,30 +111,47 @@ var errSlowReader = errors.New("peer is not reading: more than 8 MiB unsent")
 // closeWait bounds how long Close waits for pending bytes to go out.
 const closeWait = time.Second
 
-// coalescingConn gathers the writes made to a connection while a write is
-// under way and sends them in one system call. The socket.io library
-// writes every packet as its own websocket frame, each with its own
-// system call; under load, many frames for the same connection are ready
-// at once, and writing them together costs one call instead of many. A
-// write returns once its bytes are queued; a flusher goroutine, started
-// when there is something to write and gone when there is not, does the
-// writing. Write never waits on the network. An error from the flusher is
-// returned by the next Write, and closes the connection.
+// coalescingConn writes without ever waiting on the network, and
+// gathers the writes made while one is under way into one system call.
+//
+// A write to an idle connection, what nearly every write is at the rates
+// of a fleet of devices, goes to the kernel at once from the writer's
+// goroutine, in one non-blocking system call: no goroutine is started and
+// none woken. What the kernel does not take at once (its buffer is full),
+// and what other goroutines write meanwhile, is pending; the writer that
+// found the connection idle writes it too, as long as the kernel takes it
+// all, at most inlineRounds times, and then hands what is left to a
+// flusher goroutine, which waits on the network for as long as it takes.
+// Under load, many frames for one connection are ready at once, and
+// writing them together costs one call instead of many. An error from a
+// flusher is returned by the next Write, and closes the connection.
 type coalescingConn struct {
 	net.Conn
+	raw syscall.RawConn // nil when c cannot be written without waiting
 
 	mu       sync.Mutex // guards pending, spare, flushing, err, deadline, closed
 	cond     *sync.Cond // signalled when a flush ends
 	pending  []byte     // bytes written and not yet handed to the kernel
 	spare    []byte     // the previous flush's buffer, reused
-	flushing bool
+	flushing bool       // a writer or the flusher is writing
 	err      error
 	deadline time.Time
 	closed   bool
 }
 
+// inlineRounds bounds how many times a writer that found its connection
+// idle writes what other goroutines made pending meanwhile, before it hands
+// the rest to a flusher: a writer relays for its own device, and should not
+// spend long writing for others.
+const inlineRounds = 4
+
 func newCoalescingConn(c net.Conn) *coalescingConn {
 	cc := &coalescingConn{Conn: c}
+	if sc, ok := c.(syscall.Conn); ok {
+		if raw, err := sc.SyscallConn(); err == nil {
+			cc.raw = raw
+		}
+	}
 	cc.cond = sync.NewCond(&cc.mu)
 	return cc
 }
@@ -150,15 +169,98 @@ func (c *coalescingConn) Write(b []byte) (int, error) {
 	if c.closed {
 		return 0, net.ErrClosed
 	}
+	if c.flushing {
+		c.queue(b)
+		return len(b), nil
+	}
+	c.flushing = true
+	if c.raw == nil {
+		c.queue(b)
+		go c.flush()
+		return len(b), nil
+	}
+	// The connection is idle: write now, then what others queued meanwhile.
+	for round := 0; ; round++ {
+		c.mu.Unlock()
+		n, err := c.writeNow(b)
+		c.mu.Lock()
+		if err != nil {
+			c.err = err
+			_ = c.Conn.Close()
+			c.pending = nil
+			c.flushing = false
+			c.cond.Broadcast()
+			return 0, err
+		}
+		if n < len(b) {
+			// The kernel's buffer is full: the rest goes first.
+			rest := b[n:]
+			if len(c.pending) > 0 {
+				rest = append(append(make([]byte, 0, len(rest)+len(c.pending)), rest...), c.pending...)
+			}
+			c.pending = nil
+			c.queue(rest)
+			go c.flush()
+			return len(b), nil
+		}
+		if round > 0 {
+			c.recycle(b)
+		}
+		if len(c.pending) == 0 {
+			c.flushing = false
+			c.pending, c.spare = nil, nil
+			c.cond.Broadcast()
+			return len(b), nil
+		}
+		if round+1 == inlineRounds {
+			go c.flush()
+			return len(b), nil
+		}
+		b, c.pending = c.pending, nil
+	}
+}
+
+// queue adds b to what is pending. c.mu must be held.
+func (c *coalescingConn) queue(b []byte) {
 	if c.pending == nil && c.spare != nil {
 		c.pending, c.spare = c.spare[:0], nil
 	}
 	c.pending = append(c.pending, b...)
-	if !c.flushing {
-		c.flushing = true
-		go c.flush()
+}
+
+// recycle keeps a written buffer for the next burst unless it grew large.
+// c.mu must be held.
+func (c *coalescingConn) recycle(buf []byte) {
+	if cap(buf) <= 64<<10 {
+		c.spare = buf[:0]
 	}
-	return len(b), nil
+}
+
+// writeNow writes what the kernel takes of b at once, without waiting:
+// a full socket buffer, or a write deadline that has passed, writes
+// nothing (the flusher then waits, and applies deadlines).
+func (c *coalescingConn) writeNow(b []byte) (int, error) {
+	var n int
+	var serr error
+	err := c.raw.Write(func(fd uintptr) bool {
+		for {
+			n, serr = syscall.Write(int(fd), b)
+			if serr != syscall.EINTR {
+				return true
+			}
+		}
+	})
+	switch {
+	case errors.Is(err, os.ErrDeadlineExceeded):
+		return 0, nil
+	case err != nil:
+		return 0, &net.OpError{Op: "write", Net: c.LocalAddr().Network(), Source: c.LocalAddr(), Addr: c.RemoteAddr(), Err: err}
+	case serr == syscall.EAGAIN:
+		return 0, nil
+	case serr != nil:
+		return 0, &net.OpError{Op: "write", Net: c.LocalAddr().Network(), Source: c.LocalAddr(), Addr: c.RemoteAddr(), Err: os.NewSyscallError("write", serr)}
+	}
+	return n, nil
 }
 
 // flush writes what is pending until nothing is.
@@ -180,10 +282,7 @@ func (c *coalescingConn) flush() {
 			c.err = err
 			_ = c.Conn.Close()
 		}
-		// Keep the buffer for the next burst unless it grew large.
-		if cap(buf) <= 64<<10 {
-			c.spare = buf[:0]
-		}
+		c.recycle(buf)
 	}
 	c.flushing = false
 	if len(c.pending) == 0 {

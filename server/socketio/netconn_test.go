@@ -169,3 +169,28 @@ func TestCoalescingConnClosesOnAPeerThatStopsReading(t *testing.T) {
 	}
 	_ = c.Close()
 }
+
+func TestCoalescingConnWritesAnIdleConnectionAtOnce(t *testing.T) {
+	p := connPairs(t)["tcp"]
+	a, b := p[0], p[1]
+	defer b.Close()
+	c := newCoalescingConn(a)
+	defer c.Close()
+	for i := 0; i < 3; i++ {
+		if _, err := c.Write([]byte("frame")); err != nil {
+			t.Fatal(err)
+		}
+		// Written by the caller: no flusher was needed, none runs.
+		c.mu.Lock()
+		flushing, pending := c.flushing, len(c.pending)
+		c.mu.Unlock()
+		if flushing || pending != 0 {
+			t.Fatalf("write %d to an idle connection: flushing %v, %d bytes pending", i, flushing, pending)
+		}
+		got := make([]byte, 5)
+		_ = b.SetReadDeadline(time.Now().Add(5 * time.Second))
+		if _, err := io.ReadFull(b, got); err != nil || string(got) != "frame" {
+			t.Fatalf("read %q, %v", got, err)
+		}
+	}
+}
