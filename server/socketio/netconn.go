@@ -3,12 +3,14 @@ package socketio
 import (
 	"bufio"
 	"errors"
+	"io"
 	"net"
 	"net/http"
 	"os"
 	"sync"
 	"syscall"
 	"time"
+	"unsafe"
 )
 
 // detachOnHijack serves h, and for websocket upgrades hands it a
@@ -244,7 +246,7 @@ func (c *coalescingConn) writeNow(b []byte) (int, error) {
 	var serr error
 	err := c.raw.Write(func(fd uintptr) bool {
 		for {
-			n, serr = syscall.Write(int(fd), b)
+			n, serr = nonBlocking(syscall.SYS_WRITE, fd, b)
 			if serr != syscall.EINTR {
 				return true
 			}
@@ -254,13 +256,79 @@ func (c *coalescingConn) writeNow(b []byte) (int, error) {
 	case errors.Is(err, os.ErrDeadlineExceeded):
 		return 0, nil
 	case err != nil:
-		return 0, &net.OpError{Op: "write", Net: c.LocalAddr().Network(), Source: c.LocalAddr(), Addr: c.RemoteAddr(), Err: err}
+		return 0, &net.OpError{Op: "write", Net: c.LocalAddr().Network(), Source: c.LocalAddr(), Addr: c.RemoteAddr(), Err: unwrapOp(err)}
 	case serr == syscall.EAGAIN:
 		return 0, nil
 	case serr != nil:
 		return 0, &net.OpError{Op: "write", Net: c.LocalAddr().Network(), Source: c.LocalAddr(), Addr: c.RemoteAddr(), Err: os.NewSyscallError("write", serr)}
 	}
 	return n, nil
+}
+
+// Read reads what the kernel has for c, as net.Conn's Read does (it waits
+// on Go's network poller until there is something), each read a
+// nonBlocking system call.
+func (c *coalescingConn) Read(p []byte) (int, error) {
+	if c.raw == nil || len(p) == 0 {
+		return c.Conn.Read(p)
+	}
+	var n int
+	var serr error
+	err := c.raw.Read(func(fd uintptr) bool {
+		for {
+			n, serr = nonBlocking(syscall.SYS_READ, fd, p)
+			if serr != syscall.EINTR {
+				break
+			}
+		}
+		return serr != syscall.EAGAIN // else wait until readable
+	})
+	switch {
+	case err != nil:
+		return 0, &net.OpError{Op: "read", Net: c.LocalAddr().Network(), Source: c.LocalAddr(), Addr: c.RemoteAddr(), Err: unwrapOp(err)}
+	case serr != nil:
+		return 0, &net.OpError{Op: "read", Net: c.LocalAddr().Network(), Source: c.LocalAddr(), Addr: c.RemoteAddr(), Err: os.NewSyscallError("read", serr)}
+	case n == 0:
+		return 0, io.EOF
+	}
+	return n, nil
+}
+
+// maxRaw is the largest read or write nonBlocking makes without telling
+// the scheduler: copying it takes the kernel some tens of microseconds.
+const maxRaw = 64 << 10
+
+// nonBlocking reads or writes (trap) b on a non-blocking descriptor, which
+// never sleeps: it returns EAGAIN when it cannot go on. Up to maxRaw bytes,
+// it goes straight to the kernel without telling Go's scheduler, as the
+// runtime's own calls that cannot block do. A system call the scheduler
+// knows of lets its thread be taken for others if it lasts more than about
+// 20µs, as a write's delivery over loopback often does: a relay on one
+// core then shuffled its P between threads several times per message,
+// each time a context switch, and each first call after an idle spell
+// woke the runtime's monitor thread too.
+func nonBlocking(trap uintptr, fd uintptr, b []byte) (int, error) {
+	if len(b) > maxRaw {
+		if trap == syscall.SYS_READ {
+			return syscall.Read(int(fd), b)
+		}
+		return syscall.Write(int(fd), b)
+	}
+	r, _, errno := syscall.RawSyscall(trap, fd, uintptr(unsafe.Pointer(unsafe.SliceData(b))), uintptr(len(b)))
+	if errno != 0 {
+		return -1, errno
+	}
+	return int(r), nil
+}
+
+// unwrapOp returns the error a net.OpError wraps (RawConn wraps its own
+// as "raw-write"), or err.
+func unwrapOp(err error) error {
+	var op *net.OpError
+	if errors.As(err, &op) {
+		return op.Err
+	}
+	return err
 }
 
 // flush writes what is pending until nothing is.

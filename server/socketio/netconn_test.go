@@ -194,3 +194,40 @@ func TestCoalescingConnWritesAnIdleConnectionAtOnce(t *testing.T) {
 		}
 	}
 }
+
+func TestCoalescingConnReadsAsNetConnDoes(t *testing.T) {
+	p := connPairs(t)["tcp"]
+	c, peer := newCoalescingConn(p[0]), p[1]
+	defer c.Close()
+	buf := make([]byte, 16)
+	_ = c.SetReadDeadline(time.Now().Add(5 * time.Second))
+	// What comes later wakes a waiting read.
+	go func() {
+		time.Sleep(20 * time.Millisecond)
+		_, _ = peer.Write([]byte("abc"))
+	}()
+	if n, err := io.ReadAtLeast(c, buf, 3); err != nil || string(buf[:n]) != "abc" {
+		t.Fatalf("read %q, %v", buf[:n], err)
+	}
+	// A deadline ends a wait with a timeout.
+	_ = c.SetReadDeadline(time.Now().Add(20 * time.Millisecond))
+	_, err := c.Read(buf)
+	var ne net.Error
+	if !errors.As(err, &ne) || !ne.Timeout() {
+		t.Fatalf("read past its deadline: %v, want a timeout", err)
+	}
+	// Data then the end, arriving together: all of it, then io.EOF.
+	_ = c.SetReadDeadline(time.Now().Add(5 * time.Second))
+	want := bytes.Repeat([]byte("0123456789"), 10)
+	_, _ = peer.Write(want)
+	peer.Close()
+	time.Sleep(20 * time.Millisecond)
+	got, err := io.ReadAll(c)
+	if err != nil || !bytes.Equal(got, want) {
+		t.Fatalf("read %d bytes, %v; want %d", len(got), err, len(want))
+	}
+	c.Close()
+	if _, err := c.Read(buf); !errors.Is(err, net.ErrClosed) {
+		t.Fatalf("read after close: %v", err)
+	}
+}
