@@ -203,10 +203,16 @@ func (w *wsTransport) take(mt int, r io.Reader, err error) bool {
 	return true
 }
 
-// receive hands one message to the engine. A text MESSAGE packet of
-// Engine.IO 4, what nearly every message is, becomes a packet directly;
-// anything else goes through the library's packet decoder.
+// receive hands one message on: to the connection's directSink when it
+// takes it (a device's events and acks), else to the engine. A text
+// MESSAGE packet of Engine.IO 4 becomes a packet directly; anything else
+// goes through the library's packet decoder.
 func (w *wsTransport) receive(mt int, data []byte) {
+	if st := w.state(); st != nil {
+		if ds := st.direct.Load(); ds != nil && ds.take(w, st, mt == ws.BinaryMessage, data) {
+			return
+		}
+	}
 	if mt == ws.BinaryMessage {
 		w.OnData(types.NewBytesBuffer(data))
 		return
