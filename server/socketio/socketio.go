@@ -281,12 +281,21 @@ func (c *sioConn) EmitWithAck(event string, args protocol.Args, ack func(protoco
 // directEncoder encodes the packets a sioConn writes itself.
 var directEncoder = relayEncoder{inner: parser.NewEncoder()}
 
-// write sends p to the device, as the library's socket does.
+// write sends p to the device, as the library's socket does: over the
+// relay's websocket transport, framed and written at once (the engine's
+// write path adds nothing there: the transport is always writable, and
+// nothing listens to its events), otherwise through the engine.
 func (c *sioConn) write(p *parser.Packet) {
-	if c.s.Conn().ReadyState() != "open" {
+	conn := c.s.Conn()
+	if conn.ReadyState() != "open" {
 		return
 	}
-	c.s.Client().WriteToEngine(directEncoder.Encode(p), &socket.WriteOptions{})
+	bufs := directEncoder.Encode(p)
+	if w, ok := conn.Transport().(*wsTransport); ok && conn.Protocol() == 4 {
+		w.sendMessages(bufs)
+		return
+	}
+	c.s.Client().WriteToEngine(bufs, &socket.WriteOptions{})
 }
 
 // answer returns the ack callback of the device's event id: the first

@@ -256,6 +256,27 @@ func (w *wsTransport) Send(packets []*packet.Packet) {
 	w.Emit("drain")
 }
 
+// sendMessages writes Engine.IO 4 MESSAGE packets of socket.io data, one
+// frame each, in one go: text as "4" + data, binary as it is.
+func (w *wsTransport) sendMessages(bufs []types.BufferInterface) {
+	w.wmu.Lock()
+	var err error
+	for _, b := range bufs {
+		if _, ok := b.(*types.StringBuffer); ok {
+			err = w.frame(ws.TextMessage, '4', b.Bytes())
+		} else {
+			err = w.frame(ws.BinaryMessage, 0, b.Bytes())
+		}
+		if err != nil {
+			break
+		}
+	}
+	w.wmu.Unlock()
+	if err != nil {
+		w.fail(err)
+	}
+}
+
 // write sends one packet. w.wmu must be held.
 func (w *wsTransport) write(p *packet.Packet) error {
 	if p.Type == packet.PING {
