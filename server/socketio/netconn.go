@@ -116,11 +116,12 @@ const closeWait = time.Second
 // coalescingConn writes without ever waiting on the network, and
 // gathers the writes made while one is under way into one system call.
 //
-// A write to an idle connection, what nearly every write is at the rates
-// of a fleet of devices, goes to the kernel at once from the writer's
-// goroutine, in one non-blocking system call: no goroutine is started and
-// none woken. What the kernel does not take at once (its buffer is full),
-// and what other goroutines write meanwhile, is pending; the writer that
+// A write to an idle connection (none for burstGap), what nearly every
+// write is at the rates of a fleet of devices, goes to the kernel at once
+// from the writer's goroutine, in one non-blocking system call: no
+// goroutine is started and none woken. What the kernel does not take at
+// once (its buffer is full), and what other goroutines write meanwhile,
+// is pending; the writer that
 // found the connection idle writes it too, as long as the kernel takes it
 // all, at most inlineRounds times, and then hands what is left to a
 // flusher goroutine, which waits on the network for as long as it takes.
@@ -136,10 +137,22 @@ type coalescingConn struct {
 	pending  []byte     // bytes written and not yet handed to the kernel
 	spare    []byte     // the previous flush's buffer, reused
 	flushing bool       // a writer or the flusher is writing
+	lastRaw  int64      // when the last Write came, in ns on epoch's clock
 	err      error
 	deadline time.Time
 	closed   bool
 }
+
+// burstGap tells a burst from an idle connection: a Write that comes
+// sooner than this after the one before goes to the flusher, which runs
+// once the senders yield and writes everything they wrote meanwhile in one
+// call (a relay under load writes many frames to a connection at once:
+// written one by one at once, they took twice the CPU); a later one is
+// written at once. At a device fleet's pace nearly every write is later.
+const burstGap = 200 * time.Microsecond
+
+// epoch is the origin of lastRaw's clock (monotonic).
+var epoch = time.Now()
 
 // inlineRounds bounds how many times a writer that found its connection
 // idle writes what other goroutines made pending meanwhile, before it hands
@@ -171,12 +184,16 @@ func (c *coalescingConn) Write(b []byte) (int, error) {
 	if c.closed {
 		return 0, net.ErrClosed
 	}
+	now := int64(time.Since(epoch))
+	busy := now-c.lastRaw < int64(burstGap)
+	c.lastRaw = now
 	if c.flushing {
 		c.queue(b)
 		return len(b), nil
 	}
 	c.flushing = true
-	if c.raw == nil {
+	if c.raw == nil || busy {
+		// A burst: the flusher writes it once the senders yield.
 		c.queue(b)
 		go c.flush()
 		return len(b), nil

@@ -177,6 +177,7 @@ func TestCoalescingConnWritesAnIdleConnectionAtOnce(t *testing.T) {
 	c := newCoalescingConn(a)
 	defer c.Close()
 	for i := 0; i < 3; i++ {
+		time.Sleep(2 * burstGap) // idle, not a burst
 		if _, err := c.Write([]byte("frame")); err != nil {
 			t.Fatal(err)
 		}
