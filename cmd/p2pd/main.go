@@ -165,7 +165,9 @@ func (c *ServeCmd) serve(ctx context.Context, ln net.Listener, log *slog.Logger)
 		return fmt.Errorf("--pprof-listen: %w", err)
 	}
 	defer stopPprof()
-	c.MemoryFlags.apply()
+	tuneCtx, stopTuning := context.WithCancel(ctx)
+	defer stopTuning()
+	go c.MemoryFlags.apply(log).run(tuneCtx, tunePeriod)
 	if c.IdleTrim > 0 {
 		trimCtx, stopTrim := context.WithCancel(ctx)
 		defer stopTrim()

@@ -45,6 +45,10 @@ type gateState struct {
 	att     attachments
 
 	adm admission
+
+	// direct takes the device's events and acks on "/" from the
+	// websocket transport, when set (directSink).
+	direct atomic.Pointer[directSink]
 }
 
 func newConnectGate() *connectGate {

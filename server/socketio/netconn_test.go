@@ -169,3 +169,66 @@ func TestCoalescingConnClosesOnAPeerThatStopsReading(t *testing.T) {
 	}
 	_ = c.Close()
 }
+
+func TestCoalescingConnWritesAnIdleConnectionAtOnce(t *testing.T) {
+	p := connPairs(t)["tcp"]
+	a, b := p[0], p[1]
+	defer b.Close()
+	c := newCoalescingConn(a)
+	defer c.Close()
+	for i := 0; i < 3; i++ {
+		time.Sleep(2 * burstGap) // idle, not a burst
+		if _, err := c.Write([]byte("frame")); err != nil {
+			t.Fatal(err)
+		}
+		// Written by the caller: no flusher was needed, none runs.
+		c.mu.Lock()
+		flushing, pending := c.flushing, len(c.pending)
+		c.mu.Unlock()
+		if flushing || pending != 0 {
+			t.Fatalf("write %d to an idle connection: flushing %v, %d bytes pending", i, flushing, pending)
+		}
+		got := make([]byte, 5)
+		_ = b.SetReadDeadline(time.Now().Add(5 * time.Second))
+		if _, err := io.ReadFull(b, got); err != nil || string(got) != "frame" {
+			t.Fatalf("read %q, %v", got, err)
+		}
+	}
+}
+
+func TestCoalescingConnReadsAsNetConnDoes(t *testing.T) {
+	p := connPairs(t)["tcp"]
+	c, peer := newCoalescingConn(p[0]), p[1]
+	defer c.Close()
+	buf := make([]byte, 16)
+	_ = c.SetReadDeadline(time.Now().Add(5 * time.Second))
+	// What comes later wakes a waiting read.
+	go func() {
+		time.Sleep(20 * time.Millisecond)
+		_, _ = peer.Write([]byte("abc"))
+	}()
+	if n, err := io.ReadAtLeast(c, buf, 3); err != nil || string(buf[:n]) != "abc" {
+		t.Fatalf("read %q, %v", buf[:n], err)
+	}
+	// A deadline ends a wait with a timeout.
+	_ = c.SetReadDeadline(time.Now().Add(20 * time.Millisecond))
+	_, err := c.Read(buf)
+	var ne net.Error
+	if !errors.As(err, &ne) || !ne.Timeout() {
+		t.Fatalf("read past its deadline: %v, want a timeout", err)
+	}
+	// Data then the end, arriving together: all of it, then io.EOF.
+	_ = c.SetReadDeadline(time.Now().Add(5 * time.Second))
+	want := bytes.Repeat([]byte("0123456789"), 10)
+	_, _ = peer.Write(want)
+	peer.Close()
+	time.Sleep(20 * time.Millisecond)
+	got, err := io.ReadAll(c)
+	if err != nil || !bytes.Equal(got, want) {
+		t.Fatalf("read %d bytes, %v; want %d", len(got), err, len(want))
+	}
+	c.Close()
+	if _, err := c.Read(buf); !errors.Is(err, net.ErrClosed) {
+		t.Fatalf("read after close: %v", err)
+	}
+}

@@ -14,6 +14,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/zishang520/socket.io/parsers/socket/v3/parser"
 	engine "github.com/zishang520/socket.io/servers/engine/v3"
 	"github.com/zishang520/socket.io/servers/engine/v3/transports"
 	"github.com/zishang520/socket.io/servers/socket/v3"
@@ -135,24 +136,30 @@ func admit(r *server.Relay, s *socket.Socket, next func(*socket.ExtendedError)) 
 		next(socket.NewExtendedError(pe.Error(), pe.ConnectErrorData()))
 		return
 	}
+	conn := newSioConn(s)
 	go func() {
-		sess, err := r.Join(info, sioConn{s})
-		joined(r, s, sess, err, next)
+		sess, err := r.Join(info, conn)
+		joined(r, s, conn, sess, err, next)
 	}()
 }
 
 // joined finishes admit once the relay has answered.
-func joined(r *server.Relay, s *socket.Socket, sess *server.Session, err error, next func(*socket.ExtendedError)) {
+func joined(r *server.Relay, s *socket.Socket, conn *sioConn, sess *server.Session, err error, next func(*socket.ExtendedError)) {
 	if err != nil {
 		pe := protocol.AsError(err)
 		s.Conn().Emit(eventRefused)
 		next(socket.NewExtendedError(pe.Error(), pe.ConnectErrorData()))
 		return
 	}
-	s.OnAny(func(args ...any) {
+	handle := func(args ...any) {
 		event, rest, ack := splitEvent(args)
 		r.Handle(sess, event, rest, ack)
-	})
+	}
+	s.OnAny(handle)
+	if conn.direct != nil {
+		// Before the device is told it joined, so before it sends.
+		conn.direct.joined(handle)
+	}
 	// The library queues a device's packets for its socket and handles
 	// the end of the transport at once: a DISCONNECT that the device sends
 	// just before it closes (as socket.disconnect() does) reaches the
@@ -171,6 +178,7 @@ func joined(r *server.Relay, s *socket.Socket, sess *server.Session, err error, 
 		if bye.Load() {
 			reason = "client namespace disconnect"
 		}
+		conn.acks.clear()
 		r.Leave(sess, reason)
 	}
 	_ = s.On("disconnect", leave)
@@ -223,12 +231,43 @@ func splitEvent(args []any) (string, protocol.Args, server.Ack) {
 }
 
 // sioConn is a Conn over a socket.io server socket.
-type sioConn struct{ s *socket.Socket }
+type sioConn struct {
+	s *socket.Socket
+	// direct, when not nil, takes the device's events and acks from its
+	// transport (directSink); the acks it awaits are then in acks.
+	direct *directSink
+	acks   directAcks
+}
 
-func (c sioConn) Emit(event string, args protocol.Args) { _ = c.s.Emit(event, args.Wire()...) }
+// newSioConn returns the Conn of s, with a directSink installed on its
+// transport when the transport is one that can feed it: the relay's
+// websocket transport, Engine.IO 4, from the connection's start.
+func newSioConn(s *socket.Socket) *sioConn {
+	c := &sioConn{s: s}
+	if s.Conn().Protocol() != 4 {
+		return c
+	}
+	if w, ok := s.Conn().Transport().(*wsTransport); ok {
+		if st := w.state(); st != nil {
+			c.direct = newDirectSink(c)
+			st.direct.Store(c.direct)
+		}
+	}
+	return c
+}
 
-func (c sioConn) EmitWithAck(event string, args protocol.Args, ack func(protocol.Args)) {
+func (c *sioConn) Emit(event string, args protocol.Args) { _ = c.s.Emit(event, args.Wire()...) }
+
+func (c *sioConn) EmitWithAck(event string, args protocol.Args, ack func(protocol.Args)) {
 	vals := args.Wire()
+	if c.direct != nil {
+		id := c.acks.add(func(vals []any) { ack(protocol.ArgsOf(vals)) })
+		data := make([]any, 0, len(vals)+1)
+		data = append(data, event)
+		data = append(data, vals...)
+		c.write(&parser.Packet{Type: parser.EVENT, Nsp: "/", Id: &id, Data: data})
+		return
+	}
 	all := make([]any, 0, len(vals)+1)
 	all = append(all, vals...)
 	all = append(all, socket.Ack(func(vals []any, err error) {
@@ -239,6 +278,41 @@ func (c sioConn) EmitWithAck(event string, args protocol.Args, ack func(protocol
 	_ = c.s.Emit(event, all...)
 }
 
+// directEncoder encodes the packets a sioConn writes itself.
+var directEncoder = relayEncoder{inner: parser.NewEncoder()}
+
+// write sends p to the device, as the library's socket does: over the
+// relay's websocket transport, framed and written at once (the engine's
+// write path adds nothing there: the transport is always writable, and
+// nothing listens to its events), otherwise through the engine.
+func (c *sioConn) write(p *parser.Packet) {
+	conn := c.s.Conn()
+	if conn.ReadyState() != "open" {
+		return
+	}
+	bufs := directEncoder.Encode(p)
+	if w, ok := conn.Transport().(*wsTransport); ok && conn.Protocol() == 4 {
+		w.sendMessages(bufs)
+		return
+	}
+	c.s.Client().WriteToEngine(bufs, &socket.WriteOptions{})
+}
+
+// answer returns the ack callback of the device's event id: the first
+// call sends the answer, while the device is on "/".
+func (c *sioConn) answer(id uint64) func([]any, error) {
+	var sent atomic.Bool
+	return func(vals []any, _ error) {
+		if !sent.CompareAndSwap(false, true) || !c.s.Connected() {
+			return
+		}
+		c.write(&parser.Packet{Type: parser.ACK, Nsp: "/", Id: &id, Data: vals})
+	}
+}
+
+// takeAck returns the ack awaited for id, and forgets it.
+func (c *sioConn) takeAck(id uint64) func([]any) { return c.acks.take(id) }
+
 // closeGrace is how long a disconnected device has to close its transport
 // itself before the relay closes it. Closing at once can lose the last
 // packets (the SERVER_ERROR that says why) on a websocket.
@@ -247,7 +321,7 @@ const closeGrace = time.Second
 // Disconnect ends the device's namespace session at once (it gets the
 // DISCONNECT packet after everything sent before it) and closes the
 // transport after closeGrace, if the device has not closed it by then.
-func (c sioConn) Disconnect() {
+func (c *sioConn) Disconnect() {
 	c.s.Disconnect(false)
 	conn := c.s.Conn()
 	time.AfterFunc(closeGrace, func() { conn.Close(false) })
@@ -258,7 +332,7 @@ func (c sioConn) Disconnect() {
 // clients reconnect by themselves. The close comes closeLinger after what
 // was sent before it: a client that reads data and the end of its
 // connection at once may drop the data (the Go client does) otherwise.
-func (c sioConn) Close() {
+func (c *sioConn) Close() {
 	conn := c.s.Conn()
 	time.AfterFunc(closeLinger, func() { conn.Close(false) })
 }
@@ -272,7 +346,7 @@ const closeLinger = 100 * time.Millisecond
 // message that completes its pending poll, after which a live device polls
 // again at once. Over a transport it cannot ask (the library's own
 // websocket transport, WebTransport) it reports true.
-func (c sioConn) Alive(timeout time.Duration) bool {
+func (c *sioConn) Alive(timeout time.Duration) bool {
 	conn := c.s.Conn()
 	if conn.ReadyState() != "open" {
 		return false
@@ -320,7 +394,7 @@ func pollAlive(conn engine.Socket, t transports.Transport, timeout time.Duration
 	}
 }
 
-func (c sioConn) Transport() string {
+func (c *sioConn) Transport() string {
 	if t := c.s.Conn().Transport(); t != nil {
 		return t.Name()
 	}

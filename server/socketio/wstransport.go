@@ -203,10 +203,16 @@ func (w *wsTransport) take(mt int, r io.Reader, err error) bool {
 	return true
 }
 
-// receive hands one message to the engine. A text MESSAGE packet of
-// Engine.IO 4, what nearly every message is, becomes a packet directly;
-// anything else goes through the library's packet decoder.
+// receive hands one message on: to the connection's directSink when it
+// takes it (a device's events and acks), else to the engine. A text
+// MESSAGE packet of Engine.IO 4 becomes a packet directly; anything else
+// goes through the library's packet decoder.
 func (w *wsTransport) receive(mt int, data []byte) {
+	if st := w.state(); st != nil {
+		if ds := st.direct.Load(); ds != nil && ds.take(w, st, mt == ws.BinaryMessage, data) {
+			return
+		}
+	}
 	if mt == ws.BinaryMessage {
 		w.OnData(types.NewBytesBuffer(data))
 		return
@@ -248,6 +254,27 @@ func (w *wsTransport) Send(packets []*packet.Packet) {
 		return
 	}
 	w.Emit("drain")
+}
+
+// sendMessages writes Engine.IO 4 MESSAGE packets of socket.io data, one
+// frame each, in one go: text as "4" + data, binary as it is.
+func (w *wsTransport) sendMessages(bufs []types.BufferInterface) {
+	w.wmu.Lock()
+	var err error
+	for _, b := range bufs {
+		if _, ok := b.(*types.StringBuffer); ok {
+			err = w.frame(ws.TextMessage, '4', b.Bytes())
+		} else {
+			err = w.frame(ws.BinaryMessage, 0, b.Bytes())
+		}
+		if err != nil {
+			break
+		}
+	}
+	w.wmu.Unlock()
+	if err != nil {
+		w.fail(err)
+	}
 }
 
 // write sends one packet. w.wmu must be held.
