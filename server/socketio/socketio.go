@@ -334,12 +334,21 @@ func (c *sioConn) Disconnect() {
 // connection at once may drop the data (the Go client does) otherwise.
 func (c *sioConn) Close() {
 	conn := c.s.Conn()
-	time.AfterFunc(closeLinger, func() { conn.Close(false) })
+	linger := closeLinger
+	if t := conn.Transport(); t != nil && t.Name() == transports.POLLING {
+		// What was sent waits for the device's next poll, which a busy
+		// device or machine may make well after 100 ms.
+		linger = pollCloseLinger
+	}
+	time.AfterFunc(linger, func() { conn.Close(false) })
 }
 
-// closeLinger is how long Close lets what was sent before it reach the
-// device.
-const closeLinger = 100 * time.Millisecond
+// closeLinger is how long Close lets what was sent before it reach a
+// device on websocket, pollCloseLinger one on long-polling.
+const (
+	closeLinger     = 100 * time.Millisecond
+	pollCloseLinger = time.Second
+)
 
 // Alive reports whether the device still answers on this connection: over
 // the relay's websocket transport, a websocket ping; over polling, a
