@@ -104,8 +104,10 @@ func (t *gcTuner) run(ctx context.Context, period time.Duration) {
 		select {
 		case <-ctx.Done():
 			return
-		case now := <-tick.C:
-			cpu := t.cpu()
+		case <-tick.C:
+			// The time is read with the CPU time, not taken from the
+			// tick, which a busy process may handle late.
+			now, cpu := time.Now(), t.cpu()
 			used := float64(cpu-lastCPU) / float64(now.Sub(last)) / float64(t.procs)
 			last, lastCPU = now, cpu
 			next := current
