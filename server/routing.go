@@ -47,11 +47,14 @@ func (r *Relay) handleEmit(s *device, args protocol.Args, ack Ack, withAck bool)
 		return
 	}
 	if !withAck {
+		// Counted before it goes: the peer may read it, and anyone it
+		// tells may read the counts, before sendTo returns.
+		r.countRelayed(s, t, req.Event, size)
 		if !r.sendTo(t, message{event: req.Event, args: req.Args}) {
+			r.uncountRelayed(s, t, size)
 			r.refuse(s, offline(t), ack, ackError)
 			return
 		}
-		r.countRelayed(s, t, req.Event, size)
 		ack.answer()
 		return
 	}
@@ -161,15 +164,19 @@ func (r *Relay) ask(t *device, p *pendingAck, event string, args protocol.Args, 
 		p.timer = r.after(timeout, func() { r.ackTimedOut(t, id) })
 	}
 	t.mu.Unlock()
+	if relayed {
+		// Counted before it goes, as in handleRelay.
+		r.countRelayed(p.src, t, event, size)
+	}
 	if !r.sendTo(t, message{event: event, args: args, ackID: id}) {
+		if relayed {
+			r.uncountRelayed(p.src, t, size)
+		}
 		if t.takeAck(id) != nil {
 			p.stopTimer()
 			r.failAck(p, offline(t))
 		}
 		return
-	}
-	if relayed {
-		r.countRelayed(p.src, t, event, size)
 	}
 }
 
@@ -228,6 +235,21 @@ func (r *Relay) countRelayed(s, t *device, event string, size int) {
 		t.counters.msgsOut.Add(1)
 		t.counters.bytesOut.Add(uint64(size))
 		r.tap(t, Traffic{Dir: DirOut, Event: event, Size: size})
+	}
+}
+
+// uncountRelayed takes back the counts of countRelayed for a message that
+// could not go (refused ones count as refusals only).
+func (r *Relay) uncountRelayed(s, t *device, size int) {
+	if s != nil {
+		s.sent.Add(^uint64(0))
+		s.pairSent.Add(^uint64(0))
+		r.stats.messages.Add(^uint64(0))
+		s.counters.bytesIn.Add(^uint64(size - 1))
+	}
+	if t != nil {
+		t.counters.msgsOut.Add(^uint64(0))
+		t.counters.bytesOut.Add(^uint64(size - 1))
 	}
 }
 
