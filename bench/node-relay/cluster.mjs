@@ -51,6 +51,7 @@ import { parseArgs } from "node:util";
 import { createAdapter } from "@socket.io/redis-adapter";
 import { createClient } from "redis";
 import { Server } from "socket.io";
+import { MAX_EVENT_BYTES, RESERVED, badID, connectError, clientIdOf } from "./protocol.mjs";
 
 const { values: opt } = parseArgs({
   options: {
@@ -82,31 +83,11 @@ const pairTimeout = millis("pair-timeout");
 const ackTimeout = millis("ack-timeout");
 const nodeID = opt["node-id"];
 
-const MAX_ID = 128;
-const MAX_EVENT_BYTES = 256;
 const DEVICES = "p2p:devices";
 const PEERS = "p2p:peers";
 const SHAKES = "p2p:shakes";
 
-// Event names a device may not make the relay emit, as in relay.mjs.
-const RESERVED = new Set([
-  "SERVER_ERROR", "LIST_CLIENTS",
-  "connect", "connect_error", "disconnect", "disconnecting", "error", "newListener", "removeListener",
-  "connect_timeout", "reconnect", "reconnect_attempt", "reconnecting", "reconnect_error", "reconnect_failed",
-]);
 
-/** A device id's problem, or null when it is valid: 1-128 characters, no control characters. */
-function badID(id) {
-  if (typeof id !== "string") return "device id must be a string";
-  if (id.length === 0) return "device id is empty";
-  let n = 0;
-  for (const ch of id) {
-    if (++n > MAX_ID) return `device id is longer than ${MAX_ID} characters`;
-    const c = ch.codePointAt(0);
-    if (c < 0x20 || (c >= 0x7f && c < 0xa0)) return "device id contains a control character";
-  }
-  return null;
-}
 
 /** A device connected to this node; peer is its peer's id or null. */
 class Device {
@@ -266,11 +247,6 @@ async function leave(dev) {
   await redis.hDel(DEVICES, dev.id);
 }
 
-function connectError(code, message) {
-  const err = new Error(`${code}: ${message}`);
-  err.data = { code, message };
-  return err;
-}
 
 const httpServer = createServer();
 const io = new Server(httpServer, {
@@ -292,9 +268,6 @@ if (!opt.untuned) {
 }
 
 /** clientIdOf returns the id a device connected with (?clientId=). */
-function clientIdOf(socket) {
-  return (socket.conn.query ?? socket.handshake.query).clientId;
-}
 
 io.use(async (socket, next) => {
   const id = clientIdOf(socket);

@@ -17,6 +17,7 @@
 import { createServer } from "node:http";
 import { parseArgs } from "node:util";
 import { Server } from "socket.io";
+import { MAX_EVENT_BYTES, RESERVED, badID, connectError, clientIdOf } from "./protocol.mjs";
 
 const { values: opt } = parseArgs({
   options: {
@@ -41,30 +42,8 @@ function millis(name) {
 const pairTimeout = millis("pair-timeout");
 const ackTimeout = millis("ack-timeout");
 
-const MAX_ID = 128;
-const MAX_EVENT_BYTES = 256;
 
-// Event names a device may not make the relay emit: socket.io's reserved
-// names, the lifecycle events of socket.io-client 2.x, and the protocol's
-// own (every P2P_* name is refused separately).
-const RESERVED = new Set([
-  "SERVER_ERROR", "LIST_CLIENTS",
-  "connect", "connect_error", "disconnect", "disconnecting", "error", "newListener", "removeListener",
-  "connect_timeout", "reconnect", "reconnect_attempt", "reconnecting", "reconnect_error", "reconnect_failed",
-]);
 
-/** A device id's problem, or null when it is valid: 1-128 characters, no control characters. */
-function badID(id) {
-  if (typeof id !== "string") return "device id must be a string";
-  if (id.length === 0) return "device id is empty";
-  let n = 0;
-  for (const ch of id) {
-    if (++n > MAX_ID) return `device id is longer than ${MAX_ID} characters`;
-    const c = ch.codePointAt(0);
-    if (c < 0x20 || (c >= 0x7f && c < 0xa0)) return "device id contains a control character";
-  }
-  return null;
-}
 
 /**
  * A connected device. peer is the paired Device or null; shake is the
@@ -217,11 +196,6 @@ function leave(dev) {
   dev.owed.clear();
 }
 
-function connectError(code, message) {
-  const err = new Error(`${code}: ${message}`);
-  err.data = { code, message };
-  return err;
-}
 
 const httpServer = createServer();
 const io = new Server(httpServer, {
@@ -241,9 +215,6 @@ if (!opt.untuned) {
 }
 
 /** clientIdOf returns the id a device connected with (?clientId=). */
-function clientIdOf(socket) {
-  return (socket.conn.query ?? socket.handshake.query).clientId;
-}
 
 io.use((socket, next) => {
   const id = clientIdOf(socket);

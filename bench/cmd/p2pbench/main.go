@@ -167,14 +167,7 @@ func (c *RunCmd) Run(ctx context.Context, log *slog.Logger) error {
 	if err != nil {
 		return err
 	}
-	if c.Strict {
-		for _, v := range res.Verdicts {
-			if v.Missed() {
-				return exitError{3, harness.ErrFailed}
-			}
-		}
-	}
-	return nil
+	return strictExit(c.Strict, res.Verdicts)
 }
 
 func (c *RunCmd) machine() harness.Machine {
@@ -249,14 +242,7 @@ func (c *ClusterCmd) Run(ctx context.Context, log *slog.Logger) error {
 	if err != nil {
 		return err
 	}
-	if c.Strict {
-		for _, v := range res.Verdicts {
-			if v.Missed() {
-				return exitError{3, harness.ErrFailed}
-			}
-		}
-	}
-	return nil
+	return strictExit(c.Strict, res.Verdicts)
 }
 
 // ProfileCmd profiles p2pd under one scenario.
@@ -368,4 +354,17 @@ func main() {
 		}
 		os.Exit(1)
 	}
+}
+
+// strictExit is the exit of a run with --strict: status 3 when a verdict
+// missed its target.
+func strictExit[V interface{ Missed() bool }](strict bool, verdicts []V) error {
+	if strict {
+		for _, v := range verdicts {
+			if v.Missed() {
+				return exitError{3, harness.ErrFailed}
+			}
+		}
+	}
+	return nil
 }
